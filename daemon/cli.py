@@ -1,0 +1,160 @@
+"""Command line: ``ai-band run``, ``ai-band generate``, ``ai-band demo``.
+
+Flags of ``run`` override the TOML config (``config/ai-band.toml`` documents
+every key).  ``generate`` takes the same keys as ``/band/generate``.
+Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from daemon import __version__
+from daemon.config import MIDI_APIS, load_config
+from daemon.errors import BandError, ConfigError
+
+log = logging.getLogger("daemon")
+
+
+def setup_logging(level: str) -> None:
+    """Log to stderr; without timestamps under journald (it adds its own)."""
+    fmt = "%(levelname)-7s %(name)s: %(message)s"
+    if not os.environ.get("JOURNAL_STREAM"):
+        fmt = "%(asctime)s " + fmt
+    logging.basicConfig(level=getattr(logging, level.upper()), format=fmt, stream=sys.stderr, force=True)
+
+
+def _run_overrides(args: argparse.Namespace) -> dict[str, dict]:
+    over: dict[str, dict] = {}
+
+    def put(section: str, key: str, value: object) -> None:
+        if value is not None:
+            over.setdefault(section, {})[key] = value
+
+    put("daemon", "name", args.name)
+    put("daemon", "output_dir", args.output_dir)
+    put("daemon", "log_level", args.log_level)
+    put("osc", "host", args.osc_host)
+    put("osc", "port", args.osc_port)
+    put("midi", "api", args.midi_api)
+    if args.zeroconf_interfaces is not None:
+        if args.zeroconf_interfaces.strip().lower() == "none":
+            put("zeroconf", "enabled", False)
+        elif args.zeroconf_interfaces.strip().lower() != "all":
+            put("zeroconf", "interfaces", args.zeroconf_interfaces)
+    return over
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``ai-band run``: serve until SIGTERM or SIGINT."""
+    from daemon.service import BandDaemon
+
+    config = load_config(args.config, _run_overrides(args))
+    setup_logging(args.log_level or config.daemon.log_level)
+    log.info("ai-band %s starting (config: %s)", __version__, args.config or "built-in defaults")
+    asyncio.run(BandDaemon(config).run())
+    return 0
+
+
+GENERATE_KEYS = ("id", "chords", "key", "style", "bpm", "bars", "ts", "parts", "seed", "humanize", "swing")
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    """``ai-band generate``: one generation into files, offline."""
+    from daemon.generate import generate, validate_request
+    from daemon.generate.request import parse_request
+    from daemon.jobs import new_job_id
+    from daemon.render.midifile import write_midi_files
+
+    setup_logging(args.log_level or "warning")
+    raw = {key: getattr(args, key) for key in GENERATE_KEYS if getattr(args, key) is not None}
+    request = parse_request(raw)
+    validate_request(request)
+    arrangement = generate(request)
+    job_dir = Path(args.output).expanduser() / (args.job_id or new_job_id())
+    job_dir.mkdir(parents=True, exist_ok=True)
+    files = write_midi_files(arrangement, job_dir)
+    print(f"style {arrangement.style}, key {arrangement.key}, {arrangement.bpm:g} bpm, "
+          f"{arrangement.ts_num}/{arrangement.ts_den}, {arrangement.bars} bars, seed {arrangement.seed}")
+    for part in arrangement.parts:
+        print(f"  {part.name:6s} program {part.program:3d} channel {part.channel + 1:2d}: {len(part.notes)} notes")
+    for name, path in files.items():
+        print(f"{name}\t{path}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """``ai-band demo``: start a JACK server and the daemon, drive it as a plugin would."""
+    from daemon.devtools.demo import run_demo
+
+    setup_logging(args.log_level or "warning")
+    return run_demo(output_dir=Path(args.output_dir).expanduser(), bars=args.bars, style=args.style)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with its three subcommands."""
+    parser = argparse.ArgumentParser(prog="ai-band", description="A band that plays along with your DAW.")
+    parser.add_argument("--version", action="version", version=f"ai-band {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the daemon in the foreground")
+    run.add_argument("--config", type=Path, help="TOML config file (default: built-in defaults)")
+    run.add_argument("--name", help="instance name advertised over zeroconf")
+    run.add_argument("--osc-host", help="address to bind, e.g. 0.0.0.0 or 127.0.0.1")
+    run.add_argument("--osc-port", type=int, help="UDP port; 0 takes a free port and logs it")
+    run.add_argument("--output-dir", help="where job folders with .mid files go")
+    run.add_argument("--midi-api", choices=MIDI_APIS, help="python-rtmidi API for the virtual ports")
+    run.add_argument("--zeroconf-interfaces", metavar="LIST|none",
+                     help="comma list of interface IPv4 addresses to advertise on, 'all', or 'none'")
+    run.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    run.set_defaults(func=cmd_run)
+
+    gen = sub.add_parser("generate", help="generate one arrangement into MIDI files, offline")
+    gen.add_argument("--chords", required=True, help='chord sheet, e.g. "| Cmaj7 | Am7 | Dm7 G7 |"')
+    gen.add_argument("--style", help="style name (ai-band generate --list-styles)")
+    gen.add_argument("--key", help="key, e.g. C, Am, F#m")
+    gen.add_argument("--bpm", help="tempo, quarter notes per minute")
+    gen.add_argument("--bars", help="number of bars")
+    gen.add_argument("--ts", help="time signature, e.g. 4/4, 6/8")
+    gen.add_argument("--parts", help="comma list, e.g. drums,bass,keys")
+    gen.add_argument("--seed", help="random seed; the same seed gives the same notes")
+    gen.add_argument("--humanize", help="0..1")
+    gen.add_argument("--swing", help="0..1")
+    gen.add_argument("--id", help="request id stored with the job")
+    gen.add_argument("--job-id", help="folder name under the output dir (default: a new job id)")
+    gen.add_argument("-o", "--output", required=True, help="output folder")
+    gen.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    gen.set_defaults(func=cmd_generate)
+
+    demo = sub.add_parser("demo", help="start JACK + the daemon and play a session as a plugin would")
+    demo.add_argument("--output-dir", default="./demo-output", help="where the job files go")
+    demo.add_argument("--bars", type=int, default=4)
+    demo.add_argument("--style", default="jazz")
+    demo.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ai-band`` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"ai-band: {exc}", file=sys.stderr)
+        return 2
+    except BandError as exc:
+        print(f"ai-band: error [{exc.code}]: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""The generation request: one table of fields, validated once.
+
+The same keys arrive from ``/band/generate`` (OSC key/value pairs or a JSON
+object) and from ``ai-band generate`` flags.  Values may come as int, float or
+a string holding a number; :func:`parse_request` converts and range-checks
+each one and raises :class:`~daemon.errors.RequestError` naming the field.
+Missing fields stay ``None`` and are filled from the style's defaults by
+:func:`daemon.generate.generate`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+from dataclasses import dataclass, fields
+from typing import Any, Callable, Mapping
+
+from daemon.errors import RequestError
+
+#: Parts this version can generate, in the order they are offered.
+KNOWN_PARTS = ("drums", "bass", "keys")
+
+#: Time-signature denominators accepted (note values: half .. 32nd).
+TS_DENOMINATORS = (1, 2, 4, 8, 16, 32)
+
+MAX_CHORDS_CHARS = 4096
+MAX_ID_CHARS = 128
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """A validated generation request; ``None`` means "use the style's default".
+
+    Attributes:
+        id: client's request id, echoed in ``/band/job`` (<= 128 chars).
+        chords: chord sheet, bars separated by ``|`` (see docs/osc-api.md).
+        key: key name such as ``"C"``, ``"F#m"``, ``"Bb"``; inferred from chords when None.
+        style: style name, lower case.
+        bpm: tempo in quarter notes per minute, 20..400.
+        bars: arrangement length in bars, 1..512; defaults to the chord sheet's length.
+        ts: time signature ``(numerator 1..32, denominator in 1,2,4,8,16,32)``.
+        parts: part names from :data:`KNOWN_PARTS`, no repeats.
+        seed: random seed 0..2**31-1; the same seed and request give the same notes.
+        humanize: 0..1 timing/velocity looseness; 0 puts every note exactly on the grid.
+        swing: 0..1 swing of off-beat eighths/16ths; 0 is straight.
+        play: arm the job for playback as soon as it is generated.
+    """
+
+    id: str = ""
+    chords: str = "C Am F G"
+    key: str | None = None
+    style: str | None = None
+    bpm: float | None = None
+    bars: int | None = None
+    ts: tuple[int, int] | None = None
+    parts: tuple[str, ...] | None = None
+    seed: int | None = None
+    humanize: float | None = None
+    swing: float | None = None
+    play: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the request as JSON-ready plain values (``ts`` as ``"n/d"``)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "ts" and value is not None:
+                value = f"{value[0]}/{value[1]}"
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+
+def _number(field: str, value: Any) -> float:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)):
+        result = float(value)
+    elif isinstance(value, str):
+        try:
+            result = float(value.strip())
+        except ValueError:
+            raise RequestError(field, f"expected a number, got {value!r}", "bad_value") from None
+    else:
+        raise RequestError(field, f"expected a number, got {type(value).__name__}", "bad_value")
+    if not math.isfinite(result):
+        raise RequestError(field, f"must be a finite number, got {value!r}")
+    return result
+
+
+def _ranged_float(lo: float, hi: float) -> Callable[[str, Any], float]:
+    def check(field: str, value: Any) -> float:
+        result = _number(field, value)
+        if not lo <= result <= hi:
+            raise RequestError(field, f"must be in {lo:g}..{hi:g}, got {result:g}")
+        return result
+
+    return check
+
+
+def _ranged_int(lo: int, hi: int) -> Callable[[str, Any], int]:
+    def check(field: str, value: Any) -> int:
+        result = _number(field, value)
+        if result != int(result):
+            raise RequestError(field, f"must be a whole number, got {result:g}", "bad_value")
+        if not lo <= result <= hi:
+            raise RequestError(field, f"must be in {lo}..{hi}, got {result:g}")
+        return int(result)
+
+    return check
+
+
+def _text(max_chars: int, *, allow_empty: bool = True) -> Callable[[str, Any], str]:
+    def check(field: str, value: Any) -> str:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = f"{value:g}"
+        if not isinstance(value, str):
+            raise RequestError(field, f"expected a string, got {type(value).__name__}", "bad_value")
+        value = value.strip()
+        if len(value) > max_chars:
+            raise RequestError(field, f"longer than {max_chars} characters")
+        if not value and not allow_empty:
+            raise RequestError(field, "must not be empty", "bad_value")
+        return value
+
+    return check
+
+
+def _style(field: str, value: Any) -> str:
+    return _text(64, allow_empty=False)(field, value).lower()
+
+
+def _key(field: str, value: Any) -> str:
+    return _text(32, allow_empty=False)(field, value)
+
+
+def parse_time_signature(field: str, value: Any) -> tuple[int, int]:
+    """Parse ``"n/d"`` into ``(numerator, denominator)``.
+
+    Args:
+        field: field name for the error message.
+        value: a string such as ``"4/4"``, ``"6/8"`` or ``"7/8"``.
+
+    Raises:
+        RequestError: not of the form n/d, numerator outside 1..32, or a
+            denominator that is not a power of two in 1..32.
+    """
+    text = _text(16, allow_empty=False)(field, value)
+    num_text, sep, den_text = text.partition("/")
+    if not sep or not num_text.strip().isdigit() or not den_text.strip().isdigit():
+        raise RequestError(field, f"expected a time signature such as '4/4', got {text!r}", "bad_value")
+    num, den = int(num_text), int(den_text)
+    if not 1 <= num <= 32:
+        raise RequestError(field, f"numerator must be in 1..32, got {num}")
+    if den not in TS_DENOMINATORS:
+        raise RequestError(field, f"denominator must be one of {TS_DENOMINATORS}, got {den}")
+    return num, den
+
+
+def _parts(field: str, value: Any) -> tuple[str, ...]:
+    text = _text(256, allow_empty=False)(field, value)
+    names = [name.strip().lower() for name in text.split(",") if name.strip()]
+    if not names:
+        raise RequestError(field, "must name at least one part", "bad_value")
+    for name in names:
+        if name not in KNOWN_PARTS:
+            raise RequestError(
+                field, f"unknown part {name!r}; known: {', '.join(KNOWN_PARTS)}", "unknown_part"
+            )
+    if len(set(names)) != len(names):
+        raise RequestError(field, f"a part is named twice in {text!r}", "bad_value")
+    return tuple(names)
+
+
+def _flag(field: str, value: Any) -> bool:
+    if isinstance(value, str) and value.strip().lower() in ("true", "yes", "on"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("false", "no", "off"):
+        return False
+    return bool(_ranged_int(0, 1)(field, value))
+
+
+#: Field name -> converter(field, raw) -> value.  Each raises RequestError.
+FIELDS: dict[str, Callable[[str, Any], Any]] = {
+    "id": _text(MAX_ID_CHARS),
+    "chords": _text(MAX_CHORDS_CHARS, allow_empty=False),
+    "key": _key,
+    "style": _style,
+    "bpm": _ranged_float(20.0, 400.0),
+    "bars": _ranged_int(1, 512),
+    "ts": parse_time_signature,
+    "parts": _parts,
+    "seed": _ranged_int(0, 2**31 - 1),
+    "humanize": _ranged_float(0.0, 1.0),
+    "swing": _ranged_float(0.0, 1.0),
+    "play": _flag,
+}
+
+
+def parse_request(raw: Mapping[str, Any]) -> GenerationRequest:
+    """Validate a mapping of raw request values into a :class:`GenerationRequest`.
+
+    Args:
+        raw: field name -> value as received (str, int, float or bool).
+
+    Raises:
+        RequestError: for the first unknown key (with a "did you mean" hint) or
+            invalid value, naming the field.
+    """
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        check = FIELDS.get(name)
+        if check is None:
+            hint = difflib.get_close_matches(name, FIELDS, n=1)
+            suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+            raise RequestError(name, f"unknown key{suggestion}", "unknown_key")
+        values[name] = check(name, value)
+    return GenerationRequest(**values)
+
+
+def parse_json_request(text: str) -> GenerationRequest:
+    """Parse a JSON object of request fields (the one-string form of ``/band/generate``).
+
+    Raises:
+        RequestError: the text is not a JSON object, or a field is invalid.
+    """
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RequestError("json", f"not valid JSON: {exc.msg} at char {exc.pos}", "bad_value") from None
+    if not isinstance(obj, dict):
+        raise RequestError("json", "must be a JSON object", "bad_value")
+    return parse_request(obj)

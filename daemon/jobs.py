@@ -1,0 +1,257 @@
+"""Generation jobs: queued on the event loop, generated and written in worker processes.
+
+Generation is CPU-bound Python; in a thread it would hold the GIL and delay
+the scheduler thread, so it runs in a :class:`~concurrent.futures.ProcessPoolExecutor`
+(``forkserver`` start method: safe in a process that already has threads).
+The worker writes the files itself (atomically, see
+:mod:`daemon.render.midifile`) and returns the arrangement and the paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import logging
+import multiprocessing
+import secrets
+import time
+from collections import OrderedDict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from daemon.errors import BandError, JobError, RequestError
+from daemon.generate.model import Arrangement
+from daemon.generate.request import GenerationRequest
+
+log = logging.getLogger(__name__)
+
+#: Job states in the order they happen; the last three are final.
+STATES = ("queued", "generating", "done", "failed", "cancelled")
+FINAL_STATES = ("done", "failed", "cancelled")
+
+
+@dataclass
+class Job:
+    """One generation request and its outcome.
+
+    Attributes:
+        job_id: unique id, also the name of the job's output folder.
+        request: the validated request.
+        reply_to: (ip, port) of the requester, or None (offline use).
+        state: one of :data:`STATES`.
+        progress: 0..1.
+        arrangement: the generated parts once done.
+        files: part name (and ``"full"``) -> absolute path of the written file.
+        error: ``(code, message)`` once failed.
+        elapsed_ms: wall time of generation plus writing, milliseconds.
+    """
+
+    job_id: str
+    request: GenerationRequest
+    reply_to: tuple[str, int] | None = None
+    state: str = "queued"
+    progress: float = 0.0
+    arrangement: Arrangement | None = None
+    files: dict[str, str] = field(default_factory=dict)
+    error: tuple[str, str] | None = None
+    elapsed_ms: float | None = None
+    created_s: float = field(default_factory=time.time)
+
+    def as_dict(self) -> dict:
+        """JSON-ready summary for ``/band/status``."""
+        return {
+            "id": self.job_id,
+            "request_id": self.request.id,
+            "state": self.state,
+            "progress": self.progress,
+            "files": self.files,
+            "error": list(self.error) if self.error else None,
+            "elapsed_ms": self.elapsed_ms,
+        }
+
+
+def new_job_id() -> str:
+    """A sortable unique id: UTC time plus 4 random hex digits, e.g. ``20261121-141502-3fa2``."""
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{secrets.token_hex(2)}"
+
+
+def run_job(request: GenerationRequest, job_dir: str) -> tuple[str, object]:
+    """Worker entry point: generate and write files; never raises.
+
+    Args:
+        request: the validated request.
+        job_dir: folder for this job's files (created).
+
+    Returns:
+        ``("ok", (arrangement, files, elapsed_ms))`` or ``("error", (code, message))``.
+        Errors travel as plain tuples: exception subclasses with custom
+        constructors do not always survive pickling.
+    """
+    from daemon.generate import generate
+    from daemon.render.midifile import write_midi_files
+
+    t0 = time.perf_counter()
+    try:
+        arrangement = generate(request)
+        path = Path(job_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        files = {name: str(p) for name, p in write_midi_files(arrangement, path).items()}
+    except BandError as exc:
+        return "error", (exc.code, str(exc))
+    except Exception as exc:  # noqa: BLE001 - reported to the client, logged by the caller
+        return "error", ("generation_failed", f"{type(exc).__name__}: {exc}")
+    return "ok", (arrangement, files, (time.perf_counter() - t0) * 1000.0)
+
+
+def _warm_up() -> bool:
+    import daemon.generate  # noqa: F401 - import cost paid at start-up, not on the first job
+    import daemon.render.midifile  # noqa: F401
+
+    return True
+
+
+Listener = Callable[[Job, str], None]
+
+
+class JobManager:
+    """Queue, run and remember generation jobs.
+
+    Args:
+        output_dir: files go to ``output_dir / job_id``.
+        workers: worker processes (>= 1).
+        max_queued: jobs queued or generating beyond this are refused.
+        listener: called on the event loop as ``listener(job, event)`` with
+            event ``"state"`` on every state change.
+        keep: how many finished jobs are remembered for ``/band/play``.
+    """
+
+    def __init__(
+        self,
+        output_dir: Path,
+        workers: int = 1,
+        max_queued: int = 16,
+        listener: Listener | None = None,
+        keep: int = 200,
+    ) -> None:
+        self.output_dir = output_dir
+        self.workers = workers
+        self.max_queued = max_queued
+        self.listener = listener
+        self.keep = keep
+        self.jobs: OrderedDict[str, Job] = OrderedDict()
+        self._tasks: dict[str, asyncio.Task] = {}
+        self._executor: ProcessPoolExecutor | None = None
+
+    async def start(self) -> None:
+        """Create the output folder and start (and warm up) the worker processes."""
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        ctx = multiprocessing.get_context("forkserver")
+        self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(self._executor, _warm_up) for _ in range(self.workers)))
+        log.info("generation: %d worker process(es) ready; files in %s", self.workers, self.output_dir)
+
+    async def close(self) -> None:
+        """Cancel unfinished jobs and stop the workers."""
+        for job_id, task in list(self._tasks.items()):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def get(self, job_id: str) -> Job:
+        """Return the job; raises :class:`JobError` when unknown."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise JobError(f"unknown job {job_id!r}")
+        return job
+
+    def active_count(self) -> int:
+        """Jobs queued or generating."""
+        return sum(1 for j in self.jobs.values() if j.state not in FINAL_STATES)
+
+    def submit(self, request: GenerationRequest, reply_to: tuple[str, int] | None = None) -> Job:
+        """Queue a job and start it; returns at once.
+
+        Raises:
+            RequestError: code ``busy`` when ``max_queued`` jobs are waiting.
+        """
+        if self._executor is None:
+            raise JobError("the job manager is not running")
+        if self.active_count() >= self.max_queued:
+            raise RequestError("request", f"{self.max_queued} jobs are already queued; try later", "busy")
+        job = Job(job_id=new_job_id(), request=request, reply_to=reply_to)
+        while job.job_id in self.jobs:
+            job.job_id = new_job_id()
+        self.jobs[job.job_id] = job
+        self._trim()
+        self._notify(job)
+        self._tasks[job.job_id] = asyncio.get_running_loop().create_task(self._run(job))
+        return job
+
+    def cancel(self, job_id: str) -> Job:
+        """Cancel a queued or generating job.
+
+        Raises:
+            JobError: unknown job, or already finished.
+        """
+        job = self.get(job_id)
+        task = self._tasks.get(job_id)
+        if job.state in FINAL_STATES or task is None:
+            raise JobError(f"job {job_id} is already {job.state}")
+        task.cancel()
+        return job
+
+    async def wait(self, job_id: str) -> Job:
+        """Wait until the job is final; return it."""
+        task = self._tasks.get(job_id)
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+        return self.get(job_id)
+
+    def _trim(self) -> None:
+        while len(self.jobs) > self.keep:
+            oldest_id, oldest = next(iter(self.jobs.items()))
+            if oldest.state not in FINAL_STATES:
+                break
+            del self.jobs[oldest_id]
+
+    def _notify(self, job: Job) -> None:
+        if self.listener is not None:
+            try:
+                self.listener(job, "state")
+            except Exception:  # noqa: BLE001 - a reply failing must not kill the job
+                log.exception("job listener failed for %s", job.job_id)
+
+    def _set(self, job: Job, state: str, progress: float) -> None:
+        job.state, job.progress = state, progress
+        self._notify(job)
+
+    async def _run(self, job: Job) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            self._set(job, "generating", 0.1)
+            status, payload = await loop.run_in_executor(
+                self._executor, run_job, job.request, str(self.output_dir / job.job_id)
+            )
+            if status == "ok":
+                job.arrangement, job.files, job.elapsed_ms = payload  # type: ignore[misc]
+                log.info("job %s done in %.1f ms: %s", job.job_id, job.elapsed_ms, ", ".join(job.files))
+                self._set(job, "done", 1.0)
+            else:
+                job.error = payload  # type: ignore[assignment]
+                log.warning("job %s failed: %s", job.job_id, job.error[1])
+                self._set(job, "failed", 1.0)
+        except asyncio.CancelledError:
+            self._set(job, "cancelled", job.progress)
+        except Exception as exc:  # noqa: BLE001 - e.g. a worker process died
+            job.error = ("generation_failed", f"{type(exc).__name__}: {exc}")
+            log.exception("job %s failed", job.job_id)
+            self._set(job, "failed", 1.0)
+        finally:
+            self._tasks.pop(job.job_id, None)

@@ -1,0 +1,1 @@
+"""Live playback: virtual MIDI ports (:mod:`.ports`) and the tempo-locked scheduler (:mod:`.scheduler`)."""

@@ -1,0 +1,221 @@
+"""Virtual MIDI output ports, one per part, through python-rtmidi.
+
+python-rtmidi creates one client per port: on JACK the ports appear as
+``ai-band:drums``, ``ai-band-01:bass``, ``ai-band-02:keys``; on ALSA as
+client ``ai-band`` with one port each.  :class:`PartPort` tracks the notes
+it has sounding so that every note-on gets its note-off (MIDI 1.0 spec:
+note-off is 0x8n or 0x9n with velocity 0; All Notes Off is CC 123, All
+Sound Off is CC 120).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from typing import Iterable
+
+from daemon.errors import MidiPortError
+
+log = logging.getLogger(__name__)
+
+NOTE_OFF = 0x80
+NOTE_ON = 0x90
+CONTROL_CHANGE = 0xB0
+PROGRAM_CHANGE = 0xC0
+CC_ALL_SOUND_OFF = 120
+CC_ALL_NOTES_OFF = 123
+
+API_NAMES = ("auto", "alsa", "jack", "coremidi")
+
+
+def resolve_api(name: str) -> int:
+    """Map ``auto|alsa|jack|coremidi`` to a python-rtmidi API constant.
+
+    ``auto`` picks CoreMIDI on macOS, ALSA on Linux when the ALSA sequencer
+    (/dev/snd/seq) exists, else JACK when a JACK server is reachable.
+
+    Raises:
+        MidiPortError: unknown name, or the API is not compiled into python-rtmidi.
+    """
+    import rtmidi
+
+    table = {
+        "alsa": rtmidi.API_LINUX_ALSA,
+        "jack": rtmidi.API_UNIX_JACK,
+        "coremidi": rtmidi.API_MACOSX_CORE,
+    }
+    compiled = set(rtmidi.get_compiled_api())
+    if name == "auto":
+        if sys.platform == "darwin":
+            name = "coremidi"
+        elif os.path.exists("/dev/snd/seq") and rtmidi.API_LINUX_ALSA in compiled:
+            name = "alsa"
+        else:
+            name = "jack"
+    if name not in table:
+        raise MidiPortError(f"unknown MIDI API {name!r}; choose one of {', '.join(API_NAMES)}")
+    api = table[name]
+    if api not in compiled:
+        raise MidiPortError(f"python-rtmidi was built without the {name} API")
+    return api
+
+
+class PartPort:
+    """One virtual MIDI output port that remembers its sounding notes.
+
+    Args:
+        part: part name; also the port name (``drums``, ``bass``, ...).
+        api: python-rtmidi API constant (see :func:`resolve_api`).
+        client_name: MIDI client name, ``ai-band`` by default.
+
+    Raises:
+        MidiPortError: the port cannot be opened (e.g. no JACK server running).
+
+    Methods are thread-safe (one lock per port); the scheduler thread is the
+    only caller during playback.
+    """
+
+    def __init__(self, part: str, api: int, client_name: str = "ai-band") -> None:
+        import rtmidi
+
+        self.part = part
+        self._lock = threading.Lock()
+        self._sounding: set[tuple[int, int]] = set()
+        self.sent_messages = 0
+        try:
+            self._out = rtmidi.MidiOut(api, name=client_name)
+            self._out.open_virtual_port(part)
+        except (rtmidi.SystemError, rtmidi.InvalidUseError, RuntimeError) as exc:
+            hint = " (is a JACK server running?)" if api == rtmidi.API_UNIX_JACK else ""
+            raise MidiPortError(f"cannot open virtual MIDI port {part!r}: {exc}{hint}") from exc
+        self.full_name = part
+
+    def _send(self, message: Iterable[int]) -> None:
+        self._out.send_message(message)
+        self.sent_messages += 1
+
+    def send(self, message: bytes | tuple[int, ...] | list[int]) -> None:
+        """Send one raw MIDI message (status byte first), tracking notes.
+
+        A note-on for a note already sounding is preceded by its note-off
+        (retrigger); a note-off for a note not sounding is not sent.
+        """
+        status = message[0] & 0xF0
+        channel = message[0] & 0x0F
+        with self._lock:
+            if status == NOTE_ON and message[2] > 0:
+                key = (channel, message[1])
+                if key in self._sounding:
+                    self._send([NOTE_OFF | channel, message[1], 0])
+                self._sounding.add(key)
+            elif status == NOTE_OFF or (status == NOTE_ON and message[2] == 0):
+                key = (channel, message[1])
+                if key not in self._sounding:
+                    return
+                self._sounding.discard(key)
+            self._send(list(message))
+
+    @property
+    def sounding(self) -> frozenset[tuple[int, int]]:
+        """The (channel 0..15, pitch 0..127) pairs currently sounding."""
+        with self._lock:
+            return frozenset(self._sounding)
+
+    def release_all(self) -> int:
+        """Send a note-off for every sounding note; return how many were sent."""
+        with self._lock:
+            notes = sorted(self._sounding)
+            for channel, pitch in notes:
+                self._send([NOTE_OFF | channel, pitch, 0])
+            self._sounding.clear()
+        return len(notes)
+
+    def panic(self) -> None:
+        """Note-offs for sounding notes, then All Notes Off and All Sound Off on all 16 channels."""
+        self.release_all()
+        with self._lock:
+            for channel in range(16):
+                self._send([CONTROL_CHANGE | channel, CC_ALL_NOTES_OFF, 0])
+                self._send([CONTROL_CHANGE | channel, CC_ALL_SOUND_OFF, 0])
+
+    def close(self) -> None:
+        """Release sounding notes and close the port; idempotent."""
+        if self._out is None:
+            return
+        try:
+            self.release_all()
+            self._out.close_port()
+            self._out.delete()
+        finally:
+            self._out = None
+
+
+def _jack_port_names(api: int) -> list[str]:
+    import rtmidi
+
+    probe = rtmidi.MidiIn(api, name="ai-band-probe")
+    try:
+        return list(probe.get_ports())
+    finally:
+        probe.delete()
+
+
+class PortSet:
+    """The daemon's virtual ports, one :class:`PartPort` per part.
+
+    Args:
+        parts: part names to open ports for, in order.
+        api_name: ``auto``, ``alsa``, ``jack`` or ``coremidi``.
+        client_name: client name of every port.
+
+    Raises:
+        MidiPortError: any port fails to open (ports opened so far are closed).
+    """
+
+    def __init__(self, parts: Iterable[str], api_name: str = "auto", client_name: str = "ai-band") -> None:
+        self.api = resolve_api(api_name)
+        self.ports: dict[str, PartPort] = {}
+        try:
+            for part in parts:
+                self.ports[part] = PartPort(part, self.api, client_name)
+        except MidiPortError:
+            self.close()
+            raise
+        self._discover_names(client_name)
+        log.info("MIDI ports: %s", ", ".join(p.full_name for p in self.ports.values()))
+
+    def _discover_names(self, client_name: str) -> None:
+        try:
+            listed = _jack_port_names(self.api)
+        except Exception:  # noqa: BLE001 - names are informative only
+            return
+        for part, port in self.ports.items():
+            for name in listed:
+                # JACK: "ai-band-01:bass"; ALSA: "ai-band:bass 128:0".
+                head = name.split(" ")[0]
+                if head.startswith(client_name) and head.split(":")[-1] == part:
+                    port.full_name = head
+                    break
+
+    def names(self) -> dict[str, str]:
+        """Part name -> the port's full system name (e.g. ``ai-band-01:bass``)."""
+        return {part: port.full_name for part, port in self.ports.items()}
+
+    def release_all(self) -> int:
+        """Note-offs for every sounding note on every port; returns the count."""
+        return sum(port.release_all() for port in self.ports.values())
+
+    def panic(self) -> None:
+        """Note-offs plus All Notes Off / All Sound Off on every port and channel."""
+        for port in self.ports.values():
+            port.panic()
+
+    def close(self) -> None:
+        """Close every port (releasing sounding notes first); idempotent."""
+        for port in self.ports.values():
+            try:
+                port.close()
+            except Exception:  # noqa: BLE001 - keep closing the others
+                log.exception("closing MIDI port %s failed", port.part)

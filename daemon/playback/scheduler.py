@@ -1,0 +1,361 @@
+"""Tempo-locked playback: a dedicated thread that sends each event when the host reaches its ppq.
+
+The event loop never touches MIDI: it hands the scheduler transport
+snapshots and commands through a thread-safe queue and an event.  The thread
+sleeps until shortly before each absolute CLOCK_MONOTONIC deadline, then
+spins the last stretch (``spin_s``) so that it is not at the mercy of timer
+slack, as mido's ``MidiFile.play`` uses absolute deadlines so errors never
+accumulate.
+
+A job's events form a periodic lattice anchored at the bar line where it was
+armed: the event at arrangement offset ``x`` plays at host position
+``anchor + k * length + x`` for every integer k.  Following the host is then
+arithmetic: after a relocation or a host loop the next event is looked up
+from the new position; a tempo change only changes the deadlines.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import math
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+from daemon.generate.model import Arrangement
+from daemon.playback.ports import NOTE_OFF, NOTE_ON, PROGRAM_CHANGE, PortSet
+from daemon.transport import TransportSnapshot
+
+log = logging.getLogger(__name__)
+
+#: Offsets closer than this (quarter notes) are one group, dispatched together.
+GROUP_EPSILON_PPQ = 1e-6
+
+
+@dataclass(frozen=True)
+class PlayableJob:
+    """A job's notes flattened into sorted event groups for the scheduler.
+
+    Attributes:
+        job_id: the job's id.
+        length_ppq: loop length in quarter notes.
+        offsets: sorted distinct event offsets in quarter notes.
+        groups: per offset, the events ``(part, midi bytes)``; note-offs first.
+        programs: part -> (channel 0..15, GM program 0..127), sent at the job's start.
+    """
+
+    job_id: str
+    length_ppq: float
+    offsets: tuple[float, ...]
+    groups: tuple[tuple[tuple[str, tuple[int, int, int]], ...], ...]
+    programs: dict[str, tuple[int, int]]
+
+    @classmethod
+    def from_arrangement(cls, job_id: str, arrangement: Arrangement) -> "PlayableJob":
+        """Flatten an arrangement; note-offs at an offset sort before note-ons there.
+
+        Notes are clipped to the arrangement length so a loop never leaves
+        one sounding.
+        """
+        length = arrangement.length_ppq
+        raw: list[tuple[float, int, str, tuple[int, int, int]]] = []
+        for part in arrangement.parts:
+            ch = part.channel
+            for note in part.notes:
+                start = round(note.start_ppq, 6)
+                end = round(min(note.end_ppq, length), 6)
+                if start >= length or end <= start:
+                    continue
+                raw.append((start, 1, part.name, (NOTE_ON | ch, note.pitch, note.velocity)))
+                off_at = end if end < length else 0.0
+                raw.append((off_at, 0, part.name, (NOTE_OFF | ch, note.pitch, 0)))
+        raw.sort(key=lambda e: (e[0], e[1]))
+        offsets: list[float] = []
+        groups: list[list[tuple[str, tuple[int, int, int]]]] = []
+        for offset, _kind, part, msg in raw:
+            if not offsets or offset - offsets[-1] > GROUP_EPSILON_PPQ:
+                offsets.append(offset)
+                groups.append([])
+            groups[-1].append((part, msg))
+        return cls(
+            job_id=job_id,
+            length_ppq=length,
+            offsets=tuple(offsets),
+            groups=tuple(tuple(g) for g in groups),
+            programs={p.name: (p.channel, p.program) for p in arrangement.parts},
+        )
+
+    def next_at(self, anchor_ppq: float, cursor_ppq: float) -> tuple[float, int]:
+        """First event group at host position >= ``cursor_ppq``.
+
+        Returns:
+            ``(host_ppq, group_index)``.  Raises ``ValueError`` for a job without events.
+        """
+        if not self.offsets:
+            raise ValueError("job has no events")
+        rel = cursor_ppq - anchor_ppq
+        k = math.floor(rel / self.length_ppq)
+        off = rel - k * self.length_ppq
+        i = bisect.bisect_left(self.offsets, off - GROUP_EPSILON_PPQ / 2)
+        if i == len(self.offsets):
+            k += 1
+            i = 0
+        return anchor_ppq + k * self.length_ppq + self.offsets[i], i
+
+
+@dataclass
+class _Slot:
+    job: PlayableJob
+    anchor_ppq: float | None  # None: armed, waits for the transport to play
+
+
+@dataclass
+class SchedulerStats:
+    """Counters reported in ``/band/status``."""
+
+    groups_sent: int = 0
+    notes_on: int = 0
+    notes_off_released: int = 0
+    late_dropped: int = 0
+    max_late_ms: float = 0.0
+    late_ms_recent: deque = field(default_factory=lambda: deque(maxlen=256))
+
+
+class Scheduler:
+    """Plays armed jobs on a :class:`PortSet`, locked to the host transport.
+
+    Args:
+        ports: the open virtual ports.
+        output_offset_s: send this many seconds early (latency compensation).
+        late_drop_s: note-ons later than this are skipped rather than sent
+            in a burst (after a stall or a relocation).
+        spin_s: how long before a deadline the thread stops sleeping and spins.
+        clock: CLOCK_MONOTONIC seconds; injectable for tests.
+
+    Thread-safety: every public method may be called from any thread; only
+    the scheduler thread touches the ports while it runs.
+    """
+
+    def __init__(
+        self,
+        ports: PortSet,
+        output_offset_s: float = 0.0,
+        late_drop_s: float = 0.025,
+        spin_s: float = 0.0015,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ports = ports
+        self.output_offset_s = output_offset_s
+        self.late_drop_s = late_drop_s
+        self.spin_s = spin_s
+        self.clock = clock
+        self.stats = SchedulerStats()
+        self._snapshot = TransportSnapshot()
+        self._commands: deque[tuple] = deque()
+        self._wake = threading.Event()
+        self._quit = False
+        self._thread: threading.Thread | None = None
+        # State below is owned by the scheduler thread.
+        self._seen_run = -1
+        self._cursor_ppq = 0.0
+        self._current: _Slot | None = None
+        self._pending: _Slot | None = None
+        self._muted: set[str] = set()
+        self._status: dict = {}
+
+    # -- API for the event loop ---------------------------------------------
+    def start(self) -> None:
+        """Start the scheduler thread."""
+        self._thread = threading.Thread(target=self._run, name="ai-band-scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 2.0) -> None:
+        """Stop the thread, sending note-offs for everything sounding; idempotent."""
+        self._quit = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            if self._thread.is_alive():
+                log.error("scheduler thread did not stop within %.1f s", timeout_s)
+            self._thread = None
+        self.ports.release_all()
+
+    def set_transport(self, snapshot: TransportSnapshot) -> None:
+        """Hand over the latest transport snapshot (replaces the previous one)."""
+        self._snapshot = snapshot
+        self._wake.set()
+
+    def _command(self, *cmd: object) -> None:
+        self._commands.append(cmd)
+        self._wake.set()
+
+    def play(self, job: PlayableJob) -> None:
+        """Arm ``job``: it starts on the host's next bar line, replacing any playing job there."""
+        self._command("play", job)
+
+    def stop_playback(self) -> None:
+        """Stop the daemon's playback at once (note-offs sent); the host transport is untouched."""
+        self._command("stop")
+
+    def mute(self, part: str, muted: bool) -> None:
+        """Mute or unmute a part; muting releases its sounding notes."""
+        self._command("mute", part, muted)
+
+    def panic(self) -> None:
+        """Note-offs, All Notes Off and All Sound Off on every port and channel."""
+        self._command("panic")
+
+    def status(self) -> dict:
+        """JSON-ready view: current and pending job, muted parts, counters."""
+        return dict(self._status)
+
+    # -- scheduler thread ----------------------------------------------------
+    def _start_tolerance_ppq(self, snap: TransportSnapshot) -> float:
+        return self.late_drop_s * snap.bpm / 60.0
+
+    def _publish_status(self) -> None:
+        s = self.stats
+        recent = sorted(s.late_ms_recent)
+        self._status = {
+            "current_job": self._current.job.job_id if self._current else None,
+            "pending_job": self._pending.job.job_id if self._pending else None,
+            "pending_start_ppq": self._pending.anchor_ppq if self._pending else None,
+            "muted": sorted(self._muted),
+            "groups_sent": s.groups_sent,
+            "notes_on": s.notes_on,
+            "late_dropped": s.late_dropped,
+            "max_late_ms": round(s.max_late_ms, 3),
+            "median_late_ms": round(recent[len(recent) // 2], 3) if recent else None,
+        }
+
+    def _drain_commands(self, snap: TransportSnapshot, now: float) -> None:
+        while self._commands:
+            cmd = self._commands.popleft()
+            name = cmd[0]
+            if name == "play":
+                job: PlayableJob = cmd[1]
+                anchor = None
+                if snap.playing:
+                    anchor = snap.next_bar_ppq(snap.ppq_at(now))
+                if self._current is None and anchor is None:
+                    self._current = None
+                self._pending = _Slot(job, anchor)
+                log.info("job %s armed, starts at ppq %s", job.job_id, anchor)
+            elif name == "stop":
+                self._current = self._pending = None
+                self.stats.notes_off_released += self.ports.release_all()
+            elif name == "mute":
+                part, muted = cmd[1], cmd[2]
+                if muted:
+                    self._muted.add(part)
+                    port = self.ports.ports.get(part)
+                    if port is not None:
+                        self.stats.notes_off_released += port.release_all()
+                else:
+                    self._muted.discard(part)
+            elif name == "panic":
+                self.ports.panic()
+        self._publish_status()
+
+    def _on_new_run(self, snap: TransportSnapshot, now: float) -> None:
+        self.stats.notes_off_released += self.ports.release_all()
+        self._seen_run = snap.run
+        if not snap.playing:
+            return
+        ppq_now = snap.ppq_at(now)
+        self._cursor_ppq = max(snap.run_start_ppq, ppq_now - self._start_tolerance_ppq(snap))
+        if self._pending is not None and self._pending.anchor_ppq is None:
+            self._pending.anchor_ppq = snap.next_bar_ppq(ppq_now, self._start_tolerance_ppq(snap))
+        log.debug("transport run %d at ppq %.4f", snap.run, ppq_now)
+
+    def _next_group(self) -> tuple[float, _Slot, int] | None:
+        best: tuple[float, _Slot, int] | None = None
+        pending = self._pending
+        if self._current is not None:
+            ppq, i = self._current.job.next_at(self._current.anchor_ppq, self._cursor_ppq)
+            if pending is None or pending.anchor_ppq is None or ppq < pending.anchor_ppq - GROUP_EPSILON_PPQ:
+                best = (ppq, self._current, i)
+        if pending is not None and pending.anchor_ppq is not None:
+            ppq, i = pending.job.next_at(pending.anchor_ppq, max(self._cursor_ppq, pending.anchor_ppq))
+            if best is None or ppq < best[0]:
+                best = (ppq, pending, i)
+        return best
+
+    def _switch_to_pending(self) -> None:
+        self.stats.notes_off_released += self.ports.release_all()
+        self._current, self._pending = self._pending, None
+        for part, (channel, program) in self._current.job.programs.items():
+            port = self.ports.ports.get(part)
+            if port is not None and channel != 9:
+                port.send((PROGRAM_CHANGE | channel, program))
+        log.info("job %s starts at ppq %.4f", self._current.job.job_id, self._current.anchor_ppq)
+
+    def _dispatch(self, slot: _Slot, index: int, late_s: float) -> None:
+        if slot is self._pending:
+            self._switch_to_pending()
+        drop_note_ons = late_s > self.late_drop_s
+        for part, msg in slot.job.groups[index]:
+            port = self.ports.ports.get(part)
+            if port is None:
+                continue
+            if msg[0] & 0xF0 == NOTE_ON:
+                if drop_note_ons:
+                    self.stats.late_dropped += 1
+                    continue
+                if part in self._muted:
+                    continue
+                self.stats.notes_on += 1
+            port.send(msg)
+        self.stats.groups_sent += 1
+        late_ms = late_s * 1000.0
+        self.stats.late_ms_recent.append(late_ms)
+        if late_ms > self.stats.max_late_ms and not drop_note_ons:
+            self.stats.max_late_ms = late_ms
+
+    def _wait(self, timeout_s: float) -> None:
+        self._wake.wait(timeout_s)
+        self._wake.clear()
+
+    def _run(self) -> None:
+        log.debug("scheduler thread started")
+        try:
+            while not self._quit:
+                snap = self._snapshot
+                now = self.clock()
+                if snap.run != self._seen_run:
+                    self._on_new_run(snap, now)
+                if self._commands:
+                    self._drain_commands(snap, now)
+                if not snap.playing or (self._current is None and self._pending is None):
+                    self._wait(0.1)
+                    continue
+                nxt = self._next_group()
+                if nxt is None:
+                    self._wait(0.1)
+                    continue
+                ppq, slot, index = nxt
+                deadline = snap.time_at(ppq) - self.output_offset_s
+                remaining = deadline - self.clock()
+                if remaining > self.spin_s:
+                    self._wait(min(remaining - self.spin_s, 0.1))
+                    continue
+                while self.clock() < deadline:
+                    if self._snapshot is not snap or self._commands or self._quit:
+                        break
+                    time.sleep(0)
+                if self._snapshot is not snap or self._commands or self._quit:
+                    continue
+                self._dispatch(slot, index, self.clock() - deadline)
+                self._cursor_ppq = ppq + GROUP_EPSILON_PPQ
+                if self.stats.groups_sent % 16 == 0:
+                    self._publish_status()
+        except Exception:  # noqa: BLE001 - never die silently with notes sounding
+            log.exception("scheduler thread crashed; releasing notes")
+            self.ports.release_all()
+            raise
+        finally:
+            self.ports.release_all()
+            log.debug("scheduler thread stopped")

@@ -1,0 +1,285 @@
+"""Model of the host's clock: CLOCK_MONOTONIC seconds <-> host ppq.
+
+The plugin reports the host transport as JUCE's ``AudioPlayHead::PositionInfo``
+does (``isPlaying``, ``getBpm``, ``getPpqPosition``, ``getPpqPositionOfLastBarStart``,
+``getTimeSignature``): positions in quarter notes (ppq).  The messages arrive
+with jitter (the plugin stamps the ppq of its audio block, then the message
+waits in its message thread and the network), so we never anchor the clock
+on a single message.
+
+Model: since the last start or relocation (a *run*), the host timeline is a
+chain of constant-tempo segments joined without a jump in ppq (a tempo change
+keeps the position continuous).  With zero offset that chain maps a ppq to a
+time ``T0(ppq)``; every message ``i`` arriving at ``a_i`` with position
+``p_i`` is one sample of the run's only unknown, the offset
+``phi_i = a_i - T0(p_i)``.  The estimate is the midrange of the samples in
+the last ``window_s`` seconds after dropping outliers beyond Tukey's fences
+(1.5 x IQR): for bounded jitter the midrange converges as 1/N rather than
+the mean's 1/sqrt(N) (see bench/README and docs/timing.md for the figures).
+
+A message whose position disagrees with the prediction by more than
+``relocate_threshold_s`` (or that starts playback, or follows a stop) starts
+a new run at once; a tempo change starts a new segment at once.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import deque
+from dataclasses import dataclass, replace
+
+#: Smallest ppq step treated as "the same position" (1/100000 quarter note).
+PPQ_EPSILON = 1e-5
+
+
+@dataclass(frozen=True)
+class TransportState:
+    """What the host reported in one ``/band/transport`` message.
+
+    Attributes:
+        playing: the host transport runs.
+        bpm: tempo, quarter notes per minute (> 0).
+        ppq: position in quarter notes at the host block the message describes.
+        bar_start_ppq: position of the start of the current bar, quarter notes.
+        ts_num: time-signature numerator.
+        ts_den: time-signature denominator.
+    """
+
+    playing: bool
+    bpm: float
+    ppq: float
+    bar_start_ppq: float
+    ts_num: int
+    ts_den: int
+
+    @property
+    def bar_length_ppq(self) -> float:
+        """Length of one bar in quarter notes: ``ts_num * 4 / ts_den``."""
+        return self.ts_num * 4.0 / self.ts_den
+
+
+@dataclass(frozen=True)
+class TransportSnapshot:
+    """An immutable linear map between monotonic time and host ppq.
+
+    The scheduler thread reads the latest snapshot without locks; the event
+    loop replaces it on every transport message.
+
+    Attributes:
+        playing: the host transport runs.
+        bpm: current tempo, quarter notes per minute.
+        anchor_time_s: CLOCK_MONOTONIC seconds at which the host is at ``anchor_ppq``.
+        anchor_ppq: host position at ``anchor_time_s``, quarter notes.
+        bar_start_ppq: a bar line (quarter notes); bars repeat every ``bar_length_ppq``.
+        ts_num: time-signature numerator.
+        ts_den: time-signature denominator.
+        run: increments at every discontinuity (start, stop, relocation); a
+            scheduler seeing a new ``run`` re-reads the position.
+        run_start_ppq: the position at which the current run started, quarter notes.
+        version: increments on every update.
+    """
+
+    playing: bool = False
+    bpm: float = 120.0
+    anchor_time_s: float = 0.0
+    anchor_ppq: float = 0.0
+    bar_start_ppq: float = 0.0
+    ts_num: int = 4
+    ts_den: int = 4
+    run: int = 0
+    run_start_ppq: float = 0.0
+    version: int = 0
+
+    @property
+    def bar_length_ppq(self) -> float:
+        """Length of one bar in quarter notes."""
+        return self.ts_num * 4.0 / self.ts_den
+
+    def ppq_at(self, time_s: float) -> float:
+        """Host position in quarter notes at monotonic ``time_s`` (frozen when stopped)."""
+        if not self.playing:
+            return self.anchor_ppq
+        return self.anchor_ppq + (time_s - self.anchor_time_s) * self.bpm / 60.0
+
+    def time_at(self, ppq: float) -> float:
+        """Monotonic seconds at which the host reaches ``ppq`` at the current tempo.
+
+        Meaningful only while playing; when stopped it returns ``math.inf``.
+        """
+        if not self.playing:
+            return math.inf
+        return self.anchor_time_s + (ppq - self.anchor_ppq) * 60.0 / self.bpm
+
+    def next_bar_ppq(self, ppq: float, tolerance_ppq: float = 0.0) -> float:
+        """The first bar line at or after ``ppq - tolerance_ppq``, in quarter notes.
+
+        Bar lines are ``bar_start_ppq + k * bar_length_ppq`` for integer k,
+        as JUCE's ``getPpqPositionOfLastBarStart`` defines them.
+        """
+        bar = self.bar_length_ppq
+        k = math.ceil((ppq - tolerance_ppq - self.bar_start_ppq) / bar - 1e-9)
+        return self.bar_start_ppq + k * bar
+
+
+class TransportModel:
+    """Turns jittery ``/band/transport`` messages into :class:`TransportSnapshot` s.
+
+    Args:
+        window_s: how far back offset samples are kept, seconds.
+        relocate_threshold_s: a reported position further than this (in
+            seconds at the current tempo) from the prediction is a relocation.
+        max_samples: cap on kept samples.
+
+    Not thread-safe: call :meth:`update` from one thread (the event loop).
+    """
+
+    def __init__(
+        self,
+        window_s: float = 6.0,
+        relocate_threshold_s: float = 0.04,
+        max_samples: int = 512,
+    ) -> None:
+        self.window_s = window_s
+        self.relocate_threshold_s = relocate_threshold_s
+        self._samples: deque[tuple[float, float]] = deque(maxlen=max_samples)
+        # Segments of the current run with zero offset: (start_ppq, start_time_s, bpm).
+        self._segments: list[tuple[float, float, float]] = []
+        self.snapshot = TransportSnapshot()
+        self.last_state: TransportState | None = None
+        self.last_arrival_s: float | None = None
+        self.counters = {"messages": 0, "relocations": 0, "tempo_changes": 0, "starts": 0, "stops": 0}
+
+    # -- zero-offset chain of the current run -------------------------------
+    def _t0(self, ppq: float) -> float:
+        starts = [s[0] for s in self._segments]
+        i = max(0, bisect.bisect_right(starts, ppq) - 1)
+        start_ppq, start_time_s, bpm = self._segments[i]
+        return start_time_s + (ppq - start_ppq) * 60.0 / bpm
+
+    def _offset_estimate(self) -> float:
+        values = sorted(phi for _, phi in self._samples)
+        n = len(values)
+        if n < 4:
+            return (values[0] + values[-1]) / 2.0
+        q1 = values[n // 4]
+        q3 = values[(3 * n) // 4]
+        fence = 1.5 * (q3 - q1)
+        lo_i = bisect.bisect_left(values, q1 - fence)
+        hi_i = bisect.bisect_right(values, q3 + fence) - 1
+        return (values[lo_i] + values[hi_i]) / 2.0
+
+    def _new_run(self, arrival_s: float, state: TransportState) -> None:
+        self._samples.clear()
+        self._segments = [(state.ppq, 0.0, state.bpm)]
+
+    def update(self, arrival_s: float, state: TransportState) -> tuple[TransportSnapshot, str]:
+        """Feed one transport message; return the new snapshot and what happened.
+
+        Args:
+            arrival_s: CLOCK_MONOTONIC seconds at which the datagram arrived.
+            state: the reported transport.
+
+        Returns:
+            ``(snapshot, kind)`` with kind one of ``"start"``, ``"stop"``,
+            ``"relocate"``, ``"tempo"``, ``"update"``, ``"idle"`` (stopped and still stopped).
+        """
+        self.counters["messages"] += 1
+        prev = self.snapshot
+        kind = "update"
+        if not state.playing:
+            kind = "stop" if prev.playing else "idle"
+            if prev.playing:
+                self.counters["stops"] += 1
+            self._samples.clear()
+            self._segments = []
+            self.snapshot = TransportSnapshot(
+                playing=False,
+                bpm=state.bpm,
+                anchor_time_s=arrival_s,
+                anchor_ppq=state.ppq,
+                bar_start_ppq=state.bar_start_ppq,
+                ts_num=state.ts_num,
+                ts_den=state.ts_den,
+                run=prev.run + (1 if prev.playing or prev.anchor_ppq != state.ppq else 0),
+                version=prev.version + 1,
+            )
+            self.last_state, self.last_arrival_s = state, arrival_s
+            return self.snapshot, kind
+
+        if not prev.playing or not self._segments:
+            kind = "start"
+            self.counters["starts"] += 1
+            self._new_run(arrival_s, state)
+        else:
+            predicted_ppq = prev.ppq_at(arrival_s)
+            error_s = abs(state.ppq - predicted_ppq) * 60.0 / prev.bpm
+            if error_s > self.relocate_threshold_s:
+                kind = "relocate"
+                self.counters["relocations"] += 1
+                self._new_run(arrival_s, state)
+            elif abs(state.bpm - prev.bpm) > 1e-6:
+                kind = "tempo"
+                self.counters["tempo_changes"] += 1
+                # Continuity: the old segment reaches state.ppq at _t0(state.ppq),
+                # the new tempo runs from there.  Samples of the run stay valid.
+                start_ppq = state.ppq
+                if start_ppq <= self._segments[-1][0]:
+                    self._segments[-1] = (self._segments[-1][0], self._segments[-1][1], state.bpm)
+                else:
+                    self._segments.append((start_ppq, self._t0(start_ppq), state.bpm))
+        self._samples.append((arrival_s, arrival_s - self._t0(state.ppq)))
+        while self._samples and self._samples[0][0] < arrival_s - self.window_s:
+            self._samples.popleft()
+        offset_s = self._offset_estimate()
+        start_ppq, start_time_s, bpm = self._segments[-1]
+        ts_changed = (state.ts_num, state.ts_den) != (prev.ts_num, prev.ts_den)
+        self.snapshot = TransportSnapshot(
+            playing=True,
+            bpm=bpm,
+            anchor_time_s=start_time_s + offset_s,
+            anchor_ppq=start_ppq,
+            bar_start_ppq=state.bar_start_ppq,
+            ts_num=state.ts_num,
+            ts_den=state.ts_den,
+            run=prev.run + (1 if kind in ("start", "relocate") or ts_changed else 0),
+            run_start_ppq=self._segments[0][0],
+            version=prev.version + 1,
+        )
+        self.last_state, self.last_arrival_s = state, arrival_s
+        return self.snapshot, kind
+
+    def expire(self, now_s: float, timeout_s: float) -> TransportSnapshot | None:
+        """Stop the model when no message came for ``timeout_s`` while playing.
+
+        Returns the new (stopped) snapshot, or None when nothing changed.
+        A plugin that vanished (DAW crashed) must not leave the band playing.
+        """
+        if self.snapshot.playing and self.last_arrival_s is not None and now_s - self.last_arrival_s > timeout_s:
+            snap = self.snapshot
+            self.snapshot = replace(
+                snap,
+                playing=False,
+                anchor_ppq=snap.ppq_at(now_s),
+                anchor_time_s=now_s,
+                run=snap.run + 1,
+                version=snap.version + 1,
+            )
+            self._samples.clear()
+            self._segments = []
+            self.counters["stops"] += 1
+            return self.snapshot
+        return None
+
+    def as_dict(self, now_s: float) -> dict:
+        """JSON-ready view for ``/band/status``: playing, bpm, ppq now, time signature."""
+        snap = self.snapshot
+        return {
+            "playing": snap.playing,
+            "bpm": snap.bpm,
+            "ppq": round(snap.ppq_at(now_s), 6),
+            "bar_start_ppq": snap.bar_start_ppq,
+            "ts": f"{snap.ts_num}/{snap.ts_den}",
+            "samples": len(self._samples),
+            **self.counters,
+        }

@@ -1,0 +1,132 @@
+"""The host clock model: smoothing, extrapolation, tempo changes, relocations."""
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from daemon.transport import TransportModel, TransportSnapshot, TransportState
+
+
+def feed(model, bpm, t0, ppq0, seconds, rate_hz=25, jitter_s=0.0, rng=None, ts=(4, 4), latency_s=0.0):
+    """Send a host running at ``bpm`` from (t0, ppq0); return the last snapshot."""
+    rng = rng or random.Random(0)
+    bar = ts[0] * 4 / ts[1]
+    n = int(seconds * rate_hz)
+    snap = None
+    for i in range(n):
+        t = t0 + i / rate_hz
+        ppq = ppq0 + (t - t0) * bpm / 60
+        arrival = t + latency_s + rng.uniform(-jitter_s, jitter_s)
+        snap, _ = model.update(arrival, TransportState(True, bpm, ppq, ppq - ppq % bar, *ts))
+    return snap
+
+
+def test_exact_messages_give_exact_clock():
+    model = TransportModel()
+    snap = feed(model, 120, 100.0, 0.0, 2.0)
+    assert snap.playing
+    assert snap.ppq_at(103.0) == pytest.approx(6.0, abs=1e-9)
+    assert snap.time_at(8.0) == pytest.approx(104.0, abs=1e-9)
+
+
+def test_jitter_is_smoothed_to_well_under_a_millisecond():
+    model = TransportModel(window_s=6.0)
+    rng = random.Random(42)
+    errors = []
+    t0 = 50.0
+    for i in range(25 * 20):
+        t = t0 + i / 25
+        ppq = (t - t0) * 2.0
+        snap, _ = model.update(t + rng.uniform(-0.010, 0.010), TransportState(True, 120, ppq, ppq - ppq % 4, 4, 4))
+        if i > 25 * 4:  # after 4 s of history
+            errors.append(abs(snap.time_at(ppq) - t))
+    errors.sort()
+    p99 = errors[int(len(errors) * 0.99)]
+    assert p99 < 0.0015, p99
+    # A single message's jitter is up to 10 ms: the model must beat it by far.
+    assert errors[len(errors) // 2] < 0.0008
+
+
+def test_outlier_does_not_move_the_clock():
+    model = TransportModel()
+    feed(model, 120, 10.0, 0.0, 4.0)
+    before = model.snapshot.time_at(20.0)
+    # One message 30 ms late (under the relocation threshold of 40 ms).
+    t = 14.0
+    model.update(t + 0.030, TransportState(True, 120, 8.0, 8.0, 4, 4))
+    assert model.snapshot.time_at(20.0) == pytest.approx(before, abs=1e-4)
+
+
+def test_tempo_change_is_followed_at_once_and_keeps_position_continuous():
+    model = TransportModel()
+    feed(model, 120, 0.0, 0.0, 4.0)  # ppq 0..~8 over 4 s
+    # Host switches to 150 bpm exactly at t=4.0 (ppq 8.0) and says so at once.
+    snap, kind = model.update(4.0, TransportState(True, 150, 8.0, 8.0, 4, 4))
+    assert kind == "tempo"
+    assert snap.bpm == 150
+    assert snap.ppq_at(4.0) == pytest.approx(8.0, abs=1e-6)
+    assert snap.time_at(10.5) == pytest.approx(4.0 + 2.5 * 60 / 150, abs=1e-6)
+    assert snap.run == model.snapshot.run  # a tempo change is no discontinuity
+
+
+def test_relocation_starts_a_new_run_at_once():
+    model = TransportModel()
+    snap0 = feed(model, 120, 0.0, 0.0, 2.0)
+    snap, kind = model.update(2.0, TransportState(True, 120, 64.0, 64.0, 4, 4))
+    assert kind == "relocate"
+    assert snap.run == snap0.run + 1
+    assert snap.ppq_at(2.5) == pytest.approx(65.0, abs=1e-6)
+    assert snap.run_start_ppq == 64.0
+
+
+def test_loop_back_is_a_relocation():
+    model = TransportModel()
+    feed(model, 120, 0.0, 0.0, 8.0)  # ppq 0..16
+    _, kind = model.update(8.0, TransportState(True, 120, 0.0, 0.0, 4, 4))
+    assert kind == "relocate"
+
+
+def test_stop_and_start():
+    model = TransportModel()
+    feed(model, 120, 0.0, 0.0, 1.0)
+    snap, kind = model.update(1.0, TransportState(False, 120, 2.0, 0.0, 4, 4))
+    assert kind == "stop" and not snap.playing
+    assert snap.time_at(3.0) == float("inf")
+    assert snap.ppq_at(99.0) == 2.0
+    snap, kind = model.update(5.0, TransportState(True, 120, 2.0, 0.0, 4, 4))
+    assert kind == "start" and snap.playing
+    assert snap.ppq_at(5.5) == pytest.approx(3.0)
+
+
+def test_timeout_stops_a_vanished_host():
+    model = TransportModel()
+    feed(model, 120, 0.0, 0.0, 1.0)
+    assert model.expire(1.5, 1.0) is None
+    snap = model.expire(3.0, 1.0)
+    assert snap is not None and not snap.playing
+
+
+@pytest.mark.parametrize(
+    "ts, ppq, expected",
+    [((4, 4), 0.0, 0.0), ((4, 4), 0.1, 4.0), ((3, 4), 3.2, 6.0), ((6, 8), 3.0, 3.0), ((7, 8), 0.5, 3.5)],
+)
+def test_next_bar_line(ts, ppq, expected):
+    snap = TransportSnapshot(playing=True, ts_num=ts[0], ts_den=ts[1], bar_start_ppq=0.0)
+    assert snap.next_bar_ppq(ppq) == pytest.approx(expected)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    bpm=st.floats(20, 400),
+    ppq0=st.floats(-8, 10000),
+    latency=st.floats(0, 0.05),
+)
+def test_time_at_inverts_ppq_at(bpm, ppq0, latency):
+    model = TransportModel()
+    snap = feed(model, bpm, 1000.0, ppq0, 1.0, latency_s=latency)
+    for ppq in (ppq0, ppq0 + 1.0, ppq0 + 17.25):
+        assert snap.ppq_at(snap.time_at(ppq)) == pytest.approx(ppq, abs=1e-6)
+    # Constant latency is kept as is: it is the model's offset.
+    assert snap.time_at(ppq0) == pytest.approx(1000.0 + latency, abs=1e-6)
