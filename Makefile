@@ -1,0 +1,37 @@
+# ai-band: `make demo` runs the daemon driven as a plugin would; `make test` runs the tests.
+# Both set everything up themselves on a fresh Debian machine (as root).
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+APT_PACKAGES = jackd2 libjack-jackd2-0 liblo-tools python3-venv python3-dev build-essential libasound2-dev pkg-config
+
+.PHONY: setup system-deps demo test bench clean
+
+system-deps:
+	@if ! command -v jackd >/dev/null || ! command -v oscsend >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+	  else \
+	    echo "please install: $(APT_PACKAGES)"; exit 1; \
+	  fi; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+setup: system-deps $(VENV)/.installed
+
+demo: setup
+	$(VENV)/bin/ai-band demo --output-dir demo-output
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) bench/tempo_lock.py
+
+clean:
+	rm -rf $(VENV) demo-output bench/results
