@@ -169,6 +169,7 @@ class Scheduler:
     # -- API for the event loop ---------------------------------------------
     def start(self) -> None:
         """Start the scheduler thread."""
+        self._publish_status()
         self._thread = threading.Thread(target=self._run, name="ai-band-scheduler", daemon=True)
         self._thread.start()
 
@@ -329,6 +330,7 @@ class Scheduler:
                     self._on_new_run(snap, now)
                 if self._commands:
                     self._drain_commands(snap, now)
+                    continue
                 if not snap.playing or (self._current is None and self._pending is None):
                     self._wait(0.1)
                     continue

@@ -1,0 +1,160 @@
+"""MidiRecorder: frame-accurate JACK MIDI capture on CLOCK_MONOTONIC."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+import rtmidi
+
+from daemon.devtools.jackserver import JackServer
+from daemon.devtools.recorder import MidiRecorder
+
+pytestmark = pytest.mark.jack
+
+
+@pytest.fixture
+def recorder(jack_server: JackServer) -> Iterator[MidiRecorder]:
+    with MidiRecorder(jack_server.name) as rec:
+        yield rec
+
+
+@pytest.fixture
+def ports_then_recorder(jack_server: JackServer) -> Iterator[tuple[dict, MidiRecorder]]:
+    """In-process python-rtmidi ports ``ai-band:drums`` and ``ai-band-01:keys``, then a recorder.
+
+    python-rtmidi holds the GIL while libjack waits for the server, and the
+    server waits for the recorder's Python process callback: opening or
+    deleting an rtmidi port in the recorder's process stalls ~1 s. So the
+    ports open before the recorder activates and are deleted after it closes.
+    """
+    outs = {}
+    for port in ("drums", "keys"):
+        outs[port] = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="ai-band")
+        outs[port].open_virtual_port(port)
+    try:
+        with MidiRecorder(jack_server.name) as rec:
+            yield outs, rec
+    finally:
+        for out in outs.values():
+            out.close_port()
+            out.delete()
+
+
+def test_jack_time_is_clock_monotonic_raw(recorder: MidiRecorder) -> None:
+    # Finding documented in recorder.py: JACK2 on Linux times with CLOCK_MONOTONIC_RAW,
+    # which NTP does not slew, unlike time.monotonic() (CLOCK_MONOTONIC).
+    assert recorder.jack_clock == "CLOCK_MONOTONIC_RAW"
+    raw_minus_mono = (time.clock_gettime(time.CLOCK_MONOTONIC_RAW) - time.monotonic())
+    assert recorder.jack_time_minus_monotonic_s() == pytest.approx(raw_minus_mono, abs=1e-4)
+
+
+def test_frames_to_monotonic_matches_time_monotonic(recorder: MidiRecorder) -> None:
+    period_s = 64 / recorder.samplerate
+    errors = []
+    for _ in range(20):
+        before = time.monotonic()
+        frame = recorder.frame_time  # JACK's estimate of "now", from its DLL
+        after = time.monotonic()
+        errors.append(recorder.frames_to_monotonic(frame) - (before + after) / 2)
+        time.sleep(0.002)
+    # Coarse: frame_time itself comes from JACK's loop, which may be ms off after xruns.
+    assert abs(statistics.median(errors)) < 5e-3
+    # One second of frames is one second (nominal rate; the estimate may
+    # tighten between the two calls as new periods are observed).
+    later = recorder.frames_to_monotonic(frame + recorder.samplerate)
+    assert later - recorder.frames_to_monotonic(frame) == pytest.approx(1.0, abs=2e-3)
+    # JACK's own conversion agrees to within its loop's wander (ms, not µs).
+    assert recorder.jack_frames_to_monotonic(frame) == pytest.approx(
+        recorder.frames_to_monotonic(frame), abs=max(20e-3, 10 * period_s))
+
+
+def test_rtmidi_events_arrive_with_sensible_times(ports_then_recorder) -> None:
+    outs, recorder = ports_then_recorder
+    out = outs["drums"]
+    assert recorder.connect("ai-band") == ["ai-band:drums", "ai-band-01:keys"]
+    sent = []
+    for i in range(40):
+        sent.append(time.monotonic())
+        out.send_message([0x99, 36 + i % 12, 100])
+        time.sleep(0.002 + (i % 5) * 0.0007)
+        out.send_message([0x89, 36 + i % 12, 0])
+        time.sleep(0.002)
+    assert recorder.wait_for_events(80, timeout_s=2.0)
+    notes = recorder.note_ons("drums")
+    assert len(notes) == 40, (recorder.missed_periods, recorder.xruns, len(notes))
+    assert [n.data[1] for n in notes] == [36 + i % 12 for i in range(40)]
+    assert {n.source_port for n in notes} == {"ai-band:drums"}
+    assert all(n.channel == 9 for n in notes)
+    latency_ms = [(n.time_s - t) * 1000 for n, t in zip(notes, sent, strict=True)]
+    # rtmidi's JACK backend writes at offset 0 of the period whose process
+    # callback picks the message up; that period may have begun just before
+    # the send, so small negative values are genuine (coarse bounds).
+    assert min(latency_ms) > -2.0, latency_ms
+    assert max(latency_ms) < 5.0, latency_ms
+    assert -1.0 < statistics.median(latency_ms) < 2.5
+    frames = [n.frame for n in recorder.events()]
+    assert frames == sorted(frames)
+    assert recorder.hanging_notes() == []
+
+
+def test_hanging_notes_and_channel_mode_messages(ports_then_recorder) -> None:
+    outs, recorder = ports_then_recorder
+    out = outs["keys"]
+    recorder.connect("keys")
+    for message in ([0x90, 60, 90], [0x90, 64, 90], [0x91, 40, 90], [0x90, 67, 90],
+                    [0x90, 67, 0], [0x80, 64, 0]):
+        out.send_message(message)
+    assert recorder.wait_for_events(6)
+    assert recorder.hanging_notes() == [("ai-band-01:keys", 0, 60), ("ai-band-01:keys", 1, 40)]
+    out.send_message([0xB0, 123, 0])  # All Notes Off, channel 0 only
+    assert recorder.wait_for_events(7)
+    assert recorder.hanging_notes() == [("ai-band-01:keys", 1, 40)]
+    out.send_message([0xB1, 120, 0])  # All Sound Off, channel 1
+    assert recorder.wait_for_events(8)
+    assert recorder.hanging_notes() == []
+    recorder.clear()
+    assert recorder.events() == []
+
+
+_PORT_PROCESS = """
+import sys, rtmidi
+out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=sys.argv[1])
+out.open_virtual_port(sys.argv[2])
+print("open", flush=True)
+for line in sys.stdin:
+    out.send_message(bytes.fromhex(line))
+    print("sent", flush=True)
+"""
+
+
+def test_connect_picks_up_ports_that_appear_later(recorder: MidiRecorder) -> None:
+    # A port in another process, as the daemon's are (found via JACK_DEFAULT_SERVER).
+    assert recorder.connect("ai-band") == []
+    proc = subprocess.Popen([sys.executable, "-c", _PORT_PROCESS, "ai-band", "bass"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert recorder.wait_for_ports(r"^ai-band(-\d+)?:bass$", timeout_s=10) == [
+            "ai-band:bass"]
+        assert recorder.connect("ai-band") == []
+        assert proc.stdout is not None and proc.stdin is not None
+        assert proc.stdout.readline() == "open\n"
+        proc.stdin.write("902864\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline() == "sent\n"
+        assert recorder.wait_for_events(1)
+        assert [(e.source_port, e.data) for e in recorder.note_ons("bass")] == [
+            ("ai-band:bass", bytes([0x90, 0x28, 0x64]))]
+        assert recorder.hanging_notes() == [("ai-band:bass", 0, 0x28)]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_wait_for_ports_times_out(recorder: MidiRecorder) -> None:
+    with pytest.raises(TimeoutError, match="no-such-port"):
+        recorder.wait_for_ports("no-such-port", timeout_s=0.2)
