@@ -29,3 +29,58 @@ def jack_server() -> Iterator[JackServer]:
 # ---------------------------------------------------------------------------
 # daemon fixtures (lead): add below.
 # ---------------------------------------------------------------------------
+
+from pathlib import Path  # noqa: E402
+
+from daemon.devtools.daemonproc import DaemonProcess  # noqa: E402
+from daemon.devtools.hostsim import OscClient  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def band(jack_server: JackServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
+    """The real daemon (``python -m daemon run``) on the module's JACK server, OSC on 127.0.0.1.
+
+    On teardown it is stopped with SIGTERM and must exit 0.
+    """
+    out = tmp_path_factory.mktemp("band-output")
+    daemon = DaemonProcess(out, env=jack_server.env()).start()
+    try:
+        yield daemon
+    finally:
+        code, _ = daemon.terminate()
+        assert code == 0, daemon.log_text()
+
+
+@pytest.fixture
+def osc(band: DaemonProcess) -> Iterator[OscClient]:
+    """An OSC client on 127.0.0.1 talking to the module's daemon."""
+    with OscClient(("127.0.0.1", band.port)) as client:
+        yield client
+
+
+def wait_job(client: OscClient, request_id: str, timeout_s: float = 20.0) -> tuple[str, dict[str, str]]:
+    """Wait for the final ``/band/job`` of ``request_id``; return (job id, {part: path}).
+
+    Fails the test on ``/band/error`` or a final state other than done.
+    """
+    import time
+
+    files: dict[str, str] = {}
+    deadline = time.monotonic() + timeout_s
+    while True:
+        address, args = client.receive(timeout=max(0.05, deadline - time.monotonic()))
+        if address == "/band/error" and args[0] == request_id:
+            raise AssertionError(f"request {request_id} refused: {args}")
+        if address == "/band/file":
+            files[args[1]] = args[2]
+        if address == "/band/job" and args[3] == request_id and args[1] in ("done", "failed", "cancelled"):
+            assert args[1] == "done", args
+            return args[0], files
+
+
+def generate_args(**fields: object) -> list[object]:
+    """Flatten request fields into /band/generate key/value arguments."""
+    return [x for kv in fields.items() for x in kv]
+
+
+__all__ = ["wait_job", "generate_args", "Path"]

@@ -199,6 +199,22 @@ FIELDS: dict[str, Callable[[str, Any], Any]] = {
 }
 
 
+#: Words users reach for -> the key we use, for "did you mean" hints.
+SYNONYMS = {
+    "tempo": "bpm",
+    "time_signature": "ts",
+    "timesig": "ts",
+    "meter": "ts",
+    "progression": "chords",
+    "changes": "chords",
+    "instruments": "parts",
+    "tracks": "parts",
+    "length": "bars",
+    "request_id": "id",
+    "genre": "style",
+}
+
+
 def parse_request(raw: Mapping[str, Any]) -> GenerationRequest:
     """Validate a mapping of raw request values into a :class:`GenerationRequest`.
 
@@ -213,7 +229,7 @@ def parse_request(raw: Mapping[str, Any]) -> GenerationRequest:
     for name, value in raw.items():
         check = FIELDS.get(name)
         if check is None:
-            hint = difflib.get_close_matches(name, FIELDS, n=1)
+            hint = [SYNONYMS[name]] if name in SYNONYMS else difflib.get_close_matches(name, FIELDS, n=1)
             suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
             raise RequestError(name, f"unknown key{suggestion}", "unknown_key")
         values[name] = check(name, value)

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from daemon import __version__
 from daemon.errors import BandError, JobError, ProtocolError, RequestError
-from daemon.generate.request import GenerationRequest, parse_json_request, parse_request
+from daemon.generate.request import GenerationRequest, parse_request
 from daemon.jobs import Job, JobManager
 from daemon.osc.protocol import Arg, check_args, encode_message, to_juce_safe
 from daemon.osc.server import Address, OscEndpoint
@@ -219,9 +219,15 @@ class BandApi:
         if kind not in ("update", "idle"):
             log.info("transport %s: %.2f bpm, ppq %.3f, %d/%d", kind, state.bpm, state.ppq, state.ts_num, state.ts_den)
 
-    def _parse_generate(self, params: list[Any]) -> GenerationRequest:
+    def _raw_generate(self, params: list[Any]) -> dict[str, Any]:
         if len(params) == 1 and isinstance(params[0], str) and params[0].lstrip().startswith("{"):
-            return parse_json_request(params[0])
+            try:
+                obj = json.loads(params[0])
+            except json.JSONDecodeError as exc:
+                raise RequestError("json", f"not valid JSON: {exc.msg} at char {exc.pos}", "bad_value") from None
+            if not isinstance(obj, dict):
+                raise RequestError("json", "must be a JSON object", "bad_value")
+            return obj
         if len(params) % 2:
             raise ProtocolError("/band/generate takes key/value pairs (s key, then value) or one JSON string")
         raw: dict[str, Any] = {}
@@ -234,15 +240,18 @@ class BandApi:
             if key in raw:
                 raise RequestError(key, "given twice", "bad_value")
             raw[key] = value
-        return parse_request(raw)
+        return raw
 
     def _generate(self, params: list[Any], sender: Address, arrival_s: float) -> None:
-        request = self._parse_generate(params)
+        ref = ""
         try:
+            raw = self._raw_generate(params)
+            ref = raw.get("id") if isinstance(raw.get("id"), str) else ""
+            request = parse_request(raw)
             self.validate(request)
             self.jobs.submit(request, reply_to=sender)
         except BandError as exc:
-            exc.ref = request.id  # type: ignore[attr-defined]
+            exc.ref = ref[:128] or "/band/generate"  # type: ignore[attr-defined]
             raise
 
     def on_job_event(self, job: Job, event: str) -> None:

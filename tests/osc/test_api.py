@@ -1,0 +1,181 @@
+"""Every OSC address of API v1 against the real daemon over UDP on 127.0.0.1."""
+
+import json
+from pathlib import Path
+
+import mido
+import pytest
+
+from conftest import generate_args, wait_job
+
+
+def test_hello_registers_and_welcomes(osc, band):
+    args = osc.hello("pytest")
+    assert args[0] == "ai-band" and args[1]
+    osc.send("/band/status")
+    _, (text,) = osc.receive("/band/status")
+    clients = json.loads(text)["clients"]
+    assert {"name": "pytest", "host": "127.0.0.1", "port": osc.port} in clients
+    osc.send("/band/bye", "pytest")
+    osc.send("/band/status")
+    _, (text,) = osc.receive("/band/status")
+    assert all(c["name"] != "pytest" for c in json.loads(text)["clients"])
+
+
+def test_registered_client_gets_replies_to_other_senders(band):
+    from daemon.devtools.hostsim import OscClient
+
+    with OscClient(("127.0.0.1", band.port)) as listener, OscClient(("127.0.0.1", band.port)) as other:
+        listener.hello("listener")
+        other.send("/band/ping", "from-other")
+        assert other.receive("/band/pong")[1] == ["from-other"]
+        assert listener.receive("/band/pong")[1] == ["from-other"]
+        listener.send("/band/bye", "listener")
+
+
+def test_ping_echoes_arguments_with_juce_types(osc):
+    osc.send("/band/ping", 42, 1.5, "hello", b"\x01\x02")
+    assert osc.receive("/band/pong")[1] == [42, 1.5, "hello", b"\x01\x02"]
+    # int64 and float64 come back as JUCE-safe values.
+    osc.send("/band/ping", ("h", 2**40), ("d", 0.25), ("h", 7))
+    assert osc.receive("/band/pong")[1] == [str(2**40), 0.25, 7]
+
+
+def test_styles_lists_all_six(osc):
+    osc.send("/band/styles")
+    names = osc.receive("/band/styles")[1]
+    assert {"classical", "jazz", "rock", "blues", "electronic", "ambient"} <= set(names)
+
+
+def test_status_reports_everything(osc, band):
+    osc.send("/band/status")
+    status = json.loads(osc.receive("/band/status")[1][0])
+    for key in ("version", "uptime_s", "clients", "transport", "jobs", "ports", "counters", "playback"):
+        assert key in status
+    assert status["osc_port"] == band.port
+    assert status["ports"] == {"drums": "ai-band:drums", "bass": "ai-band-01:bass", "keys": "ai-band-02:keys"}
+
+
+def test_generate_key_values_writes_files(osc):
+    osc.send("/band/generate", *generate_args(id="kv-1", chords="| Cmaj7 | Am7 | Dm7 G7 |", style="jazz", bpm=("d", 132.0), seed=("h", 5)))
+    job_id, files = wait_job(osc, "kv-1")
+    assert set(files) == {"drums", "bass", "keys", "full"}
+    for part, path in files.items():
+        assert Path(path).name == f"{part}.mid" and Path(path).parent.name == job_id
+        mid = mido.MidiFile(path)
+        tempos = [m.tempo for t in mid.tracks for m in t if m.type == "set_tempo"]
+        assert tempos and round(mido.tempo2bpm(tempos[0])) == 132
+    assert len(mido.MidiFile(files["full"]).tracks) >= 4
+    assert not list(Path(files["full"]).parent.glob("*.tmp"))
+
+
+def test_generate_json_form_and_numbers_as_strings(osc):
+    osc.send("/band/generate", json.dumps({"id": "json-1", "chords": "C Am F G", "style": "rock", "bpm": "128", "bars": 2, "parts": "bass"}))
+    job_id, files = wait_job(osc, "json-1")
+    assert set(files) == {"bass", "full"}
+
+
+def test_job_states_in_order(osc):
+    osc.send("/band/generate", *generate_args(id="order-1", chords="C G"))
+    states = []
+    while not states or states[-1] not in ("done", "failed"):
+        address, args = osc.receive("/band/job")
+        if args[3] == "order-1":
+            states.append(args[1])
+            assert isinstance(args[2], float)
+    assert states == ["queued", "generating", "done"]
+
+
+@pytest.mark.parametrize(
+    "fields, code, needle",
+    [
+        ({"chords": "C Hm7 F"}, "unknown_chord", "Hm7"),
+        ({"chords": "| C | F | Xyz |"}, "unknown_chord", "bar 3"),
+        ({"style": "polka-core"}, "unknown_style", "style"),
+        ({"bpm": 1000}, "out_of_range", "bpm"),
+        ({"bpm": "fast"}, "bad_value", "bpm"),
+        ({"swing": 1.5}, "out_of_range", "swing"),
+        ({"ts": "4/5"}, "out_of_range", "ts"),
+        ({"parts": "drums,tuba"}, "unknown_part", "tuba"),
+        ({"tempo": 120}, "unknown_key", "did you mean"),
+        ({"bars": 0}, "out_of_range", "bars"),
+    ],
+)
+def test_generate_errors_name_the_field(osc, fields, code, needle):
+    osc.send("/band/generate", *generate_args(id="bad-1", **fields))
+    ref, got_code, message = osc.receive("/band/error")[1]
+    assert (ref, got_code) == ("bad-1", code)
+    assert needle in message
+
+
+def test_generate_malformed_arguments(osc):
+    osc.send("/band/generate", "chords")  # odd count, not JSON
+    assert osc.receive("/band/error")[1][1] == "bad_args"
+    osc.send("/band/generate", 5, "C")  # key not a string
+    assert osc.receive("/band/error")[1][1] == "bad_args"
+    osc.send("/band/generate", "{not json")
+    assert osc.receive("/band/error")[1][1] in ("bad_args", "bad_value")
+    osc.send("/band/generate", "chords", b"\x00")  # blob value
+    assert osc.receive("/band/error")[1][1] == "bad_args"
+
+
+@pytest.mark.parametrize(
+    "address, args, code",
+    [
+        ("/band/play", ["no-such-job"], "unknown_job"),
+        ("/band/play", [], "bad_args"),
+        ("/band/cancel", ["no-such-job"], "unknown_job"),
+        ("/band/mute", ["tuba", 1], "unknown_part"),
+        ("/band/mute", ["bass", 3], "out_of_range"),
+        ("/band/mute", ["bass"], "bad_args"),
+        ("/band/hello", ["x", 0], "out_of_range"),
+        ("/band/hello", [1, 9000], "bad_args"),
+        ("/band/transport", [1, 120.0, 0.0, 0.0, 4, 3], "out_of_range"),
+        ("/band/transport", [1, 120.0, 0.0], "bad_args"),
+        ("/band/stop", [1], "bad_args"),
+        ("/band/nope", [], "unknown_address"),
+        ("/", [], "unknown_address"),
+    ],
+)
+def test_address_errors(osc, address, args, code):
+    osc.send(address, *args)
+    ref, got_code, message = osc.receive("/band/error")[1]
+    assert got_code == code, message
+    assert ref
+
+
+def test_stop_panic_mute_are_accepted(osc):
+    for address, args in (("/band/stop", []), ("/band/panic", []), ("/band/mute", ["bass", 1]), ("/band/mute", ["bass", 0])):
+        osc.send(address, *args)
+    osc.send("/band/ping", "after")
+    assert osc.receive("/band/pong")[1] == ["after"]
+    assert not [m for m in osc.drain() if m[0] == "/band/error"]
+
+
+def test_nested_and_future_bundles(osc):
+    import time
+
+    from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
+    from pythonosc.osc_message_builder import OscMessageBuilder
+
+    def msg(text):
+        builder = OscMessageBuilder("/band/ping")
+        builder.add_arg(text)
+        return builder.build()
+
+    inner = OscBundleBuilder(IMMEDIATELY)
+    inner.add_content(msg("b2"))
+    outer = OscBundleBuilder(IMMEDIATELY)
+    outer.add_content(msg("b1"))
+    outer.add_content(inner.build())
+    osc.send_raw(outer.build().dgram)
+    got = {osc.receive("/band/pong")[1][0] for _ in range(2)}
+    assert got == {"b1", "b2"}
+    t0 = time.monotonic()
+    osc.send_bundle([("/band/ping", ["later"])], timetag=time.time() + 0.3)
+    # The loop is not blocked while the bundle waits: an immediate ping overtakes it.
+    osc.send("/band/ping", "now")
+    assert osc.receive("/band/pong")[1] == ["now"]
+    assert time.monotonic() - t0 < 0.2
+    assert osc.receive("/band/pong", timeout=2)[1] == ["later"]
+    assert time.monotonic() - t0 >= 0.28
