@@ -182,26 +182,25 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str) -> dict:
     # Locked to the host position: each note-on's (part, position in the loop, pitch) must exist.
     arm_ppq = first["grid"] if first else 0.0
     length = arrangement.length_ppq
+    def position_matches(r: dict, seg_ppq: float, part: str) -> bool:
+        pos = round((round(seg_ppq * 4) / 4 - arm_ppq) % length, 6)
+        return (part, pos, r["pitch"]) in expected
+
     matched = 0
     mismatches = []
     for r in playing_rows:
         part = r["port"].split(":")[-1]
-        pos = round((r["grid"] - arm_ppq) % length, 6)
-        if (part, pos, r["pitch"]) in expected:
+        if position_matches(r, r["ppq"], part):
             matched += 1
             continue
         # A note sent just as the host changed (before its message arrived)
         # belongs to the position the host had until then.
         prev = [c for c in changes if c.time_s < r["seg_t"]]
-        if prev and r["t"] - r["seg_t"] < 0.002 and prev[-1].playing:
-            old_ppq = prev[-1].ppq_at(r["t"])
-            old_pos = round((round(old_ppq * 4) / 4 - arm_ppq) % length, 6)
-            if (part, old_pos, r["pitch"]) in expected:
-                matched += 1
-                continue
-        if True:
-            mismatches.append({"part": part, "pos": pos, "pitch": r["pitch"], "ppq": round(r["ppq"], 4),
-                               "seg": r["seg"], "since_change_ms": round((r["t"] - r["seg_t"]) * 1000, 2)})
+        if prev and prev[-1].playing and r["t"] - r["seg_t"] < 0.002 and position_matches(r, prev[-1].ppq_at(r["t"]), part):
+            matched += 1
+            continue
+        mismatches.append({"part": part, "pitch": r["pitch"], "ppq": round(r["ppq"], 4), "seg": r["seg"],
+                           "since_change_ms": round((r["t"] - r["seg_t"]) * 1000, 2)})
     after_stop = [(r["t"] - stop_s) * 1000.0 for r in rows if r["t"] > stop_s]
 
     figures = {

@@ -74,7 +74,8 @@ class BandDaemon:
             BandError: a component could not start (e.g. MidiPortError, OSError as BandError).
         """
         cfg = self.config
-        self._stop_event = asyncio.Event()
+        if self._stop_event is None:
+            self._stop_event = asyncio.Event()
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         try:
             from daemon.generate import style_names
@@ -125,6 +126,8 @@ class BandDaemon:
             if cfg.zeroconf.enabled:
                 self.advertiser = Advertiser(cfg.daemon.name, self.osc_port, cfg.zeroconf.interfaces, cfg.osc.host)
                 await self.advertiser.start()
+            else:
+                log.info("zeroconf: disabled")
             self._watchdog = loop.create_task(self._transport_watchdog())
             self._sd_notify("READY=1\nSTATUS=listening on udp port %d" % self.osc_port)
             log.info("ai-band %s ready: ports %s", __version__, ", ".join(self.ports.names().values()))
@@ -185,10 +188,12 @@ class BandDaemon:
     async def run(self) -> None:
         """Start, serve until SIGTERM/SIGINT, stop."""
         loop = asyncio.get_running_loop()
-        await self.start()
+        self._stop_event = asyncio.Event()
+        # Handlers first: a signal during start-up must still stop us gracefully.
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, sig.name)
         try:
+            await self.start()
             await self._stop_event.wait()
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):

@@ -10,10 +10,11 @@ where ``i`` is listed, ``d`` (float64) and ``i``/``h`` where ``f`` is.
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from pythonosc.osc_message_builder import OscMessageBuilder
+from pythonosc.parsing import osc_types
 
 from daemon.errors import ProtocolError, RequestError
 
@@ -94,7 +95,7 @@ def check_args(address: str, params: Sequence[Any], spec: Sequence[Arg], min_cou
 
 
 def encode_message(address: str, args: Sequence[Any]) -> bytes:
-    """Build an OSC message with only JUCE-safe type tags.
+    """Build an OSC 1.0 message with only JUCE-safe type tags.
 
     Args:
         address: OSC address pattern, e.g. ``/band/pong``.
@@ -103,24 +104,32 @@ def encode_message(address: str, args: Sequence[Any]) -> bytes:
 
     Raises:
         ProtocolError: an int outside int32, or an unsupported type.
+
+    Encoding uses python-osc's type writers; an empty blob (size 0, legal in
+    OSC 1.0, refused by python-osc's builder) is written by hand.
     """
-    builder = OscMessageBuilder(address=address)
+    tags = ","
+    body = b""
     for value in args:
         if isinstance(value, bool):
-            builder.add_arg(int(value), OscMessageBuilder.ARG_TYPE_INT)
-        elif isinstance(value, int):
+            value = int(value)
+        if isinstance(value, int):
             if not INT32_MIN <= value <= INT32_MAX:
                 raise ProtocolError(f"int {value} does not fit OSC int32")
-            builder.add_arg(value, OscMessageBuilder.ARG_TYPE_INT)
+            tags += "i"
+            body += osc_types.write_int(value)
         elif isinstance(value, float):
-            builder.add_arg(value, OscMessageBuilder.ARG_TYPE_FLOAT)
+            tags += "f"
+            body += osc_types.write_float(value)
         elif isinstance(value, str):
-            builder.add_arg(value, OscMessageBuilder.ARG_TYPE_STRING)
+            tags += "s"
+            body += osc_types.write_string(value)
         elif isinstance(value, (bytes, bytearray)):
-            builder.add_arg(bytes(value), OscMessageBuilder.ARG_TYPE_BLOB)
+            tags += "b"
+            body += osc_types.write_blob(bytes(value)) if value else struct.pack(">i", 0)
         else:
             raise ProtocolError(f"cannot send {type(value).__name__} over OSC to JUCE")
-    return builder.build().dgram
+    return osc_types.write_string(address) + osc_types.write_string(tags) + body
 
 
 def to_juce_safe(value: Any) -> Any:
