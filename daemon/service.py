@@ -183,6 +183,7 @@ class BandDaemon:
             log.warning("%s received again: exiting now", signame)
             if self.ports is not None:
                 self.ports.release_all()
+                time.sleep(0.05)  # let JACK write the note-offs out
             os._exit(1)
 
     async def run(self) -> None:

@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from typing import Iterable
 
 from daemon.errors import MidiPortError
@@ -212,8 +213,17 @@ class PortSet:
         for port in self.ports.values():
             port.panic()
 
-    def close(self) -> None:
-        """Close every port (releasing sounding notes first); idempotent."""
+    def close(self, drain_s: float = 0.05) -> None:
+        """Release sounding notes, let them drain, close every port; idempotent.
+
+        Args:
+            drain_s: wait this long between the note-offs and closing. On JACK,
+                python-rtmidi queues messages in a ring buffer that is written
+                out at the next process cycle; closing at once would drop them.
+        """
+        self.release_all()
+        if self.ports:
+            time.sleep(drain_s)  # also drains note-offs the scheduler sent just before
         for port in self.ports.values():
             try:
                 port.close()

@@ -115,6 +115,8 @@ def test_replacing_a_playing_job_switches_on_a_bar_line(osc, host, recorder):
     time.sleep(0.2)
     osc.send("/band/play", job_a)
     time.sleep(2.5)
+    while not 1.0 < host.clock.ppq_at(time.monotonic()) % 4 < 2.0:  # mid-bar: the switch bar is unambiguous
+        time.sleep(0.01)
     switch_sent = time.monotonic()
     osc.send("/band/play", job_b)
     time.sleep(3.0)
@@ -124,6 +126,8 @@ def test_replacing_a_playing_job_switches_on_a_bar_line(osc, host, recorder):
     # From the switch bar on, every note-on belongs to job B at its position.
     ppq_sent, _, _ = host_position(host.clock, switch_sent)
     switch_ppq = (int(ppq_sent // 4) + 1) * 4.0
+    first_b = [e for e in events if e.is_note_on and host_position(host.clock, e.time_s)[0] > switch_ppq - 0.01]
+    assert host_position(host.clock, first_b[0].time_s)[0] == pytest.approx(switch_ppq, abs=0.01)
     expected = {(p.name, round(n.start_ppq, 6), n.pitch) for p in arr_b.parts for n in p.notes}
     after = [e for e in events if e.is_note_on and host_position(host.clock, e.time_s)[0] > switch_ppq - 0.01]
     assert after
