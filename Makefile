@@ -8,11 +8,13 @@ APT_PACKAGES = jackd2 libjack-jackd2-0 liblo-tools python3-venv python3-dev buil
 .PHONY: setup system-deps demo test bench clean
 
 system-deps:
-	@if ! command -v jackd >/dev/null || ! command -v oscsend >/dev/null; then \
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+	    echo "installing: $$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else \
-	    echo "please install: $(APT_PACKAGES)"; exit 1; \
+	    echo "please install (as root): apt-get install $$missing"; exit 1; \
 	  fi; \
 	fi
 

@@ -238,11 +238,10 @@ class Scheduler:
             name = cmd[0]
             if name == "play":
                 job: PlayableJob = cmd[1]
-                anchor = None
-                if snap.playing:
-                    anchor = snap.next_bar_ppq(snap.ppq_at(now))
-                if self._current is None and anchor is None:
-                    self._current = None
+                if not job.offsets:
+                    log.warning("job %s has no notes; nothing to play", job.job_id)
+                    continue
+                anchor = snap.next_bar_ppq(snap.ppq_at(now)) if snap.playing else None
                 self._pending = _Slot(job, anchor)
                 log.info("job %s armed, starts at ppq %s", job.job_id, anchor)
             elif name == "stop":
@@ -320,44 +319,49 @@ class Scheduler:
         self._wake.wait(timeout_s)
         self._wake.clear()
 
+    def _step(self) -> None:
+        """One pass: react to transport and commands, then wait for or send the next group."""
+        snap = self._snapshot
+        now = self.clock()
+        if snap.run != self._seen_run:
+            self._on_new_run(snap, now)
+        if self._commands:
+            self._drain_commands(snap, now)
+            return
+        if not snap.playing or (self._current is None and self._pending is None):
+            self._wait(0.1)
+            return
+        nxt = self._next_group()
+        if nxt is None:
+            self._wait(0.1)
+            return
+        ppq, slot, index = nxt
+        deadline = snap.time_at(ppq) - self.output_offset_s
+        remaining = deadline - self.clock()
+        if remaining > self.spin_s:
+            self._wait(min(remaining - self.spin_s, 0.1))
+            return
+        while self.clock() < deadline:
+            if self._snapshot is not snap or self._commands or self._quit:
+                return
+            time.sleep(0)
+        self._dispatch(slot, index, self.clock() - deadline)
+        self._cursor_ppq = ppq + GROUP_EPSILON_PPQ
+        if self.stats.groups_sent % 16 == 0:
+            self._publish_status()
+
     def _run(self) -> None:
         log.debug("scheduler thread started")
-        try:
-            while not self._quit:
-                snap = self._snapshot
-                now = self.clock()
-                if snap.run != self._seen_run:
-                    self._on_new_run(snap, now)
-                if self._commands:
-                    self._drain_commands(snap, now)
-                    continue
-                if not snap.playing or (self._current is None and self._pending is None):
-                    self._wait(0.1)
-                    continue
-                nxt = self._next_group()
-                if nxt is None:
-                    self._wait(0.1)
-                    continue
-                ppq, slot, index = nxt
-                deadline = snap.time_at(ppq) - self.output_offset_s
-                remaining = deadline - self.clock()
-                if remaining > self.spin_s:
-                    self._wait(min(remaining - self.spin_s, 0.1))
-                    continue
-                while self.clock() < deadline:
-                    if self._snapshot is not snap or self._commands or self._quit:
-                        break
-                    time.sleep(0)
-                if self._snapshot is not snap or self._commands or self._quit:
-                    continue
-                self._dispatch(slot, index, self.clock() - deadline)
-                self._cursor_ppq = ppq + GROUP_EPSILON_PPQ
-                if self.stats.groups_sent % 16 == 0:
-                    self._publish_status()
-        except Exception:  # noqa: BLE001 - never die silently with notes sounding
-            log.exception("scheduler thread crashed; releasing notes")
-            self.ports.release_all()
-            raise
-        finally:
-            self.ports.release_all()
-            log.debug("scheduler thread stopped")
+        while not self._quit:
+            try:
+                self._step()
+            except Exception:  # noqa: BLE001 - never die with notes sounding; drop the job instead
+                log.exception("playback failed; releasing notes and dropping the playing job")
+                self._current = self._pending = None
+                try:
+                    self.ports.release_all()
+                except Exception:  # noqa: BLE001
+                    log.exception("releasing notes failed")
+                self._wait(0.1)
+        self.ports.release_all()
+        log.debug("scheduler thread stopped")
