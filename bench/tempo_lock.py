@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from daemon.devtools.daemonproc import DaemonProcess  # noqa: E402
 from daemon.devtools.hostsim import HostSimulator, OscClient  # noqa: E402
 from daemon.devtools.jackserver import JackServer  # noqa: E402
-from daemon.devtools.recorder import MidiRecorder  # noqa: E402
+from daemon.devtools.recorder_process import RecorderProcess  # noqa: E402
 from daemon.generate import generate  # noqa: E402
 from daemon.generate.request import parse_request  # noqa: E402
 
@@ -103,9 +103,7 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str) -> dict:
     with tempfile.TemporaryDirectory() as out, JackServer() as jack:
         env = jack.env()
         os.environ["JACK_DEFAULT_SERVER"] = jack.name
-        with DaemonProcess(Path(out), env=env) as daemon, MidiRecorder(servername=jack.name) as rec:
-            rec.wait_for_ports("ai-band", count=3, timeout_s=10)
-            rec.connect("ai-band")
+        with DaemonProcess(Path(out), env=env) as daemon, RecorderProcess(jack.name, "ai-band", count=3) as rec:
             target = ("127.0.0.1", daemon.port)
             with HostSimulator(target, rate_hz=rate_hz, jitter_ms=jitter_ms, seed=5) as host, OscClient(target) as client:
                 client.send("/band/generate", *[x for kv in request.items() for x in kv])
@@ -131,7 +129,8 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str) -> dict:
             status = json.loads(status_args[0])
             events = rec.events()
             hanging = rec.hanging_notes()
-            xruns, missed = rec.xruns, rec.missed_periods
+            stats = rec.stats()
+            xruns, missed = stats["xruns"], stats["missed_periods"]
             code, stop_took = daemon.terminate()
 
     note_ons = [e for e in events if e.is_note_on]

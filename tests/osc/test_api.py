@@ -179,3 +179,22 @@ def test_nested_and_future_bundles(osc):
     assert time.monotonic() - t0 < 0.2
     assert osc.receive("/band/pong", timeout=2)[1] == ["later"]
     assert time.monotonic() - t0 >= 0.28
+
+
+def test_generation_does_not_block_the_event_loop(osc):
+    import time
+
+    osc.send("/band/generate", *generate_args(id="big-1", chords="| Cmaj7 | Am7 | Dm7 G7 | Em7 A7 |", style="jazz", bars=512))
+    osc.receive("/band/job")  # queued
+    t0 = time.monotonic()
+    osc.send("/band/ping", "during")
+    seen = []
+    while True:
+        address, args = osc.receive(timeout=20)
+        seen.append((address, args[1] if address == "/band/job" else args))
+        if address == "/band/pong":
+            pong_ms = (time.monotonic() - t0) * 1000
+            break
+    assert pong_ms < 100, pong_ms
+    job_id, files = wait_job(osc, "big-1")
+    assert ("/band/job", "done") not in seen  # the pong overtook the 512-bar job
