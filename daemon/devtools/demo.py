@@ -106,7 +106,7 @@ def run_demo(output_dir: Path, bars: int = 4, style: str = "jazz", chords: str =
         shown = []
         for e in ons[:12]:
             seg = [c for c in clock.changes if c.time_s <= e.time_s][-1]
-            ppq = round(seg.ppq_at(e.time_s) * 480) / 480  # to MIDI ticks: 3.9995 is the next downbeat
+            ppq = round(seg.ppq_at(e.time_s) * 100) / 100  # to 1/100 beat: 3.998 (1 ms early) is bar 2's downbeat
             what = GM_DRUMS.get(e.data[1], note_name(e.data[1])) if "drums" in port else note_name(e.data[1])
             shown.append(f"{int(ppq // 4) + 1}:{ppq % 4 + 1:.2f} {what}")
         _say(f"  {port:18s} {len(ons):4d} notes  " + ", ".join(shown))
