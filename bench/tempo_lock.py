@@ -74,20 +74,6 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[k]
 
 
-def wait_job(client: OscClient, request_id: str, timeout_s: float = 20.0) -> str:
-    """Wait for ``/band/job ... done`` of a request; returns the job id."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        address, args = client.receive(timeout=max(0.05, deadline - time.monotonic()))
-        if address == "/band/error":
-            raise RuntimeError(f"daemon refused the request: {args}")
-        if address == "/band/job" and args[3] == request_id and args[1] in ("done", "failed", "cancelled"):
-            if args[1] != "done":
-                raise RuntimeError(f"job {args[0]} {args[1]}")
-            return args[0]
-    raise TimeoutError("job did not finish")
-
-
 def run(seconds: float, jitter_ms: float, rate_hz: float, style: str) -> dict:
     """Run the scenario; return the figures."""
     phase_a_s = seconds * 0.5
@@ -107,7 +93,7 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str) -> dict:
             target = ("127.0.0.1", daemon.port)
             with HostSimulator(target, rate_hz=rate_hz, jitter_ms=jitter_ms, seed=5) as host, OscClient(target) as client:
                 client.send("/band/generate", *[x for kv in request.items() for x in kv])
-                job_id = wait_job(client, "bench")
+                job_id, _ = client.wait_job("bench")
                 clock = host.clock
                 host.play()
                 time.sleep(2.0)  # let the clock model fill its window before arming

@@ -59,23 +59,8 @@ def osc(band: DaemonProcess) -> Iterator[OscClient]:
 
 
 def wait_job(client: OscClient, request_id: str, timeout_s: float = 20.0) -> tuple[str, dict[str, str]]:
-    """Wait for the final ``/band/job`` of ``request_id``; return (job id, {part: path}).
-
-    Fails the test on ``/band/error`` or a final state other than done.
-    """
-    import time
-
-    files: dict[str, str] = {}
-    deadline = time.monotonic() + timeout_s
-    while True:
-        address, args = client.receive(timeout=max(0.05, deadline - time.monotonic()))
-        if address == "/band/error" and args[0] == request_id:
-            raise AssertionError(f"request {request_id} refused: {args}")
-        if address == "/band/file":
-            files[args[1]] = args[2]
-        if address == "/band/job" and args[3] == request_id and args[1] in ("done", "failed", "cancelled"):
-            assert args[1] == "done", args
-            return args[0], files
+    """Wait for the final ``/band/job`` of ``request_id``; return (job id, {part: path})."""
+    return client.wait_job(request_id, timeout_s)
 
 
 def generate_args(**fields: object) -> list[object]:

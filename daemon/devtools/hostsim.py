@@ -642,6 +642,37 @@ class OscClient:
         self.send(address, *args)
         return self.receive(reply_address, timeout)[1]
 
+    def wait_job(self, request_id: str, timeout: float = 20.0) -> tuple[str, dict[str, str]]:
+        """Wait for the final ``/band/job`` of a ``/band/generate`` request.
+
+        Args:
+            request_id: the ``id`` sent with the request.
+            timeout: seconds to wait in all.
+
+        Returns:
+            ``(job_id, {part: path})`` from the ``/band/file`` messages.
+
+        Raises:
+            RuntimeError: the daemon answered ``/band/error`` for the request, or
+                the job ended ``failed`` or ``cancelled``.
+            TimeoutError: no final state within ``timeout``.
+        """
+        files: dict[str, str] = {}
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"job of request {request_id!r} did not finish in {timeout} s")
+            address, args = self.receive(timeout=remaining)
+            if address == "/band/error" and args and args[0] == request_id:
+                raise RuntimeError(f"request {request_id!r} refused: {args}")
+            if address == "/band/file":
+                files[args[1]] = args[2]
+            if address == "/band/job" and args[3] == request_id and args[1] in ("done", "failed", "cancelled"):
+                if args[1] != "done":
+                    raise RuntimeError(f"job {args[0]} {args[1]}")
+                return args[0], files
+
     def hello(self, client_name: str, timeout: float = 2.0) -> list[Any]:
         """Register with the daemon: send ``/band/hello s:client i:reply_port``.
 
