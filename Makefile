@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 APT_PACKAGES = jackd2 libjack-jackd2-0 liblo-tools python3-venv python3-dev build-essential libasound2-dev pkg-config
 
-.PHONY: setup system-deps demo test bench clean
+.PHONY: setup system-deps demo test bench bench-gen quality clean
 
 system-deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -34,6 +34,15 @@ test: setup
 
 bench: setup
 	$(PY) bench/tempo_lock.py
+
+bench-gen: setup
+	$(PY) bench/gen_speed.py
+
+# Quality against real music: MMA (Debian package) and music21's corpus (PyPI wheel).
+quality: setup
+	@command -v mma >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mma >/dev/null
+	$(PY) -m pip install -q 'music21>=9.1'
+	$(PY) bench/quality.py --write-docs
 
 clean:
 	rm -rf $(VENV) demo-output bench/results

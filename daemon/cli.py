@@ -62,28 +62,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-GENERATE_KEYS = ("id", "chords", "key", "style", "bpm", "bars", "ts", "parts", "seed", "humanize", "swing")
+GENERATE_KEYS = (
+    "id", "chords", "key", "style", "bpm", "bars", "ts", "parts", "seed", "humanize", "swing",
+    "prompt", "energy", "complexity", "structure", "sections", "duration", "programs", "channels",
+)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    """``ai-band generate``: one generation into files, offline."""
-    from daemon.generate import generate, validate_request
+    """``ai-band generate``: one generation into files, offline (same work as a daemon job)."""
+    from daemon.generate import validate_request
     from daemon.generate.request import parse_request
-    from daemon.jobs import new_job_id
-    from daemon.render.midifile import write_midi_files
+    from daemon.jobs import new_job_id, produce
 
     setup_logging(args.log_level or "warning")
     raw = {key: getattr(args, key) for key in GENERATE_KEYS if getattr(args, key) is not None}
     request = parse_request(raw)
     validate_request(request)
-    arrangement = generate(request)
     job_dir = Path(args.output).expanduser() / (args.job_id or new_job_id())
-    job_dir.mkdir(parents=True, exist_ok=True)
-    files = write_midi_files(arrangement, job_dir)
+    arrangement, files, generation_ms = produce(request, job_dir)
     print(f"style {arrangement.style}, key {arrangement.key}, {arrangement.bpm:g} bpm, "
-          f"{arrangement.ts_num}/{arrangement.ts_den}, {arrangement.bars} bars, seed {arrangement.seed}")
+          f"{arrangement.ts_num}/{arrangement.ts_den}, {arrangement.bars} bars, seed {arrangement.seed}, "
+          f"generated in {generation_ms:.1f} ms")
     for part in arrangement.parts:
-        print(f"  {part.name:6s} program {part.program:3d} channel {part.channel + 1:2d}: {len(part.notes)} notes")
+        print(f"  {part.name:7s} program {part.program:3d} channel {part.channel + 1:2d}: {len(part.notes)} notes")
     for name, path in files.items():
         print(f"{name}\t{path}")
     return 0
@@ -126,6 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", help="random seed; the same seed gives the same notes")
     gen.add_argument("--humanize", help="0..1")
     gen.add_argument("--swing", help="0..1")
+    gen.add_argument("--prompt", help='text prompt, e.g. "sad slow jazz ballad in D minor"')
+    gen.add_argument("--energy", help="0..1: density, velocity, fills")
+    gen.add_argument("--complexity", help="0..1: rhythmic and harmonic elaboration")
+    gen.add_argument("--structure", help='section order, e.g. "intro verse chorus verse chorus outro" or AABA')
+    gen.add_argument("--sections", help='JSON object: section -> chord sheet, e.g. \'{"verse": "C Am F G"}\'')
+    gen.add_argument("--duration", help="length in seconds, 1..600 (instead of --bars)")
+    gen.add_argument("--programs", help="GM program per part, e.g. bass=33,keys=4")
+    gen.add_argument("--channels", help="MIDI channel 1..16 per part, e.g. bass=2,keys=3")
     gen.add_argument("--id", help="request id stored with the job")
     gen.add_argument("--job-id", help="folder name under the output dir (default: a new job id)")
     gen.add_argument("-o", "--output", required=True, help="output folder")

@@ -78,27 +78,45 @@ def new_job_id() -> str:
     return f"{stamp}-{secrets.token_hex(2)}"
 
 
-def run_job(request: GenerationRequest, job_dir: str) -> tuple[str, object]:
-    """Worker entry point: generate and write files; never raises.
+def produce(request: GenerationRequest, job_dir: Path) -> tuple[Arrangement, dict[str, str], float]:
+    """Resolve, generate and write one job's files: the work of a job, offline or in a worker.
 
     Args:
         request: the validated request.
-        job_dir: folder for this job's files (created).
+        job_dir: the job's folder (created); its name is the job id.
+
+    Returns:
+        ``(arrangement, {part | "full" | "job": path}, generation_ms)``.
+
+    Raises:
+        BandError: bad request content (style, chords, ...) or a failed write.
+    """
+    from daemon.generate import generate, resolve_request
+    from daemon.render.metadata import job_metadata, write_job_metadata
+    from daemon.render.midifile import write_midi_files
+
+    t0 = time.perf_counter()
+    resolved = resolve_request(request)
+    arrangement = generate(resolved)
+    generation_ms = (time.perf_counter() - t0) * 1000.0
+    job_dir.mkdir(parents=True, exist_ok=True)
+    files = {name: str(p) for name, p in write_midi_files(arrangement, job_dir).items()}
+    meta = job_metadata(job_dir.name, request, resolved, arrangement, generation_ms)
+    files["job"] = str(write_job_metadata(job_dir, meta))
+    return arrangement, files, generation_ms
+
+
+def run_job(request: GenerationRequest, job_dir: str) -> tuple[str, object]:
+    """Worker entry point: :func:`produce`, never raising.
 
     Returns:
         ``("ok", (arrangement, files, elapsed_ms))`` or ``("error", (code, message))``.
         Errors travel as plain tuples: exception subclasses with custom
         constructors do not always survive pickling.
     """
-    from daemon.generate import generate
-    from daemon.render.midifile import write_midi_files
-
     t0 = time.perf_counter()
     try:
-        arrangement = generate(request)
-        path = Path(job_dir)
-        path.mkdir(parents=True, exist_ok=True)
-        files = {name: str(p) for name, p in write_midi_files(arrangement, path).items()}
+        arrangement, files, _ = produce(request, Path(job_dir))
     except BandError as exc:
         return "error", (exc.code, str(exc))
     except Exception as exc:  # noqa: BLE001 - reported to the client, logged by the caller
@@ -108,6 +126,7 @@ def run_job(request: GenerationRequest, job_dir: str) -> tuple[str, object]:
 
 def _warm_up() -> bool:
     import daemon.generate  # noqa: F401 - import cost paid at start-up, not on the first job
+    import daemon.render.metadata  # noqa: F401
     import daemon.render.midifile  # noqa: F401
 
     return True

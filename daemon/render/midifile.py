@@ -17,12 +17,12 @@ from __future__ import annotations
 import logging
 import os
 import pathlib
-import tempfile
 from collections.abc import Iterable
 
 import mido
 
 from daemon.errors import RenderError
+from daemon.render.atomic import fsync_dir, remove_temps, write_temp
 from daemon.generate.model import Arrangement, Part
 
 __all__ = ["write_midi_files", "arrangement_to_midi", "part_track", "TICKS_PER_BEAT", "FULL"]
@@ -129,18 +129,6 @@ def _check_name(name: str) -> None:
         raise ValueError(f"part name {name!r} cannot be a file name")
 
 
-def _write_temp(
-    job_dir: pathlib.Path, midi: mido.MidiFile, temps: list[pathlib.Path]
-) -> pathlib.Path:
-    with tempfile.NamedTemporaryFile(dir=job_dir, delete=False, suffix=".tmp") as handle:
-        temp = pathlib.Path(handle.name)
-        temps.append(temp)
-        midi.save(file=handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    return temp
-
-
 def write_midi_files(arrangement: Arrangement, job_dir: pathlib.Path) -> dict[str, pathlib.Path]:
     """Write ``<part>.mid`` for every part and ``full.mid`` for all of them.
 
@@ -171,36 +159,18 @@ def write_midi_files(arrangement: Arrangement, job_dir: pathlib.Path) -> dict[st
             _check_name(part.name)
             midi = arrangement_to_midi(arrangement, [part], f"{arrangement.style} - {part.name}")
             final = job_dir / f"{part.name}.mid"
-            pending.append((_write_temp(job_dir, midi, temps), final))
+            pending.append((write_temp(job_dir, lambda handle, m=midi: m.save(file=handle), temps), final))
             result[part.name] = final
         midi = arrangement_to_midi(arrangement, arrangement.parts, f"{arrangement.style} - full")
         final = job_dir / f"{FULL}.mid"
-        pending.append((_write_temp(job_dir, midi, temps), final))
+        pending.append((write_temp(job_dir, lambda handle, m=midi: m.save(file=handle), temps), final))
         result[FULL] = final
         for temp, final in pending:
             os.replace(temp, final)
             temps.remove(temp)
-        _fsync_dir(job_dir)
+        fsync_dir(job_dir)
     except Exception as exc:
-        for temp in temps:
-            try:
-                temp.unlink()
-            except OSError:
-                logger.warning("could not remove temporary file %s", temp)
+        remove_temps(temps)
         raise RenderError(f"writing MIDI files to {job_dir} failed: {exc}") from exc
     logger.debug("wrote %d MIDI files to %s", len(result), job_dir)
     return result
-
-
-def _fsync_dir(path: pathlib.Path) -> None:
-    """Make the renames durable (best effort; not every platform can open a directory)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from daemon.errors import ChordError
 from daemon.theory.chords import note_to_pc, parse_chord, parse_progression
@@ -78,6 +80,36 @@ C, Db, D, Eb, E, F, Gb, G, Ab, A, Bb, B = range(12)
         ("Db7", (Db, F, Ab, B)),
         ("E♭7", (Eb, G, Bb, Db)),
         ("am", (A, C, E)),
+        # spellings of the contract's qualities not covered above
+        ("Cma7", (C, E, G, B)),
+        ("CmM7", (C, Eb, G, B)),
+        ("Caug7", (C, E, Ab, Bb)),
+        ("C7+", (C, E, Ab, Bb)),
+        ("C7b13", (C, E, G, Bb, Ab)),
+        ("C7b5", (C, E, Gb, Bb)),
+        ("Cmaj7#11", (C, E, G, B, Gb)),
+        ("Cmaj13", (C, E, G, B, D, F, A)),
+        ("C9sus4", (C, F, G, Bb, D)),
+        ("Cm6/9", (C, Eb, G, A, D)),
+        ("C7susb9", (C, F, G, Bb, Db)),
+        # altered dominants: 7alt is the full 1 3 b7 b9 #9 #11 b13
+        ("C7alt", (C, E, Bb, Db, Eb, Gb, Ab)),
+        ("Calt", (C, E, Bb, Db, Eb, Gb, Ab)),
+        ("C13b9", (C, E, G, Bb, Db, F, A)),
+        ("C7b9#11", (C, E, G, Bb, Db, Gb)),
+        ("C7b9b13", (C, E, G, Bb, Db, Ab)),
+        # base quality + alterations/additions (composed, not in a table)
+        ("C7#9b13", (C, E, G, Bb, Eb, Ab)),
+        ("C7(#9,b13)", (C, E, G, Bb, Eb, Ab)),
+        ("C7(b9,#11)", (C, E, G, Bb, Db, Gb)),
+        ("C9b13", (C, E, G, Bb, D, Ab)),
+        ("Cm11b5", (C, Eb, Gb, Bb, D, F)),
+        ("Cmaj7(9)", (C, E, G, B, D)),
+        ("C7(13)", (C, E, G, Bb, A)),
+        ("C13#9", (C, E, G, Bb, Eb, F, A)),
+        ("Cadd#11", (C, E, G, Gb)),
+        ("C7no5", (C, E, Bb)),
+        ("Cm7b5b9", (C, Eb, Gb, Bb, Db)),
     ],
 )
 def test_quality_pitch_classes(symbol: str, pcs: tuple[int, ...]) -> None:
@@ -107,7 +139,63 @@ def test_slash_bass(symbol: str, root: int, pcs: tuple[int, ...], bass: int) -> 
     assert (chord.root_pc, chord.pitch_classes, chord.bass_pc) == (root, pcs, bass)
 
 
-@pytest.mark.parametrize("token", ["H7", "C7x", "Cfoo", "C/H", "7", "/E", "Cmaj7//E", "C#b#"])
+@pytest.mark.parametrize(
+    ("symbol", "quality", "intervals"),
+    [
+        ("Cø7", "m7b5", (0, 3, 6, 10)),
+        ("CΔ", "maj7", (0, 4, 7, 11)),
+        ("C-Δ7", "mmaj7", (0, 3, 7, 11)),
+        ("C9", "9", (0, 4, 7, 10, 14)),
+        ("C7#9b13", "7#9b13", (0, 4, 7, 10, 15, 20)),
+        ("C7(b9,#11)", "7b9#11", (0, 4, 7, 10, 13, 18)),
+        ("Cmaj7(9)", "maj7add9", (0, 4, 7, 11, 14)),
+        ("C7alt", "7alt", (0, 4, 10, 13, 15, 18, 20)),
+        # pychord's synonyms report one canonical name
+        ("Cmaj", "", (0, 4, 7)),
+        ("CM7", "maj7", (0, 4, 7, 11)),
+        ("C7(b9)", "7b9", (0, 4, 7, 10, 13)),
+        ("C7-9", "7b9", (0, 4, 7, 10, 13)),
+        ("C2", "add9", (0, 4, 7, 14)),
+        ("Cmaj7+5", "maj7#5", (0, 4, 8, 11)),
+        ("C7+", "7#5", (0, 4, 8, 10)),
+        ("Csus", "sus4", (0, 5, 7)),
+        ("Cm7-5", "m7b5", (0, 3, 6, 10)),
+        ("CM9", "maj9", (0, 4, 7, 11, 14)),
+    ],
+)
+def test_quality_name_and_intervals(symbol: str, quality: str, intervals: tuple[int, ...]) -> None:
+    chord = parse_chord(symbol)
+    assert (chord.quality, chord.intervals) == (quality, intervals)
+
+
+@pytest.mark.parametrize("symbol", ["N.C.", "NC", "n.c.", "N.C", "nc"])
+def test_no_chord(symbol: str) -> None:
+    chord = parse_chord(symbol)
+    assert chord.is_no_chord
+    assert (chord.pitch_classes, chord.intervals, chord.root_pc, chord.bass_pc) == ((), (), -1, -1)
+    assert chord.symbol == symbol
+    assert not chord.is_minor
+    assert chord.interval_pc(0, 7) is None
+
+
+@pytest.mark.parametrize("symbol", ["C", "Am7", "G7/B", "C7alt", "C5"])
+def test_other_chords_are_not_no_chord(symbol: str) -> None:
+    assert not parse_chord(symbol).is_no_chord
+
+
+def test_no_chord_in_a_sheet_holds_with_dots() -> None:
+    bars = parse_progression("| C | N.C. . G7 . | NC |", 4, 4)
+    assert _shape(bars) == [
+        [("C", 0.0, 4.0)],
+        [("N.C.", 0.0, 2.0), ("G7", 2.0, 2.0)],
+        [("NC", 0.0, 4.0)],
+    ]
+    assert bars[1][0][0].is_no_chord and bars[2][0][0].is_no_chord
+
+
+@pytest.mark.parametrize(
+    "token", ["H7", "C7x", "Cfoo", "C/H", "7", "/E", "Cmaj7//E", "C#b#", "C79", "C7b9x", "N.C.7"]
+)
 def test_bad_symbol_raises_chord_error(token: str) -> None:
     with pytest.raises(ChordError) as info:
         parse_chord(token, bar=5)
@@ -208,3 +296,31 @@ def test_errors_name_token_and_bar(text: str, token: str, bar: int) -> None:
 def test_empty_sheet_raises() -> None:
     with pytest.raises(ChordError):
         parse_progression("| | |", 4, 4)
+
+
+_QUALITIES = [
+    "", "m", "6", "m6", "7", "maj7", "M7", "Δ", "Δ7", "ma7", "m7", "min7", "-7", "mMaj7",
+    "m(maj7)", "mM7", "-Δ7", "m7b5", "ø", "ø7", "dim", "dim7", "°7", "aug", "+", "7#5", "aug7",
+    "sus2", "sus4", "7sus4", "9", "m9", "maj9", "11", "m11", "13", "m13", "add9", "6/9", "7b9",
+    "7#9", "7#11", "7b13", "7b5", "7alt", "13b9", "7#9b13", "7(b9,#11)",
+]  # fmt: skip
+
+
+@given(
+    st.sampled_from(["C", "D", "E", "F", "G", "A", "B"]),
+    st.sampled_from(["", "#", "b"]),
+    st.sampled_from(_QUALITIES),
+    st.sampled_from(["", "/E", "/Bb", "/F#", "/G"]),
+)
+def test_every_quality_with_any_root_and_bass(root: str, acc: str, quality: str, bass: str) -> None:
+    symbol = root + acc + quality + bass
+    chord = parse_chord(symbol)
+    assert chord.root_pc == note_to_pc(root + acc)
+    assert chord.pitch_classes[0] == chord.root_pc
+    assert len(set(chord.pitch_classes)) == len(chord.pitch_classes) >= 3
+    assert chord.intervals[0] == 0 and list(chord.intervals) == sorted(chord.intervals)
+    assert {(chord.root_pc + i) % 12 for i in chord.intervals} == set(chord.pitch_classes)
+    assert chord.bass_pc == (note_to_pc(bass[1:]) if bass else chord.root_pc)
+    assert not chord.is_no_chord
+    transposed = parse_chord("C" + quality)
+    assert chord.intervals == transposed.intervals and chord.quality == transposed.quality
