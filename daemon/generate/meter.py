@@ -17,7 +17,10 @@ sixteenths).  Each beat splits into halves, or thirds when it is compound;
 The first beat is the downbeat (strength 2); in bars of four or more beats the
 beat that opens the second half (4/4 beat 3, 5/4 beat 4, 12/8 beat 3) is a
 secondary accent (strength 1); the rest are weak (strength 0): backbeats.
-All offsets are quarter notes (ppq) from the bar start.
+A style may group the units its own way (7/8 as 3+2+2 instead of 2+2+3).
+:meth:`Meter.accent` turns that hierarchy into velocity offsets (downbeat >
+secondary accent > backbeat > off-beat > 16th), the metric accents players
+give without thinking.  All offsets are quarter notes (ppq) from the bar start.
 """
 
 from __future__ import annotations
@@ -28,6 +31,13 @@ __all__ = ["Beat", "Meter"]
 
 #: Beats shorter than this (in quarter notes) are merged with a neighbour.
 _MIN_BEAT_PPQ = 0.75
+
+#: Velocity offsets of :meth:`Meter.accent`: downbeat, secondary accent,
+#: other beat starts (backbeats), beat subdivisions (off-beat 8ths), anything finer.
+ACCENTS = (10, 6, 2, -6, -10)
+
+#: Positions closer than this are the same grid point (quarter notes).
+_EPS = 1e-6
 
 
 @dataclass(frozen=True)
@@ -86,8 +96,15 @@ class Meter:
     beats: tuple[Beat, ...]
 
     @classmethod
-    def from_ts(cls, num: int, den: int) -> Meter:
+    def from_ts(cls, num: int, den: int, grouping: tuple[int, ...] | None = None) -> Meter:
         """Group the bar of ``num/den`` into beats (see the module docstring).
+
+        Args:
+            num: numerator >= 1.
+            den: denominator >= 1.
+            grouping: beat lengths in ``1/den`` units adding up to ``num``
+                (e.g. ``(3, 2, 2)`` for 7/8), or None for the default grouping;
+                a grouping that does not add up is ignored.
 
         Raises:
             ValueError: ``num`` or ``den`` is not a positive integer.
@@ -95,7 +112,9 @@ class Meter:
         if num < 1 or den < 1:
             raise ValueError(f"bad time signature {num}/{den}")
         unit = 4.0 / den
-        if den <= 4:
+        if grouping and sum(grouping) == num and min(grouping) >= 1:
+            groups = list(grouping)
+        elif den <= 4:
             groups = [1] * num
         elif num % 3 == 0:
             groups = [3] * (num // 3)
@@ -122,6 +141,23 @@ class Meter:
             beats.append(Beat(index, position * unit, units * unit, units, strength))
             position += units
         return cls(num, den, num * unit, tuple(beats))
+
+    def accent(self, offset: float) -> int:
+        """Velocity offset of a note at ``offset`` (quarter notes from the bar start).
+
+        :data:`ACCENTS`: +10 on the downbeat, +6 on the secondary accent, +2 on
+        other beat starts, -6 on the beat's halves (thirds when compound),
+        -10 anywhere else.
+        """
+        beat = self.beat_at(offset)
+        x = offset - beat.start
+        if x < _EPS:
+            return ACCENTS[2 - beat.strength]
+        parts = 3 if beat.compound else 2
+        step = x * parts / beat.length
+        if abs(step - round(step)) < _EPS:
+            return ACCENTS[3]
+        return ACCENTS[4]
 
     def beat_at(self, offset: float) -> Beat:
         """Return the beat containing ``offset`` (quarter notes from the bar start)."""

@@ -87,6 +87,8 @@ class Arrangement:
         key: resolved key, e.g. ``"C"`` or ``"Am"``.
         seed: the random seed actually used.
         chords: the chord spans over the whole arrangement.
+        sections: the song form as ``(section name, first bar 0-based, bar count)``
+            in playing order; ``(("main", 0, bars),)`` without a structure.
     """
 
     parts: tuple[Part, ...]
@@ -98,6 +100,7 @@ class Arrangement:
     key: str
     seed: int
     chords: tuple[ChordSpan, ...] = field(default=())
+    sections: tuple[tuple[str, int, int], ...] = field(default=())
 
     @property
     def bar_length_ppq(self) -> float:

@@ -19,7 +19,10 @@ from typing import Any, Callable, Mapping
 from daemon.errors import RequestError
 
 #: Parts this version can generate, in the order they are offered.
-KNOWN_PARTS = ("drums", "bass", "keys")
+KNOWN_PARTS = ("drums", "bass", "keys", "pad", "melody", "arp", "guitar", "strings")
+
+#: Longest text prompt accepted, characters.
+MAX_PROMPT_CHARS = 1000
 
 #: Time-signature denominators accepted (note values: half .. 32nd).
 TS_DENOMINATORS = (1, 2, 4, 8, 16, 32)
@@ -45,6 +48,18 @@ class GenerationRequest:
         humanize: 0..1 timing/velocity looseness; 0 puts every note exactly on the grid.
         swing: 0..1 swing of off-beat eighths/16ths; 0 is straight.
         play: arm the job for playback as soon as it is generated.
+        prompt: free text ("upbeat 128 bpm house with a rolling bassline") that
+            fills the fields the request leaves None (see docs/generation.md).
+        energy: 0..1 density, velocity and fill intensity.
+        complexity: 0..1 rhythmic and harmonic elaboration.
+        structure: section names in playing order, e.g.
+            ``("intro", "verse", "chorus", "verse", "chorus", "outro")`` or ``("A", "A", "B", "A")``.
+        sections: chord sheet per section name, ``((name, chords), ...)``;
+            sections without one use ``chords``.
+        duration_s: arrangement length in seconds, 1..600 (alternative to ``bars``).
+        programs: GM program overrides ``((part, program 0..127), ...)``.
+        channels: MIDI channel overrides ``((part, channel index 0..15), ...)``;
+            given as 1..16 in requests, as users count channels.
     """
 
     id: str = ""
@@ -59,6 +74,14 @@ class GenerationRequest:
     humanize: float | None = None
     swing: float | None = None
     play: bool = False
+    prompt: str | None = None
+    energy: float | None = None
+    complexity: float | None = None
+    structure: tuple[str, ...] | None = None
+    sections: tuple[tuple[str, str], ...] | None = None
+    duration_s: float | None = None
+    programs: tuple[tuple[str, int], ...] | None = None
+    channels: tuple[tuple[str, int], ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the request as JSON-ready plain values (``ts`` as ``"n/d"``)."""
@@ -67,6 +90,8 @@ class GenerationRequest:
             value = getattr(self, f.name)
             if f.name == "ts" and value is not None:
                 value = f"{value[0]}/{value[1]}"
+            elif f.name in ("sections", "programs", "channels") and value is not None:
+                value = {k: (v + 1 if f.name == "channels" else v) for k, v in value}
             elif isinstance(value, tuple):
                 value = list(value)
             out[f.name] = value
@@ -174,6 +199,61 @@ def _parts(field: str, value: Any) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _part_map(lo: int, hi: int, offset: int) -> Callable[[str, Any], tuple[tuple[str, int], ...]]:
+    """``"bass=33,keys=4"`` or ``{"bass": 33}`` -> ``(("bass", 33), ("keys", 4))``; values lo..hi."""
+
+    def check(field: str, value: Any) -> tuple[tuple[str, int], ...]:
+        if isinstance(value, Mapping):
+            items = list(value.items())
+        else:
+            text = _text(512, allow_empty=False)(field, value)
+            items = []
+            for chunk in text.split(","):
+                name, sep, number = chunk.partition("=")
+                if not sep:
+                    name, sep, number = chunk.partition(":")
+                if not sep:
+                    raise RequestError(field, f"expected part=number pairs such as 'bass=33', got {chunk.strip()!r}", "bad_value")
+                items.append((name, number))
+        out: dict[str, int] = {}
+        for name, number in items:
+            part = str(name).strip().lower()
+            if part not in KNOWN_PARTS:
+                raise RequestError(field, f"unknown part {part!r}; known: {', '.join(KNOWN_PARTS)}", "unknown_part")
+            out[part] = _ranged_int(lo, hi)(f"{field}.{part}", number) - offset
+        return tuple(out.items())
+
+    return check
+
+
+def _structure(field: str, value: Any) -> tuple[str, ...]:
+    text = _text(500, allow_empty=False)(field, value)
+    if text.isalpha() and text.isupper() and len(text) <= 64:  # song form letters: "AABA"
+        return tuple(text.lower())
+    names = tuple(name.lower() for name in text.replace(",", " ").split())
+    if len(names) > 64:
+        raise RequestError(field, f"at most 64 sections, got {len(names)}")
+    for name in names:
+        if not name.replace("-", "").replace("_", "").isalnum() or len(name) > 32:
+            raise RequestError(field, f"bad section name {name!r}", "bad_value")
+    return names
+
+
+def _sections(field: str, value: Any) -> tuple[tuple[str, str], ...]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise RequestError(field, f"expected a JSON object of section -> chords: {exc.msg}", "bad_value") from None
+    if not isinstance(value, Mapping) or not value:
+        raise RequestError(field, "expected a JSON object of section name -> chord sheet", "bad_value")
+    out = []
+    for name, chords in value.items():
+        section = str(name).strip().lower()
+        out.append((section, FIELDS["chords"](f"{field}.{section}", chords)))
+    return tuple(out)
+
+
 def _flag(field: str, value: Any) -> bool:
     if isinstance(value, str) and value.strip().lower() in ("true", "yes", "on"):
         return True
@@ -196,7 +276,18 @@ FIELDS: dict[str, Callable[[str, Any], Any]] = {
     "humanize": _ranged_float(0.0, 1.0),
     "swing": _ranged_float(0.0, 1.0),
     "play": _flag,
+    "prompt": _text(MAX_PROMPT_CHARS, allow_empty=False),
+    "energy": _ranged_float(0.0, 1.0),
+    "complexity": _ranged_float(0.0, 1.0),
+    "structure": _structure,
+    "sections": _sections,
+    "duration_s": _ranged_float(1.0, 600.0),
+    "programs": _part_map(0, 127, 0),
+    "channels": _part_map(1, 16, 1),
 }
+
+#: Request keys as users write them -> field names (``duration`` is seconds).
+KEY_ALIASES = {"duration": "duration_s"}
 
 
 #: Words users reach for -> the key we use, for "did you mean" hints.
@@ -212,6 +303,14 @@ SYNONYMS = {
     "length": "bars",
     "request_id": "id",
     "genre": "style",
+    "seconds": "duration",
+    "length_s": "duration",
+    "program": "programs",
+    "instrument": "programs",
+    "channel": "channels",
+    "form": "structure",
+    "text": "prompt",
+    "description": "prompt",
 }
 
 
@@ -226,13 +325,16 @@ def parse_request(raw: Mapping[str, Any]) -> GenerationRequest:
             invalid value, naming the field.
     """
     values: dict[str, Any] = {}
-    for name, value in raw.items():
+    for key, value in raw.items():
+        name = KEY_ALIASES.get(key, key)
         check = FIELDS.get(name)
         if check is None:
             hint = [SYNONYMS[name]] if name in SYNONYMS else difflib.get_close_matches(name, FIELDS, n=1)
             suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
             raise RequestError(name, f"unknown key{suggestion}", "unknown_key")
-        values[name] = check(name, value)
+        values[name] = check(key, value)
+    if values.get("bars") is not None and values.get("duration_s") is not None:
+        raise RequestError("duration", "give bars or duration, not both", "bad_value")
     return GenerationRequest(**values)
 
 

@@ -66,23 +66,33 @@ def test_rock_groove_follows_the_meter(ts, kicks, snares, hats) -> None:
 
 def test_fills_on_the_last_bar_of_every_four_and_crash_after() -> None:
     arrangement = _drums("rock", bars=12)
+    # bar 12 (index 11) is the ending (12 >= 8 bars), so bar 11 carries the fill into it
+    fills = {3, 7, 10}
     for bar in range(12):
         toms = [
             n
             for n in arrangement.part("drums").notes
             if n.pitch in TOMS and bar * 4 <= n.start_ppq < bar * 4 + 4
         ]
-        if bar % 4 == 3:
+        if bar in fills:
             assert toms and all(n.start_ppq >= bar * 4 + 2 for n in toms), bar
         else:
             assert not toms, bar
-        assert (0.0 in _in_bar(arrangement, bar, CRASH)) == (bar % 4 == 0), bar
+        assert (0.0 in _in_bar(arrangement, bar, CRASH)) == (bar % 4 == 0 or bar == 11), bar
+    ending = [n for n in arrangement.part("drums").notes if n.start_ppq >= 44]
+    assert {n.start_ppq for n in ending} == {44.0} and {KICK, CRASH} <= {n.pitch for n in ending}
+
+
+def test_short_loops_have_no_ending() -> None:
+    arrangement = _drums("rock", bars=4)
+    last = [n for n in arrangement.part("drums").notes if n.start_ppq >= 12]
+    assert len({n.start_ppq for n in last}) > 4  # the groove and a fill, not a final hit
 
 
 def test_jazz_fills_every_eight_bars() -> None:
-    arrangement = _drums("jazz", bars=16)
+    arrangement = _drums("jazz", bars=24)
     fill_bars = {int(n.start_ppq // 4) for n in arrangement.part("drums").notes if n.pitch in TOMS}
-    assert fill_bars == {7, 15}
+    assert fill_bars == {7, 15, 22}  # phrase ends, then the bar before the ending
 
 
 def test_jazz_ride_pattern_and_hihat_on_two_and_four() -> None:

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from daemon.generate.groove import MAX_SHIFT_PPQ, apply_swing, finalize, humanize
+from daemon.generate.groove import MAX_SHIFT_PPQ, apply_swing, finalize, humanize, mute_bars
 from daemon.generate.meter import Meter
 from daemon.generate.model import Note
 
@@ -121,3 +121,46 @@ def test_finalize_never_ends_past_length_with_float_thirds() -> None:
     notes = [Note(2 * third, third, 60, 80)]
     (note,) = finalize(notes, 4.0)
     assert note.start_ppq + note.duration_ppq <= 4.0
+
+
+def test_sixteenth_swing_moves_the_second_and_fourth_sixteenth() -> None:
+    meter = Meter.from_ts(4, 4)
+    notes = [Note(t * 0.25, 0.1, 42, 80) for t in range(8)]
+    swung = [n.start_ppq for n in apply_swing(notes, meter, 0.5, "fine")]
+    assert swung[0] == 0.0 and swung[2] == 0.5 and swung[4] == 1.0
+    assert swung[1] == pytest.approx(0.25 + 0.5 * 0.5 / 3)
+    assert swung[3] == pytest.approx(0.75 + 0.5 * 0.5 / 3)
+
+
+def test_pocket_leans_consistently_and_scales_in() -> None:
+    notes = _eighths(8, Meter.from_ts(4, 4))
+    lean = 0.02
+    late = humanize(notes, 1.0, random.Random(3), lambda n: lean)
+    flat = humanize(notes, 1.0, random.Random(3))
+    mean = sum(b.start_ppq - a.start_ppq for a, b in zip(flat, late)) / len(notes)
+    assert mean == pytest.approx(lean, abs=0.003)
+    assert all(abs(b.start_ppq - a.start_ppq) <= MAX_SHIFT_PPQ + 1e-12 for a, b in zip(notes, late))
+    gentle = humanize(notes, 0.1, random.Random(3), lambda n: lean)
+    mean_gentle = sum(b.start_ppq - a.start_ppq for a, b in zip(notes, gentle)) / len(notes)
+    assert 0.3 * lean < mean_gentle < 0.6 * lean  # 0.1 / POCKET_FULL_AT of the lean, plus the walk
+
+
+def test_strummed_notes_move_together() -> None:
+    strum = [Note(1.0 + 0.008 * k, 0.5, 52 + 5 * k, 80) for k in range(6)]
+    loose = humanize(strum, 1.0, random.Random(5))
+    shifts = [b.start_ppq - a.start_ppq for a, b in zip(strum, loose)]
+    assert max(shifts) - min(shifts) <= 0.2 * MAX_SHIFT_PPQ + 1e-12
+
+
+def test_mute_bars_drops_and_cuts() -> None:
+    notes = [Note(0.0, 8.0, 60, 80), Note(4.5, 1.0, 62, 80), Note(8.0, 2.0, 64, 80)]
+    out = mute_bars(notes, [True, False, True], 4.0)
+    assert out == [Note(0.0, 4.0, 60, 80), Note(8.0, 2.0, 64, 80)]
+    assert mute_bars(notes, [True, True, True], 4.0) == notes
+
+
+def test_swing_leaves_triplets_alone() -> None:
+    meter = Meter.from_ts(4, 4)
+    triplets = [Note(k / 3, 0.3, 60 + k, 80) for k in range(6)]
+    swung = apply_swing(triplets, meter, 0.6)
+    assert [n.start_ppq for n in swung] == [n.start_ppq for n in triplets]

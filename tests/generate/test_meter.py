@@ -65,3 +65,42 @@ def test_beat_at() -> None:
 def test_bad_time_signature() -> None:
     with pytest.raises(ValueError):
         Meter.from_ts(0, 4)
+
+
+def test_accents_follow_the_metric_hierarchy() -> None:
+    four = Meter.from_ts(4, 4)
+    down, secondary, back, off, fine = (four.accent(t) for t in (0.0, 2.0, 1.0, 0.5, 0.25))
+    assert down > secondary > back > off > fine
+    six = Meter.from_ts(6, 8)
+    assert six.accent(0.0) > six.accent(1.5) > six.accent(0.5) > six.accent(0.25)
+
+
+def test_style_grouping_overrides_the_default() -> None:
+    meter = Meter.from_ts(7, 8, (3, 2, 2))
+    assert tuple(b.start for b in meter.beats) == (0.0, 1.5, 2.5)
+    assert meter.beats[0].compound and not meter.beats[1].compound
+    assert (
+        Meter.from_ts(7, 8, (3, 3)).beats == Meter.from_ts(7, 8).beats
+    )  # does not add up: ignored
+
+
+def test_metal_plays_seven_eight_as_three_two_two() -> None:
+    from daemon.generate import generate
+    from daemon.generate.request import GenerationRequest
+
+    arrangement = generate(
+        GenerationRequest(
+            chords="E5",
+            style="metal",
+            ts=(7, 8),
+            seed=1,
+            humanize=0.0,
+            bars=2,
+            parts=("drums",),
+            energy=0.5,
+        )
+    )
+    snares = sorted(
+        n.start_ppq for n in arrangement.part("drums").notes if n.pitch == 38 and n.velocity > 80
+    )
+    assert snares == [1.5, 2.5, 5.0, 6.0]  # backbeats on the 2 and the 2 of 3+2+2

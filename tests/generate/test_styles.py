@@ -8,11 +8,31 @@ from daemon.errors import StyleError
 from daemon.generate import STYLES, style_names
 from daemon.generate.bass import PATTERNS
 from daemon.generate.drums import GROOVES
+from daemon.generate.guitar import PATTERNS as GUITAR_PATTERNS
 from daemon.generate.keys import COMPING
 from daemon.generate.request import KNOWN_PARTS
-from daemon.generate.styles import CHANNELS, DEFAULT_STYLE, get_style
+from daemon.generate.styles import ALIASES, CHANNELS, DEFAULT_STYLE, PART_ORDER, RANGES, get_style
 
-REQUIRED = {"classical", "jazz", "rock", "blues", "electronic", "ambient"}
+REQUIRED = {
+    "classical",
+    "jazz",
+    "rock",
+    "blues",
+    "electronic",
+    "ambient",
+    "funk",
+    "hiphop",
+    "house",
+    "bossa",
+    "reggae",
+    "latin",
+    "metal",
+    "country",
+    "gospel",
+    "waltz",
+    "swing",
+    "lofi",
+}
 
 
 def test_required_styles_present() -> None:
@@ -37,11 +57,71 @@ def test_style_fields_valid(name: str) -> None:
     assert style.keys_voicing in ("close", "open", "rootless")
     assert style.fill_every in (4, 8)
     assert 48 <= style.keys_center <= 84 and 28 <= style.bass_center <= 55
+    assert style.ts[0] >= 1 and style.ts[1] in (1, 2, 4, 8, 16, 32)
+    assert 0 <= style.energy <= 1 and 0 <= style.complexity <= 1
+    assert style.swing_level in ("sub", "fine")
+    for pattern in (style.bass_pattern_b,):
+        assert pattern is None or pattern in PATTERNS
+    assert style.keys_comping_b is None or style.keys_comping_b in COMPING
+    assert style.guitar_pattern in GUITAR_PATTERNS
+    assert style.guitar_pattern_b is None or style.guitar_pattern_b in GUITAR_PATTERNS
+    assert style.arp_rate in ("16th", "8th", "triplet")
+    assert style.arp_shape in ("up", "down", "updown", "broken")
+    assert style.melody_rhythm in ("straight", "swing", "sparse", "syncopated", "lyrical")
+    low, high = RANGES["melody"]
+    assert low <= style.melody_range[0] < style.melody_range[1] <= high
+    assert style.melody_range[1] - style.melody_range[0] >= 15  # room for an arch
+    assert set(style.intro_parts) <= set(KNOWN_PARTS) and style.intro_parts
+    assert set(style.lift_parts) <= set(KNOWN_PARTS)
+    assert style.ending in ("hit", "ring")
+    for voice, ms in style.pocket:
+        assert voice in set(KNOWN_PARTS) | {"kick", "snare", "hats"} and abs(ms) <= 15
+    for (num, den), groups in style.groupings:
+        assert sum(groups) == num
+    for velocity in (
+        style.drums_velocity,
+        style.bass_velocity,
+        style.keys_velocity,
+        style.pad_velocity,
+        style.melody_velocity,
+        style.arp_velocity,
+        style.guitar_velocity,
+        style.strings_velocity,
+    ):
+        assert 1 <= velocity <= 127
+    channels = [style.channel(p) for p in KNOWN_PARTS]
+    assert len(set(channels)) == len(channels) and style.channel("drums") == 9
 
 
 def test_styles_differ() -> None:
     for field in ("bpm", "bass_pattern", "keys_comping", "drum_groove"):
         assert len({getattr(s, field) for s in STYLES.values()}) >= 4, field
+    # every style has its own groove, and no two styles share groove, bass and comping
+    assert len({s.drum_groove for s in STYLES.values()}) == len(STYLES)
+    assert len({(s.bass_pattern, s.keys_comping, s.guitar_pattern) for s in STYLES.values()}) >= 16
+
+
+@pytest.mark.parametrize(
+    ("style", "ts"), [("waltz", (3, 4)), ("gospel", (12, 8)), ("rock", (4, 4)), ("jazz", (4, 4))]
+)
+def test_idiomatic_meters(style: str, ts: tuple[int, int]) -> None:
+    assert STYLES[style].ts == ts
+
+
+def test_ranges_table_covers_every_part() -> None:
+    assert set(RANGES) == set(KNOWN_PARTS) == set(PART_ORDER) == set(CHANNELS)
+    assert RANGES["guitar"] == (40, 76)  # E2..E5
+    assert RANGES["bass"] == (28, 55)  # E1..G3
+    for low, high in RANGES.values():
+        assert 0 <= low < high <= 127
+
+
+def test_aliases() -> None:
+    for alias, name in ALIASES.items():
+        assert get_style(alias).name == name
+    assert get_style("Bossa  Nova").name == "bossa"
+    assert get_style("salsa").name == "latin"
+    assert get_style("Lo-Fi").name == "lofi"
 
 
 @pytest.mark.parametrize(
