@@ -40,7 +40,7 @@ from daemon.devtools.hostsim import HostSimulator, OscClient  # noqa: E402
 from daemon.devtools.jackserver import JackServer  # noqa: E402
 from daemon.devtools.recorder_process import RecorderProcess  # noqa: E402
 from daemon.generate import generate  # noqa: E402
-from daemon.generate.request import parse_request  # noqa: E402
+from daemon.generate.request import KNOWN_PARTS, parse_request  # noqa: E402
 
 TARGETS = {
     "p99_dev_ms": 1.5,
@@ -89,7 +89,7 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str) -> dict:
     with tempfile.TemporaryDirectory() as out, JackServer() as jack:
         env = jack.env()
         os.environ["JACK_DEFAULT_SERVER"] = jack.name
-        with DaemonProcess(Path(out), env=env) as daemon, RecorderProcess(jack.name, "ai-band", count=3) as rec:
+        with DaemonProcess(Path(out), env=env) as daemon, RecorderProcess(jack.name, "ai-band", count=len(KNOWN_PARTS)) as rec:
             target = ("127.0.0.1", daemon.port)
             with HostSimulator(target, rate_hz=rate_hz, jitter_ms=jitter_ms, seed=5) as host, OscClient(target) as client:
                 client.send("/band/generate", *[x for kv in request.items() for x in kv])

@@ -23,7 +23,7 @@ def test_generate_offline_writes_readable_files(tmp_path):
                      "--ts", "3/4", "--seed", "7", "-o", str(tmp_path), "--job-id", "cli-job")
     assert result.returncode == 0, result.stderr
     job = tmp_path / "cli-job"
-    assert sorted(p.name for p in job.iterdir()) == ["bass.mid", "drums.mid", "full.mid", "keys.mid"]
+    assert sorted(p.name for p in job.iterdir()) == ["bass.mid", "drums.mid", "full.mid", "job.json", "keys.mid"]
     pm = pretty_midi.PrettyMIDI(str(job / "full.mid"))
     assert round(pm.get_tempo_changes()[1][0]) == 150
     assert (pm.time_signature_changes[0].numerator, pm.time_signature_changes[0].denominator) == (3, 4)
@@ -71,3 +71,39 @@ def test_signals_stop_within_5_s_with_exit_0(jack_server, tmp_path, sig):
     assert code == 0, daemon.log_text()
     assert took < 5.0
     assert "ai-band stopped" in daemon.log_text()
+
+
+def test_job_json_holds_the_resolved_request_and_reproduces_the_job(tmp_path):
+    import json
+
+    from daemon import __version__
+
+    result = ai_band("generate", "--chords", "| Dm7 G7 | Cmaj7 | N.C. | A7 |", "--style", "jazz", "--prompt", "slow sad ballad",
+                     "--bars", "8", "-o", str(tmp_path), "--job-id", "meta")
+    assert result.returncode == 0, result.stderr
+    meta = json.loads((tmp_path / "meta" / "job.json").read_text())
+    assert meta["version"] == __version__ and meta["job_id"] == "meta"
+    request = meta["request"]
+    for key in ("style", "bpm", "key", "ts", "parts", "bars", "seed", "humanize", "swing", "energy", "complexity",
+                "programs", "channels"):
+        assert request[key] is not None, key
+    assert request["style"] == "jazz"  # explicit key beats the prompt
+    assert meta["requested"]["prompt"] == "slow sad ballad"
+    assert len(meta["chords_per_bar"]) == 8
+    assert [c["symbol"] for c in meta["chords_per_bar"][0]] == ["Dm7", "G7"]
+    assert meta["chords_per_bar"][0][1]["beat"] == 2.0
+    assert meta["generation_ms"] > 0 and meta["seed"] == request["seed"]
+    # The resolved request alone reproduces the notes.
+    args = []
+    for key, value in request.items():
+        if value is None or key in ("id", "play", "prompt", "duration_s"):
+            continue
+        flag = {"duration_s": "duration"}.get(key, key)
+        if isinstance(value, dict):
+            value = ",".join(f"{k}={v}" for k, v in value.items()) if key != "sections" else json.dumps(value)
+        elif isinstance(value, list):
+            value = ",".join(value) if key == "parts" else " ".join(value)
+        args += [f"--{flag}", str(value)]
+    again = ai_band("generate", *args, "-o", str(tmp_path), "--job-id", "again")
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "again" / "full.mid").read_bytes() == (tmp_path / "meta" / "full.mid").read_bytes()

@@ -18,6 +18,7 @@ from daemon.devtools.daemonproc import DaemonProcess
 from daemon.devtools.hostsim import HostSimulator, OscClient
 from daemon.devtools.jackserver import JackServer
 from daemon.devtools.recorder import MidiRecorder
+from daemon.generate.request import KNOWN_PARTS
 
 NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 GM_DRUMS = {35: "kick", 36: "kick", 37: "stick", 38: "snare", 39: "clap", 40: "snare", 42: "hat", 44: "pedal hat",
@@ -49,7 +50,7 @@ def run_demo(output_dir: Path, bars: int = 4, style: str = "jazz", chords: str =
         with DaemonProcess(output_dir.resolve(), env=jack.env(), zeroconf_interfaces="127.0.0.1") as daemon, \
                 MidiRecorder(servername=jack.name) as rec:
             _say(f"daemon listening on udp 127.0.0.1:{daemon.port} (pid {daemon.proc.pid})")
-            ports = rec.wait_for_ports("ai-band", count=3, timeout_s=10)
+            ports = rec.wait_for_ports("ai-band", count=len(KNOWN_PARTS), timeout_s=20)
             rec.connect("ai-band")
             _say(f"recording its MIDI ports: {', '.join(sorted(ports))}")
             target = ("127.0.0.1", daemon.port)
