@@ -204,3 +204,65 @@ def test_generation_does_not_block_the_event_loop(osc):
     assert pong_ms < 100, pong_ms
     job_id, files = wait_job(osc, "big-1")
     assert ("/band/job", "done") not in seen  # the pong overtook the 512-bar job
+
+
+def test_song_request_with_prompt_structure_sections_and_overrides(osc):
+    import json as _json
+
+    import pretty_midi
+
+    request = {
+        "id": "song-1",
+        "prompt": "upbeat 128 bpm house with a rolling bassline",
+        "structure": "intro verse chorus verse chorus outro",
+        "sections": _json.dumps({"verse": "| Am | F | C | G |", "chorus": "| F | G | Am | Am |"}),
+        "chords": "| Am | Am |",
+        "duration": 60,
+        "parts": "drums,bass,keys,pad,melody,arp,guitar,strings",
+        "programs": "melody=73,guitar=25",
+        "channels": "melody=5",
+        "seed": 3,
+    }
+    osc.send("/band/generate", *generate_args(**request))
+    job_id, files = wait_job(osc, "song-1")
+    assert set(files) == {"drums", "bass", "keys", "pad", "melody", "arp", "guitar", "strings", "full", "job"}
+    meta = _json.loads(Path(files["job"]).read_text())
+    resolved = meta["request"]
+    assert resolved["style"] == "house" and resolved["bpm"] == 128.0  # from the prompt
+    assert resolved["bars"] == 32  # 60 s at 128 bpm in 4/4
+    assert [s["name"] for s in meta["sections"]] == ["intro", "verse", "chorus", "verse", "chorus", "outro"]
+    assert sum(s["bars"] for s in meta["sections"]) == 32
+    verse = next(s for s in meta["sections"] if s["name"] == "verse")
+    assert [c["symbol"] for c in meta["chords_per_bar"][verse["first_bar"]]] == ["Am"]
+    parts = {p["name"]: p for p in meta["parts"]}
+    assert parts["melody"]["program"] == 73 and parts["melody"]["channel"] == 5
+    assert parts["guitar"]["program"] == 25 and parts["drums"]["channel"] == 10
+    pm = pretty_midi.PrettyMIDI(files["full"])
+    last_bar_s = 31 * 4 * 60 / 128  # 32 bars of 4/4 at 128 bpm = 60 s; the ending sounds in the last bar
+    assert last_bar_s <= pm.get_end_time() <= 60.0 + 2.0
+    assert round(pm.get_tempo_changes()[1][0]) == 128
+    programs = {i.name: i.program for i in pm.instruments}
+    assert programs["melody"] == 73
+
+
+def test_roman_numerals_need_and_use_the_key(osc):
+    osc.send("/band/generate", *generate_args(id="rn-1", chords="I vi ii V7"))
+    ref, code, message = osc.receive("/band/error")[1]
+    assert (ref, code) == ("rn-1", "unknown_chord") and "key" in message
+    osc.send("/band/generate", *generate_args(id="rn-2", chords="| I | vi | ii | V7 |", key="Bb", parts="bass", humanize=0))
+    job_id, files = wait_job(osc, "rn-2")
+    import json as _json
+
+    meta = _json.loads(Path(files["job"]).read_text())
+    assert [bar[0]["symbol"] for bar in meta["chords_per_bar"]][:4] == ["I", "vi", "ii", "V7"] or \
+        [bar[0]["symbol"] for bar in meta["chords_per_bar"]][:4] == ["Bb", "Gm", "Cm", "F7"]
+    notes = sorted(pretty_midi_notes(files["bass"]), key=lambda n: n.start)
+    # Bass on each chord's first beat: Bb, G, C, F.
+    firsts = [n.pitch % 12 for n in notes if abs(n.start - round(n.start / 2.0) * 2.0) < 1e-3][:4]
+    assert firsts == [10, 7, 0, 5]
+
+
+def pretty_midi_notes(path):
+    import pretty_midi
+
+    return [n for inst in pretty_midi.PrettyMIDI(path).instruments for n in inst.notes]
