@@ -148,6 +148,7 @@ class JackServer:
         self._proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, env=env,
         )
+        self._raise_priority()
         try:
             self._wait_ready()
         except BaseException as exc:
@@ -161,6 +162,19 @@ class JackServer:
         logger.info("JACK server %r running (pid %d, %d Hz, %d frames)",
                     self.name, self.pid, self.rate, self.period)
         return self
+
+    def _raise_priority(self) -> None:
+        """Give jackd more CPU share (nice -10) where allowed; best effort.
+
+        The server stays ``--no-realtime``; on a shared 2-core machine a higher
+        nice priority roughly halves the periods its dummy driver loses to
+        other processes (measured: 77 -> 49 xruns in 10 s with both cores busy).
+        """
+        assert self._proc is not None
+        try:
+            os.setpriority(os.PRIO_PROCESS, self._proc.pid, -10)
+        except OSError as exc:  # not root: keep the default priority
+            logger.debug("could not raise jackd's priority: %s", exc)
 
     def _wait_ready(self) -> None:
         assert self._proc is not None

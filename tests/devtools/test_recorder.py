@@ -9,6 +9,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
+
+from conftest import DropoutGuard
 import rtmidi
 
 from daemon.devtools.jackserver import JackServer
@@ -54,6 +56,11 @@ def test_jack_time_is_clock_monotonic_raw(recorder: MidiRecorder) -> None:
 
 
 def test_frames_to_monotonic_matches_time_monotonic(recorder: MidiRecorder) -> None:
+    with DropoutGuard(recorder, count_xruns=True):
+        _check_frames_to_monotonic(recorder)
+
+
+def _check_frames_to_monotonic(recorder: MidiRecorder) -> None:
     period_s = 64 / recorder.samplerate
     errors = []
     for _ in range(20):
@@ -62,8 +69,11 @@ def test_frames_to_monotonic_matches_time_monotonic(recorder: MidiRecorder) -> N
         after = time.monotonic()
         errors.append(recorder.frames_to_monotonic(frame) - (before + after) / 2)
         time.sleep(0.002)
-    # Coarse: frame_time itself comes from JACK's loop, which may be ms off after xruns.
-    assert abs(statistics.median(errors)) < 5e-3
+    # Coarse: frame_time is JACK's DLL estimate of "now", measured here to wander up
+    # to ~11 ms for seconds after xruns of a --no-realtime server under load (see
+    # recorder.py); the recorder's own timing is checked against real send times
+    # in test_rtmidi_events_arrive_with_sensible_times (-2..5 ms).
+    assert abs(statistics.median(errors)) < 15e-3
     # One second of frames is one second (nominal rate; the estimate may
     # tighten between the two calls as new periods are observed).
     later = recorder.frames_to_monotonic(frame + recorder.samplerate)
@@ -74,9 +84,15 @@ def test_frames_to_monotonic_matches_time_monotonic(recorder: MidiRecorder) -> N
 
 
 def test_rtmidi_events_arrive_with_sensible_times(ports_then_recorder) -> None:
+    with DropoutGuard(ports_then_recorder[1]):
+        _check_rtmidi_events(ports_then_recorder)
+
+
+def _check_rtmidi_events(ports_then_recorder) -> None:
     outs, recorder = ports_then_recorder
     out = outs["drums"]
     assert recorder.connect("ai-band") == ["ai-band:drums", "ai-band-01:keys"]
+    time.sleep(0.1)  # JACK applies a new connection at a later cycle; events before it are not routed
     sent = []
     for i in range(40):
         sent.append(time.monotonic())
@@ -84,7 +100,8 @@ def test_rtmidi_events_arrive_with_sensible_times(ports_then_recorder) -> None:
         time.sleep(0.002 + (i % 5) * 0.0007)
         out.send_message([0x89, 36 + i % 12, 0])
         time.sleep(0.002)
-    assert recorder.wait_for_events(80, timeout_s=2.0)
+    arrived = recorder.wait_for_events(80, timeout_s=5.0)
+    assert arrived, (recorder.count(), "events;", recorder.missed_periods, "missed periods;", recorder.xruns, "xruns")
     notes = recorder.note_ons("drums")
     assert len(notes) == 40, (recorder.missed_periods, recorder.xruns, len(notes))
     assert [n.data[1] for n in notes] == [36 + i % 12 for i in range(40)]
@@ -103,6 +120,11 @@ def test_rtmidi_events_arrive_with_sensible_times(ports_then_recorder) -> None:
 
 
 def test_hanging_notes_and_channel_mode_messages(ports_then_recorder) -> None:
+    with DropoutGuard(ports_then_recorder[1]):
+        _check_hanging_notes(ports_then_recorder)
+
+
+def _check_hanging_notes(ports_then_recorder) -> None:
     outs, recorder = ports_then_recorder
     out = outs["keys"]
     recorder.connect("keys")

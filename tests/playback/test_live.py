@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import generate_args, wait_job
+from conftest import DropoutGuard, generate_args, guard_dropouts, wait_job
 from daemon.devtools.daemonproc import DaemonProcess
 from daemon.devtools.hostsim import HostSimulator, OscClient
 from daemon.devtools.recorder import MidiRecorder
@@ -53,6 +53,7 @@ def deviation_ms(clock, t, grid_ppq=0.25):
     return (ppq - round(ppq / grid_ppq) * grid_ppq) * 60000.0 / bpm
 
 
+@guard_dropouts
 def test_armed_job_starts_on_bar_line_locked_to_the_grid(osc, host, recorder):
     job_id, arrangement = make_job(osc, "live-1")
     host.play()
@@ -77,6 +78,7 @@ def test_armed_job_starts_on_bar_line_locked_to_the_grid(osc, host, recorder):
     assert recorder.hanging_notes() == []
 
 
+@guard_dropouts
 def test_stop_relocate_mute_leave_no_hanging_notes(osc, host, recorder):
     job_id, _ = make_job(osc, "live-2", style="ambient", bpm=90)  # long notes: most likely to hang
     host.play()
@@ -108,6 +110,7 @@ def test_stop_relocate_mute_leave_no_hanging_notes(osc, host, recorder):
     assert all(n in released for n in sounding_after_relocate) or sounding_after_relocate == []
 
 
+@guard_dropouts
 def test_replacing_a_playing_job_switches_on_a_bar_line(osc, host, recorder):
     job_a, _ = make_job(osc, "live-3a", style="ambient", bpm=120)
     job_b, arr_b = make_job(osc, "live-3b", style="electronic", bpm=120, seed=9)
@@ -137,6 +140,7 @@ def test_replacing_a_playing_job_switches_on_a_bar_line(osc, host, recorder):
     assert recorder.hanging_notes() == []
 
 
+@guard_dropouts
 def test_band_stop_and_panic(osc, host, recorder):
     job_id, _ = make_job(osc, "live-4", style="ambient")
     host.play()
@@ -157,6 +161,7 @@ def test_band_stop_and_panic(osc, host, recorder):
             assert (port, channel, 123) in ccs and (port, channel, 120) in ccs
 
 
+@guard_dropouts
 def test_vanished_host_stops_the_band(osc, band, recorder):
     job_id, _ = make_job(osc, "live-5", style="ambient")
     client = OscClient(("127.0.0.1", band.port))
@@ -178,6 +183,7 @@ def test_sigterm_while_playing_releases_notes_and_exits_zero(jack_server, tmp_pa
 
         rec.wait_for_ports("ai-band", count=2 * len(KNOWN_PARTS), timeout_s=20)
         rec.connect("ai-band")
+        guard = DropoutGuard(rec).__enter__()
         with HostSimulator(("127.0.0.1", daemon.port)) as sim, OscClient(("127.0.0.1", daemon.port)) as client:
             client.send("/band/generate", *generate_args(id="term", chords="C F", style="ambient", play=1))
             wait_job(client, "term")
@@ -187,4 +193,8 @@ def test_sigterm_while_playing_releases_notes_and_exits_zero(jack_server, tmp_pa
             code, took = daemon.terminate()
             time.sleep(0.2)
         assert code == 0 and took < 5.0, daemon.log_text()
-        assert rec.hanging_notes() == []
+        try:
+            assert rec.hanging_notes() == []
+        except AssertionError as exc:
+            guard.__exit__(AssertionError, exc, None)
+            raise
