@@ -1,0 +1,178 @@
+"""Rendering a job's audio, in a render worker process or offline.
+
+Render workers are separate from generation workers and run at a lower CPU
+priority (``render.nice``) so a long render never takes the CPU from live
+MIDI playback.  Each worker keeps one :class:`~daemon.render.audio.AudioRenderer`
+warm: the SoundFont is loaded once, when the worker starts, not per job.
+That renderer is process-local state set by :func:`init_render_worker`
+(the only way a ``ProcessPoolExecutor`` initializer can hand a worker an object).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from daemon.errors import BandError
+from daemon.generate.model import Arrangement
+from daemon.render.atomic import write_atomic
+from daemon.render.metadata import JOB_FILE
+
+log = logging.getLogger(__name__)
+
+#: Audio formats among a request's ``render`` formats.
+AUDIO_FORMATS = ("wav", "flac")
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """Engine and defaults from the ``[render]`` config section.
+
+    Attributes:
+        engine: ``auto``, ``fluidsynth`` or ``numpy``.
+        soundfont: path of a General MIDI .sf2, or "" to search the usual places.
+        sample_rate: default sample rate, Hz (44100 or 48000).
+        bit_depth: default sample size, bits (16 or 24).
+        target_lufs: integrated loudness target of the mix, LUFS.
+        true_peak_dbtp: true-peak ceiling, dBTP.
+        tail_s: audio after the last bar, seconds.
+        nice: CPU nice level of render workers (0..19).
+    """
+
+    engine: str = "auto"
+    soundfont: str = ""
+    sample_rate: int = 44100
+    bit_depth: int = 16
+    target_lufs: float = -14.0
+    true_peak_dbtp: float = -1.0
+    tail_s: float = 2.0
+    nice: int = 10
+
+
+class _Worker:
+    """The render worker's warm renderer and its progress channel."""
+
+    renderer: Any = None
+    progress_queue: Any = None
+
+
+def init_render_worker(settings: RenderSettings, progress_queue: Any) -> None:
+    """``ProcessPoolExecutor`` initializer: lower the priority, load the engine once.
+
+    Args:
+        settings: the ``[render]`` settings.
+        progress_queue: a multiprocessing queue for ``(job_id, fraction 0..1)``.
+    """
+    from daemon.render.audio import AudioRenderer
+
+    try:
+        os.nice(settings.nice)
+    except OSError:
+        pass
+    _Worker.progress_queue = progress_queue
+    t0 = time.perf_counter()
+    _Worker.renderer = AudioRenderer(settings.engine, settings.soundfont)
+    log.info("render worker ready: engine %s (%s) in %.2f s", _Worker.renderer.engine,
+             _Worker.renderer.soundfont or "built-in", time.perf_counter() - t0)
+
+
+def render_audio(
+    renderer: Any,
+    arrangement: Arrangement,
+    job_dir: Path,
+    formats: tuple[str, ...],
+    stems: bool,
+    sample_rate: int,
+    bit_depth: int,
+    settings: RenderSettings,
+    progress: Callable[[float], None] | None = None,
+) -> tuple[list[tuple[str, str]], dict[str, Any]]:
+    """Render, normalise and write a job's audio; add an ``audio`` section to job.json.
+
+    Args:
+        renderer: a warm :class:`~daemon.render.audio.AudioRenderer`.
+        arrangement: the generated parts.
+        job_dir: the job's folder (its job.json is updated when present).
+        formats: audio formats to write, from :data:`AUDIO_FORMATS`.
+        stems: also write one file per part.
+        sample_rate: Hz, 44100 or 48000.
+        bit_depth: 16 or 24.
+        settings: loudness target, true-peak ceiling and tail.
+        progress: called with 0..1 as parts are rendered.
+
+    Returns:
+        ``([(part or "mix", path), ...], audio metadata)``.
+
+    Raises:
+        RenderError: rendering or writing failed (nothing half-written is left).
+    """
+    from daemon.render.audio import AudioOptions, write_audio
+
+    t0 = time.perf_counter()
+    options = AudioOptions(sample_rate=sample_rate, bit_depth=bit_depth, target_lufs=settings.target_lufs,
+                           true_peak_dbtp=settings.true_peak_dbtp, tail_s=settings.tail_s)
+    rendered = renderer.render(arrangement, options, progress)
+    render_ms = (time.perf_counter() - t0) * 1000.0
+    written = write_audio(rendered, job_dir, formats, stems, bit_depth)
+    files = [(name, str(path)) for name, path in written]
+    meta = {
+        "engine": rendered.engine,
+        "soundfont": rendered.soundfont,
+        "sample_rate": rendered.sample_rate,
+        "bit_depth": bit_depth,
+        "formats": list(formats),
+        "stems": stems,
+        "loudness_lufs": round(float(rendered.loudness_lufs), 2),
+        "true_peak_dbtp": round(float(rendered.true_peak_dbtp), 2),
+        "gain_db": round(float(rendered.gain_db), 2),
+        "limited": bool(rendered.limited),
+        "music_s": round(rendered.music_s, 6),
+        "duration_s": round(rendered.duration_s, 6),
+        "render_ms": round(render_ms, 1),
+        "realtime_ratio": round(rendered.music_s / (render_ms / 1000.0), 1) if render_ms > 0 else None,
+        "settings": asdict(settings),
+        "files": [{"part": name, "path": path} for name, path in files],
+    }
+    job_file = job_dir / JOB_FILE
+    if job_file.exists():
+        data = json.loads(job_file.read_text())
+        data["audio"] = meta
+        write_atomic(job_file, json.dumps(data, indent=2).encode("utf-8") + b"\n")
+    return files, meta
+
+
+def run_render(
+    job_id: str,
+    arrangement: Arrangement,
+    job_dir: str,
+    formats: tuple[str, ...],
+    stems: bool,
+    sample_rate: int,
+    bit_depth: int,
+    settings: RenderSettings,
+) -> tuple[str, object]:
+    """Render worker entry point; never raises.
+
+    Returns:
+        ``("ok", (files, audio metadata))`` or ``("error", (code, message))``.
+    """
+    queue = _Worker.progress_queue
+
+    def progress(fraction: float) -> None:
+        if queue is not None:
+            queue.put((job_id, float(fraction)))
+
+    try:
+        if _Worker.renderer is None:
+            init_render_worker(settings, queue)
+        return "ok", render_audio(_Worker.renderer, arrangement, Path(job_dir), formats, stems,
+                                  sample_rate, bit_depth, settings, progress)
+    except BandError as exc:
+        return "error", (exc.code, str(exc))
+    except Exception as exc:  # noqa: BLE001 - reported to the client, logged by the caller
+        return "error", ("render_failed", f"{type(exc).__name__}: {exc}")
