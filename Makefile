@@ -3,7 +3,8 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
-APT_PACKAGES = jackd2 libjack-jackd2-0 liblo-tools python3-venv python3-dev build-essential libasound2-dev pkg-config
+APT_PACKAGES = jackd2 libjack-jackd2-0 liblo-tools python3-venv python3-dev build-essential libasound2-dev pkg-config \
+               libfluidsynth3 fluid-soundfont-gm libportaudio2
 
 .PHONY: setup system-deps demo test bench bench-gen quality clean
 

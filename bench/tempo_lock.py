@@ -74,8 +74,53 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[k]
 
 
-def run(seconds: float, jitter_ms: float, rate_hz: float, style: str) -> dict:
-    """Run the scenario; return the figures."""
+class RenderLoad:
+    """Keeps the daemon rendering long songs to WAV/FLAC (with stems) while the benchmark plays.
+
+    A second OSC client submits one render job at a time until stopped;
+    each finished job's audio figures are read from its job.json.
+    """
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        import threading
+
+        self.target = target
+        self.results: list[dict] = []
+        self.busy_s = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="render-load", daemon=True)
+
+    def _run(self) -> None:
+        n = 0
+        with OscClient(self.target) as client:
+            while not self._stop.is_set():
+                n += 1
+                request_id = f"load-{n}"
+                t0 = time.monotonic()
+                client.send("/band/generate", "id", request_id, "chords", "| C | Am7 | Dm7 G7 | Cmaj7 |",
+                            "style", "funk", "bars", 64, "parts", ",".join(KNOWN_PARTS),
+                            "render", "wav,flac", "stems", 1, "seed", n)
+                try:
+                    _, files = client.wait_job(request_id, timeout=120)
+                except (TimeoutError, RuntimeError) as exc:
+                    self.results.append({"error": str(exc)})
+                    continue
+                self.busy_s += time.monotonic() - t0
+                meta = json.loads(Path(files["job"]).read_text())
+                self.results.append(meta.get("audio", {}))
+
+    def start(self) -> None:
+        """Start submitting render jobs."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the job in progress."""
+        self._stop.set()
+        self._thread.join(150)
+
+
+def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_load: bool = False) -> dict:
+    """Run the scenario (optionally with renders running all along); return the figures."""
     phase_a_s = seconds * 0.5
     phase_b_s = seconds * 0.3
     phase_c_s = seconds * 0.2
@@ -94,6 +139,10 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str) -> dict:
             with HostSimulator(target, rate_hz=rate_hz, jitter_ms=jitter_ms, seed=5) as host, OscClient(target) as client:
                 client.send("/band/generate", *[x for kv in request.items() for x in kv])
                 job_id, _ = client.wait_job("bench")
+                load = RenderLoad(target) if render_load else None
+                if load is not None:
+                    load.start()
+                    time.sleep(1.0)  # the render workers start and load the SoundFont
                 clock = host.clock
                 host.play()
                 time.sleep(2.0)  # let the clock model fill its window before arming
@@ -110,6 +159,8 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str) -> dict:
                 stop_s = time.monotonic()
                 host.stop()
                 time.sleep(1.0)
+                if load is not None:
+                    load.stop()
                 client.send("/band/status")
                 _, status_args = client.receive("/band/status", timeout=2.0)
             status = json.loads(status_args[0])
@@ -217,6 +268,19 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str) -> dict:
         "daemon_exit_code": code,
         "daemon_stop_s": round(stop_took, 3),
     }
+    if render_load:
+        done = [r for r in load.results if "engine" in r]
+        ratios = sorted(r["realtime_ratio"] for r in done)
+        figures.update({
+            "render_load": "8-part 64-bar funk songs to WAV+FLAC with stems, one after another, all along",
+            "renders_completed": len(done),
+            "render_errors": len(load.results) - len(done),
+            "render_engine": done[0]["engine"] if done else None,
+            "render_realtime_ratio_median": ratios[len(ratios) // 2] if ratios else None,
+            "render_loudness_lufs": [r["loudness_lufs"] for r in done],
+            "render_true_peak_dbtp_max": max((r["true_peak_dbtp"] for r in done), default=None),
+            "render_busy_s": round(load.busy_s, 1),
+        })
     checks = {
         "p99_dev_ms": figures["p99_dev_ms"] <= TARGETS["p99_dev_ms"],
         "median_phase_ms": abs(figures["median_phase_ms"]) <= TARGETS["median_phase_ms"],
@@ -239,8 +303,10 @@ def main() -> int:
     parser.add_argument("--rate-hz", type=float, default=25.0)
     parser.add_argument("--style", default="rock")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--render-load", action="store_true",
+                        help="keep the daemon rendering long songs to WAV/FLAC all along (issue 4)")
     args = parser.parse_args()
-    figures = run(args.seconds, args.jitter_ms, args.rate_hz, args.style)
+    figures = run(args.seconds, args.jitter_ms, args.rate_hz, args.style, args.render_load)
     width = max(len(k) for k in figures)
     for key, value in figures.items():
         if key != "checks":

@@ -65,6 +65,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 GENERATE_KEYS = (
     "id", "chords", "key", "style", "bpm", "bars", "ts", "parts", "seed", "humanize", "swing",
     "prompt", "energy", "complexity", "structure", "sections", "duration", "programs", "channels",
+    "render", "stems", "sample_rate", "bit_depth",
 )
 
 
@@ -73,6 +74,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from daemon.generate import validate_request
     from daemon.generate.request import parse_request
     from daemon.jobs import new_job_id, produce
+    from daemon.render.audio_job import AUDIO_FORMATS, render_audio
+    from daemon.service import render_settings
 
     setup_logging(args.log_level or "warning")
     raw = {key: getattr(args, key) for key in GENERATE_KEYS if getattr(args, key) is not None}
@@ -80,12 +83,31 @@ def cmd_generate(args: argparse.Namespace) -> int:
     validate_request(request)
     job_dir = Path(args.output).expanduser() / (args.job_id or new_job_id())
     arrangement, files, generation_ms = produce(request, job_dir)
+    written = list(files.items())
+    audio_formats = tuple(f for f in (request.render or ()) if f in AUDIO_FORMATS)
+    if audio_formats:
+        from daemon.render.audio import AudioRenderer
+
+        config = load_config(args.config)
+        settings = render_settings(config)
+        renderer = AudioRenderer(settings.engine, settings.soundfont)
+        try:
+            audio_files, audio = render_audio(
+                renderer, arrangement, job_dir, audio_formats, request.stems,
+                request.sample_rate or settings.sample_rate, request.bit_depth or settings.bit_depth, settings,
+            )
+        finally:
+            renderer.close()
+        written += audio_files
+        print(f"audio: {audio['engine']}, {audio['sample_rate']} Hz / {audio['bit_depth']} bit, "
+              f"{audio['loudness_lufs']} LUFS, true peak {audio['true_peak_dbtp']} dBTP, "
+              f"{audio['realtime_ratio']}x real time")
     print(f"style {arrangement.style}, key {arrangement.key}, {arrangement.bpm:g} bpm, "
           f"{arrangement.ts_num}/{arrangement.ts_den}, {arrangement.bars} bars, seed {arrangement.seed}, "
           f"generated in {generation_ms:.1f} ms")
     for part in arrangement.parts:
         print(f"  {part.name:7s} program {part.program:3d} channel {part.channel + 1:2d}: {len(part.notes)} notes")
-    for name, path in files.items():
+    for name, path in written:
         print(f"{name}\t{path}")
     return 0
 
@@ -135,6 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--duration", help="length in seconds, 1..600 (instead of --bars)")
     gen.add_argument("--programs", help="GM program per part, e.g. bass=33,keys=4")
     gen.add_argument("--channels", help="MIDI channel 1..16 per part, e.g. bass=2,keys=3")
+    gen.add_argument("--render", help="output formats: mid,wav,flac (MIDI files are always written)")
+    gen.add_argument("--stems", help="1: also one audio file per part")
+    gen.add_argument("--sample-rate", dest="sample_rate", help="44100 or 48000 (default: the config's)")
+    gen.add_argument("--bit-depth", dest="bit_depth", help="16 or 24 (default: the config's)")
+    gen.add_argument("--config", type=Path, help="TOML config file ([render] settings)")
     gen.add_argument("--id", help="request id stored with the job")
     gen.add_argument("--job-id", help="folder name under the output dir (default: a new job id)")
     gen.add_argument("-o", "--output", required=True, help="output folder")

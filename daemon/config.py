@@ -85,6 +85,29 @@ class GenerationSection:
 
 
 @dataclass(frozen=True)
+class RenderSection:
+    """[render]: WAV/FLAC rendering."""
+
+    engine: str = "auto"
+    soundfont: str = ""
+    sample_rate: int = 44100
+    bit_depth: int = 16
+    target_lufs: float = -14.0
+    true_peak_dbtp: float = -1.0
+    tail_s: float = 2.0
+    workers: int = 1
+    nice: int = 10
+
+
+@dataclass(frozen=True)
+class PreviewSection:
+    """[preview]: live audio preview through PortAudio (sounddevice)."""
+
+    device: str = ""
+    latency: str = "high"
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated configuration (immutable)."""
 
@@ -95,6 +118,8 @@ class Config:
     playback: PlaybackSection = field(default_factory=PlaybackSection)
     transport: TransportSection = field(default_factory=TransportSection)
     generation: GenerationSection = field(default_factory=GenerationSection)
+    render: RenderSection = field(default_factory=RenderSection)
+    preview: PreviewSection = field(default_factory=PreviewSection)
 
     @property
     def output_path(self) -> Path:
@@ -165,6 +190,15 @@ CHECKS = {
     ("transport", "timeout_ms"): _ranged(100, 60000),
     ("generation", "workers"): _ranged(1, 32),
     ("generation", "max_queued"): _ranged(1, 10000),
+    ("render", "engine"): _choice(("auto", "fluidsynth", "numpy")),
+    ("render", "sample_rate"): _choice((44100, 48000)),
+    ("render", "bit_depth"): _choice((16, 24)),
+    ("render", "target_lufs"): _ranged(-40, -5),
+    ("render", "true_peak_dbtp"): _ranged(-12, 0),
+    ("render", "tail_s"): _ranged(0, 10),
+    ("render", "workers"): _ranged(1, 8),
+    ("render", "nice"): _ranged(0, 19),
+    ("preview", "latency"): _choice(("low", "high")),
 }
 
 

@@ -14,6 +14,7 @@ import datetime as _dt
 import logging
 import multiprocessing
 import secrets
+import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor
@@ -24,11 +25,12 @@ from typing import Callable
 from daemon.errors import BandError, JobError, RequestError
 from daemon.generate.model import Arrangement
 from daemon.generate.request import GenerationRequest
+from daemon.render.audio_job import AUDIO_FORMATS, RenderSettings, init_render_worker, run_render
 
 log = logging.getLogger(__name__)
 
 #: Job states in the order they happen; the last three are final.
-STATES = ("queued", "generating", "done", "failed", "cancelled")
+STATES = ("queued", "generating", "rendering", "done", "failed", "cancelled")
 FINAL_STATES = ("done", "failed", "cancelled")
 
 
@@ -43,7 +45,11 @@ class Job:
         state: one of :data:`STATES`.
         progress: 0..1.
         arrangement: the generated parts once done.
-        files: part name (and ``"full"``) -> absolute path of the written file.
+        files: ``(part, path)`` of every file written, in writing order: each
+            part's .mid, ``full`` (full.mid), ``job`` (job.json), then with
+            audio ``mix`` (mix.wav / mix.flac) and the stems (``<part>.wav``).
+        announced: how many of ``files`` have been announced with ``/band/file``.
+        audio: the audio section of job.json once rendered.
         error: ``(code, message)`` once failed.
         elapsed_ms: wall time of generation plus writing, milliseconds.
     """
@@ -54,7 +60,9 @@ class Job:
     state: str = "queued"
     progress: float = 0.0
     arrangement: Arrangement | None = None
-    files: dict[str, str] = field(default_factory=dict)
+    files: list[tuple[str, str]] = field(default_factory=list)
+    announced: int = 0
+    audio: dict | None = None
     error: tuple[str, str] | None = None
     elapsed_ms: float | None = None
     created_s: float = field(default_factory=time.time)
@@ -66,7 +74,9 @@ class Job:
             "request_id": self.request.id,
             "state": self.state,
             "progress": self.progress,
-            "files": self.files,
+            "files": [list(f) for f in self.files],
+            "audio": {k: self.audio[k] for k in ("engine", "loudness_lufs", "true_peak_dbtp", "realtime_ratio")}
+            if self.audio else None,
             "error": list(self.error) if self.error else None,
             "elapsed_ms": self.elapsed_ms,
         }
@@ -117,6 +127,7 @@ def run_job(request: GenerationRequest, job_dir: str) -> tuple[str, object]:
     t0 = time.perf_counter()
     try:
         arrangement, files, _ = produce(request, Path(job_dir))
+        files = list(files.items())
     except BandError as exc:
         return "error", (exc.code, str(exc))
     except Exception as exc:  # noqa: BLE001 - reported to the client, logged by the caller
@@ -154,8 +165,15 @@ class JobManager:
         max_queued: int = 16,
         listener: Listener | None = None,
         keep: int = 200,
+        render_settings: RenderSettings | None = None,
+        render_workers: int = 1,
     ) -> None:
         self.output_dir = output_dir
+        self.render_settings = render_settings or RenderSettings()
+        self.render_workers = render_workers
+        self._render_executor: ProcessPoolExecutor | None = None
+        self._progress_queue = None
+        self._progress_thread: threading.Thread | None = None
         self.workers = workers
         self.max_queued = max_queued
         self.listener = listener
@@ -182,6 +200,45 @@ class JobManager:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
+        if self._render_executor is not None:
+            self._render_executor.shutdown(wait=True, cancel_futures=True)
+            self._render_executor = None
+        if self._progress_queue is not None:
+            self._progress_queue.put(None)
+            if self._progress_thread is not None:
+                self._progress_thread.join(2)
+            self._progress_queue = None
+
+    def _render_pool(self) -> ProcessPoolExecutor:
+        """The render workers, started on first use (loading a SoundFont takes a while)."""
+        if self._render_executor is None:
+            ctx = multiprocessing.get_context("forkserver")
+            self._progress_queue = ctx.Queue()
+            self._render_executor = ProcessPoolExecutor(
+                max_workers=self.render_workers, mp_context=ctx,
+                initializer=init_render_worker, initargs=(self.render_settings, self._progress_queue),
+            )
+            loop = asyncio.get_running_loop()
+            queue = self._progress_queue
+
+            def pump() -> None:
+                while True:
+                    item = queue.get()
+                    if item is None:
+                        return
+                    try:
+                        loop.call_soon_threadsafe(self._on_progress, *item)
+                    except RuntimeError:  # the loop is closed
+                        return
+
+            self._progress_thread = threading.Thread(target=pump, name="render-progress", daemon=True)
+            self._progress_thread.start()
+        return self._render_executor
+
+    def _on_progress(self, job_id: str, fraction: float) -> None:
+        job = self.jobs.get(job_id)
+        if job is not None and job.state == "rendering":
+            self._set(job, "rendering", round(0.5 + 0.45 * fraction, 3))
 
     def get(self, job_id: str) -> Job:
         """Return the job; raises :class:`JobError` when unknown."""
@@ -247,6 +304,11 @@ class JobManager:
             except Exception:  # noqa: BLE001 - a reply failing must not kill the job
                 log.exception("job listener failed for %s", job.job_id)
 
+    def _fail(self, job: Job, error: tuple[str, str]) -> None:
+        job.error = error
+        log.warning("job %s failed: %s", job.job_id, error[1])
+        self._set(job, "failed", 1.0)
+
     def _set(self, job: Job, state: str, progress: float) -> None:
         job.state, job.progress = state, progress
         self._notify(job)
@@ -255,17 +317,25 @@ class JobManager:
         loop = asyncio.get_running_loop()
         try:
             self._set(job, "generating", 0.1)
-            status, payload = await loop.run_in_executor(
-                self._executor, run_job, job.request, str(self.output_dir / job.job_id)
-            )
-            if status == "ok":
-                job.arrangement, job.files, job.elapsed_ms = payload  # type: ignore[misc]
-                log.info("job %s done in %.1f ms: %s", job.job_id, job.elapsed_ms, ", ".join(job.files))
-                self._set(job, "done", 1.0)
-            else:
-                job.error = payload  # type: ignore[assignment]
-                log.warning("job %s failed: %s", job.job_id, job.error[1])
-                self._set(job, "failed", 1.0)
+            job_dir = self.output_dir / job.job_id
+            status, payload = await loop.run_in_executor(self._executor, run_job, job.request, str(job_dir))
+            if status != "ok":
+                return self._fail(job, payload)  # type: ignore[arg-type]
+            job.arrangement, job.files, job.elapsed_ms = payload  # type: ignore[misc]
+            audio_formats = tuple(f for f in (job.request.render or ()) if f in AUDIO_FORMATS)
+            if audio_formats:
+                self._set(job, "rendering", 0.5)
+                req, cfg = job.request, self.render_settings
+                status, payload = await loop.run_in_executor(
+                    self._render_pool(), run_render, job.job_id, job.arrangement, str(job_dir), audio_formats,
+                    req.stems, req.sample_rate or cfg.sample_rate, req.bit_depth or cfg.bit_depth, cfg,
+                )
+                if status != "ok":
+                    return self._fail(job, payload)  # type: ignore[arg-type]
+                files, job.audio = payload  # type: ignore[misc]
+                job.files.extend(files)
+            log.info("job %s done: %s", job.job_id, ", ".join(f"{p}={Path(f).name}" for p, f in job.files))
+            self._set(job, "done", 1.0)
         except asyncio.CancelledError:
             self._set(job, "cancelled", job.progress)
         except Exception as exc:  # noqa: BLE001 - e.g. a worker process died

@@ -35,6 +35,15 @@ log = logging.getLogger(__name__)
 SWITCH_INTERVAL_S = 0.0005
 
 
+def render_settings(cfg: Config) -> "RenderSettings":
+    """The ``[render]`` config section as the render workers take it."""
+    from daemon.render.audio_job import RenderSettings
+
+    r = cfg.render
+    return RenderSettings(engine=r.engine, soundfont=r.soundfont, sample_rate=r.sample_rate, bit_depth=r.bit_depth,
+                          target_lufs=r.target_lufs, true_peak_dbtp=r.true_peak_dbtp, tail_s=r.tail_s, nice=r.nice)
+
+
 def _validator():
     """Cheap request check on the loop: style known and chord sheet parses."""
     from daemon.generate import validate_request
@@ -102,11 +111,15 @@ class BandDaemon:
                 validate=_validator(),
                 max_clients=cfg.osc.max_clients,
             )
+            self.api.preview_device = cfg.preview.device
+            self.api.preview_latency = cfg.preview.latency
             self.jobs = JobManager(
                 cfg.output_path,
                 workers=cfg.generation.workers,
                 max_queued=cfg.generation.max_queued,
                 listener=self.api.on_job_event,
+                render_settings=render_settings(cfg),
+                render_workers=cfg.render.workers,
             )
             self.api.jobs = self.jobs
             await self.jobs.start()
@@ -158,6 +171,8 @@ class BandDaemon:
         if self.endpoint is not None:
             self.endpoint.close()
             self.endpoint = None
+        if self.api is not None:
+            self.api.close_preview()
         if self.jobs is not None:
             try:
                 await asyncio.wait_for(self.jobs.close(), timeout=3)

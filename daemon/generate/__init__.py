@@ -52,7 +52,7 @@ from daemon.generate.meter import Meter
 from daemon.generate.model import Arrangement, ChordSpan, Note, Part
 from daemon.generate.pad import generate_pad
 from daemon.generate.prompt import interpret_prompt
-from daemon.generate.request import GenerationRequest, parse_request
+from daemon.generate.request import OUTPUT_FIELDS, GenerationRequest, parse_request
 from daemon.generate.strings import generate_strings
 from daemon.generate.styles import DEFAULT_STYLE, STYLES, Style, get_style, style_names
 from daemon.theory import Bar, Key, infer_key, parse_key, parse_progression
@@ -102,9 +102,11 @@ def request_seed(request: GenerationRequest) -> int:
     """Derive a seed 0..2**31-1 from the request's musical content.
 
     Used when ``request.seed`` is None: the same sheet, style and settings
-    always give the same seed (``id`` and ``play`` do not count).
+    always give the same seed (:data:`~daemon.generate.request.OUTPUT_FIELDS`
+    such as ``id``, ``play`` and the audio format do not count).
     """
-    content = {k: v for k, v in request.to_dict().items() if k not in ("id", "play", "seed")}
+    skip = (*OUTPUT_FIELDS, "seed")
+    content = {k: v for k, v in request.to_dict().items() if k not in skip}
     digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).digest()
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 

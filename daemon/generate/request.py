@@ -21,6 +21,12 @@ from daemon.errors import RequestError
 #: Parts this version can generate, in the order they are offered.
 KNOWN_PARTS = ("drums", "bass", "keys", "pad", "melody", "arp", "guitar", "strings")
 
+#: File formats a job can produce: Standard MIDI Files, WAV and FLAC audio.
+RENDER_FORMATS = ("mid", "wav", "flac")
+
+#: Fields that choose output files only; they never change the notes.
+OUTPUT_FIELDS = ("id", "play", "render", "stems", "sample_rate", "bit_depth")
+
 #: Longest text prompt accepted, characters.
 MAX_PROMPT_CHARS = 1000
 
@@ -60,6 +66,10 @@ class GenerationRequest:
         programs: GM program overrides ``((part, program 0..127), ...)``.
         channels: MIDI channel overrides ``((part, channel index 0..15), ...)``;
             given as 1..16 in requests, as users count channels.
+        render: output formats, a subset of :data:`RENDER_FORMATS`; None = ``("mid",)``.
+        stems: also write one audio file per part (with ``wav``/``flac``).
+        sample_rate: audio sample rate in Hz, 44100 or 48000; None = the config's.
+        bit_depth: audio sample size in bits, 16 or 24; None = the config's.
     """
 
     id: str = ""
@@ -82,6 +92,10 @@ class GenerationRequest:
     duration_s: float | None = None
     programs: tuple[tuple[str, int], ...] | None = None
     channels: tuple[tuple[str, int], ...] | None = None
+    render: tuple[str, ...] | None = None
+    stems: bool = False
+    sample_rate: int | None = None
+    bit_depth: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the request as JSON-ready plain values (``ts`` as ``"n/d"``)."""
@@ -254,6 +268,27 @@ def _sections(field: str, value: Any) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def _render(field: str, value: Any) -> tuple[str, ...]:
+    text = _text(64, allow_empty=False)(field, value)
+    formats = tuple(dict.fromkeys(f.strip().lower().lstrip(".") for f in text.split(",") if f.strip()))
+    for fmt in formats:
+        if fmt not in RENDER_FORMATS:
+            raise RequestError(field, f"unknown format {fmt!r}; known: {', '.join(RENDER_FORMATS)}", "bad_value")
+    if not formats:
+        raise RequestError(field, "must name at least one format", "bad_value")
+    return formats
+
+
+def _choice_int(choices: tuple[int, ...]) -> Callable[[str, Any], int]:
+    def check(field: str, value: Any) -> int:
+        number = _ranged_int(min(choices), max(choices))(field, value)
+        if number not in choices:
+            raise RequestError(field, f"must be one of {', '.join(map(str, choices))}, got {number}")
+        return number
+
+    return check
+
+
 def _flag(field: str, value: Any) -> bool:
     if isinstance(value, str) and value.strip().lower() in ("true", "yes", "on"):
         return True
@@ -284,6 +319,10 @@ FIELDS: dict[str, Callable[[str, Any], Any]] = {
     "duration_s": _ranged_float(1.0, 600.0),
     "programs": _part_map(0, 127, 0),
     "channels": _part_map(1, 16, 1),
+    "render": _render,
+    "stems": lambda field, value: _flag(field, value),
+    "sample_rate": _choice_int((44100, 48000)),
+    "bit_depth": _choice_int((16, 24)),
 }
 
 #: Request keys as users write them -> field names (``duration`` is seconds).
@@ -311,6 +350,11 @@ SYNONYMS = {
     "form": "structure",
     "text": "prompt",
     "description": "prompt",
+    "format": "render",
+    "formats": "render",
+    "samplerate": "sample_rate",
+    "sr": "sample_rate",
+    "bits": "bit_depth",
 }
 
 

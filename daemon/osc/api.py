@@ -10,6 +10,8 @@ with code ``internal`` -- the daemon keeps serving either way.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import json
 import logging
 import time
@@ -47,7 +49,13 @@ SPECS: dict[str, list[Arg]] = {
     "/band/panic": [],
     "/band/styles": [],
     "/band/status": [],
+    "/band/preview": [Arg("job_id", "s", hi=128)],
+    "/band/preview/stop": [],
 }
+
+#: Seconds a preview needs before its first sample can sound (stream start-up):
+#: a bar line closer than this is skipped for the next one.
+PREVIEW_LEAD_S = 0.25
 
 
 class _RateLimitedLog:
@@ -123,7 +131,13 @@ class BandApi:
             "/band/panic": self._panic,
             "/band/styles": self._styles,
             "/band/status": self._status,
+            "/band/preview": self._preview,
+            "/band/preview/stop": self._preview_stop,
         }
+        self.preview_device = ""
+        self.preview_latency = "high"
+        self._previewer = None
+        self._preview_executor: concurrent.futures.ThreadPoolExecutor | None = None
 
     # -- sending ---------------------------------------------------------------
     def send(self, addr: Address, address: str, *args: Any) -> None:
@@ -255,10 +269,10 @@ class BandApi:
             raise
 
     def on_job_event(self, job: Job, event: str) -> None:
-        """Job listener: ``/band/file`` per file, then ``/band/job``; arms ``play=1`` jobs."""
-        if job.state == "done":
-            for part, path in job.files.items():
-                self.reply(job.reply_to, "/band/file", job.job_id, part, path)
+        """Job listener: ``/band/file`` for each new file, then ``/band/job``; arms ``play=1`` jobs."""
+        for part, path in job.files[job.announced:]:
+            self.reply(job.reply_to, "/band/file", job.job_id, part, path)
+        job.announced = len(job.files)
         if job.state == "failed" and job.error is not None:
             self.error(job.reply_to, job.request.id or job.job_id, job.error[0], job.error[1])
         self.reply(job.reply_to, "/band/job", job.job_id, job.state, float(job.progress), job.request.id)
@@ -306,6 +320,76 @@ class BandApi:
         check_args("/band/styles", params, SPECS["/band/styles"])
         self.reply(sender, "/band/styles", *self.style_names())
 
+    # -- audio preview ---------------------------------------------------------
+    def _preview_call(self, fn, *args):
+        """Run a PortAudio call on the preview thread (stream start can take long; never on the loop)."""
+        if self._preview_executor is None:
+            self._preview_executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="preview")
+        return asyncio.get_running_loop().run_in_executor(self._preview_executor, fn, *args)
+
+    def _previewer_obj(self):
+        if self._previewer is None:
+            from daemon.playback.preview import Previewer
+
+            self._previewer = Previewer(self.preview_device, self.preview_latency)
+        return self._previewer
+
+    def _preview(self, params: list[Any], sender: Address, arrival_s: float) -> None:
+        job_id = self._job_arg("/band/preview", params)
+        try:
+            job = self.jobs.get(job_id)
+            mix = next((path for part, path in job.files if part == "mix"), None)
+            if job.state != "done" or mix is None:
+                raise JobError(f"job {job_id} has no rendered mix (state {job.state}); "
+                               "generate it with render=wav or render=flac")
+        except JobError as exc:
+            exc.ref = job_id  # type: ignore[attr-defined]
+            raise
+        asyncio.get_running_loop().create_task(self._start_preview(job_id, mix, sender))
+
+    def _preview_start_time(self) -> float | None:
+        """Monotonic time of the host's next usable bar line, or None when the transport is not playing."""
+        snap = self.model.snapshot
+        if not snap.playing:
+            return None
+        earliest = time.monotonic() + PREVIEW_LEAD_S
+        return snap.time_at(snap.next_bar_ppq(snap.ppq_at(earliest)))
+
+    async def _start_preview(self, job_id: str, mix: str, sender: Address) -> None:
+        try:
+            import soundfile
+
+            audio, rate = await self._preview_call(
+                lambda: soundfile.read(mix, dtype="float32", always_2d=True))
+            start_at = self._preview_start_time()
+            first = await self._preview_call(
+                lambda: self._previewer_obj().play(audio, rate, start_at, job_id))
+            self.reply(sender, "/band/preview", job_id, "playing", float(max(0.0, first - time.monotonic())))
+            log.info("preview of %s starts in %.3f s", job_id, first - time.monotonic())
+        except BandError as exc:
+            self.error(sender, job_id, exc.code, f"/band/preview: {exc}")
+        except Exception as exc:  # noqa: BLE001 - e.g. an unreadable file: answer, keep serving
+            log.exception("preview of %s failed", job_id)
+            self.error(sender, job_id, "preview_failed", f"/band/preview: {type(exc).__name__}: {exc}")
+
+    def _preview_stop(self, params: list[Any], sender: Address, arrival_s: float) -> None:
+        check_args("/band/preview/stop", params, SPECS["/band/preview/stop"])
+        if self._previewer is not None:
+            previewer = self._previewer
+            self._preview_call(previewer.stop)
+
+    def close_preview(self) -> None:
+        """Stop and close the audio preview (shutdown)."""
+        if self._previewer is not None:
+            try:
+                self._previewer.close()
+            except Exception:  # noqa: BLE001
+                log.exception("closing the audio preview failed")
+            self._previewer = None
+        if self._preview_executor is not None:
+            self._preview_executor.shutdown(wait=False, cancel_futures=True)
+            self._preview_executor = None
+
     def status(self) -> dict:
         """Everything ``/band/status`` reports, as a JSON-ready dict."""
         now = time.monotonic()
@@ -320,6 +404,7 @@ class BandApi:
             "jobs": [j.as_dict() for j in recent],
             "ports": self.port_names,
             "playback": self.scheduler.status(),
+            "preview": self._previewer.status() if self._previewer is not None else {"playing": False},
             "counters": dict(sorted(self.counters.items())),
         }
 
