@@ -361,6 +361,9 @@ class BandApi:
 
             audio, rate = await self._preview_call(
                 lambda: soundfile.read(mix, dtype="float32", always_2d=True))
+            # Open the stream first (the first time PortAudio starts, up to ~1 s), then pick
+            # the bar line: a start time computed before would already be past.
+            await self._preview_call(lambda: self._previewer_obj().open())
             start_at = self._preview_start_time()
             first = await self._preview_call(
                 lambda: self._previewer_obj().play(audio, rate, start_at, job_id))
