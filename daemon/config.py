@@ -97,6 +97,7 @@ class RenderSection:
     tail_s: float = 2.0
     workers: int = 1
     nice: int = 10
+    cpus: int = 0
 
 
 @dataclass(frozen=True)
@@ -198,6 +199,7 @@ CHECKS = {
     ("render", "tail_s"): _ranged(0, 10),
     ("render", "workers"): _ranged(1, 8),
     ("render", "nice"): _ranged(0, 19),
+    ("render", "cpus"): _ranged(0, 256),
     ("preview", "latency"): _choice(("low", "high")),
 }
 

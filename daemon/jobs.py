@@ -25,7 +25,7 @@ from typing import Callable
 from daemon.errors import BandError, JobError, RequestError
 from daemon.generate.model import Arrangement
 from daemon.generate.request import GenerationRequest
-from daemon.render.audio_job import AUDIO_FORMATS, RenderSettings, init_render_worker, run_render
+from daemon.render.audio_job import AUDIO_FORMATS, RenderSettings, init_render_worker, run_render, yield_cpu
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,10 @@ class JobManager:
         """Create the output folder and start (and warm up) the worker processes."""
         self.output_dir.mkdir(parents=True, exist_ok=True)
         ctx = multiprocessing.get_context("forkserver")
-        self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+        # Generation workers yield the CPU like render workers: live playback first.
+        self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx,
+                                             initializer=yield_cpu, initargs=(self.render_settings.nice,
+                                                                              self.render_settings.cpus))
         loop = asyncio.get_running_loop()
         await asyncio.gather(*(loop.run_in_executor(self._executor, _warm_up) for _ in range(self.workers)))
         log.info("generation: %d worker process(es) ready; files in %s", self.workers, self.output_dir)

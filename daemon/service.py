@@ -41,7 +41,8 @@ def render_settings(cfg: Config) -> "RenderSettings":
 
     r = cfg.render
     return RenderSettings(engine=r.engine, soundfont=r.soundfont, sample_rate=r.sample_rate, bit_depth=r.bit_depth,
-                          target_lufs=r.target_lufs, true_peak_dbtp=r.true_peak_dbtp, tail_s=r.tail_s, nice=r.nice)
+                          target_lufs=r.target_lufs, true_peak_dbtp=r.true_peak_dbtp, tail_s=r.tail_s, nice=r.nice,
+                          cpus=r.cpus)
 
 
 def _validator():

@@ -203,7 +203,8 @@ class FluidEngine:
         self._module = fluidsynth
         self._lib = _Lib(library)
         self.soundfont = soundfont
-        self.threads = max(1, min(MAX_THREADS, os.cpu_count() or 1))
+        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        self.threads = max(1, min(MAX_THREADS, usable or 1))  # the CPUs this process may use
         self._holders: list[_Holder] = []
         self._free: queue.SimpleQueue[_Holder] = queue.SimpleQueue()
         self._executor: ThreadPoolExecutor | None = None
