@@ -39,6 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.machine import cpu_model, usable_cpus  # noqa: E402
 from daemon.errors import BandError  # noqa: E402
 from daemon.generate import generate, style_names  # noqa: E402
 from daemon.generate.model import Arrangement  # noqa: E402
@@ -87,18 +88,8 @@ def supported_parts(
 
 def machine_info() -> dict[str, object]:
     """CPU model, core counts, Python and OS, and the repo revision."""
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count() or 0
+    cpu = cpu_model()
+    usable = usable_cpus()
     try:
         rev = subprocess.run(
             ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],

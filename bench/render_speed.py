@@ -40,6 +40,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.machine import cpu_model, usable_cpus
 from daemon.errors import RenderError
 from daemon.generate import generate
 from daemon.generate.model import Arrangement
@@ -69,18 +70,8 @@ def workload(style: str) -> Arrangement:
 
 def machine_info() -> dict[str, object]:
     """CPU model, core counts, Python, OS, libfluidsynth and the repo revision."""
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count() or 0
+    cpu = cpu_model()
+    usable = usable_cpus()
     try:
         rev = (
             subprocess.run(

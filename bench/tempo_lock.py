@@ -35,6 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.machine import cpu_model  # noqa: E402
 from daemon.devtools.daemonproc import DaemonProcess  # noqa: E402
 from daemon.devtools.hostsim import HostSimulator, OscClient  # noqa: E402
 from daemon.devtools.jackserver import JackServer  # noqa: E402
@@ -54,15 +55,7 @@ TARGETS = {
 
 def machine_name() -> str:
     """CPU model, core count, kernel and Python: the figures belong to this machine."""
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores, Linux {platform.release()}, Python {platform.python_version()}"
+    return f"{cpu_model()}, {os.cpu_count()} cores, Linux {platform.release()}, Python {platform.python_version()}"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -149,10 +142,8 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
                 client.send("/band/play", job_id)
                 play_sent_s = time.monotonic()
                 time.sleep(phase_a_s)
-                tempo_change_s = time.monotonic()
                 host.set_tempo(140.0)
                 time.sleep(phase_b_s)
-                relocate_s = time.monotonic()
                 relocate_to = 4.0 * 37  # bar 38
                 host.relocate(relocate_to)
                 time.sleep(phase_c_s)
@@ -172,7 +163,6 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
 
     note_ons = [e for e in events if e.is_note_on]
     changes = clock.changes
-    beat_s_after = {"tempo": 60.0 / 140.0}
 
     def segment(t: float):
         current = changes[0]
