@@ -29,9 +29,13 @@ def recorder(band, jack_server):
 @pytest.fixture
 def host(band, recorder):
     with HostSimulator(("127.0.0.1", band.port), rate_hz=25, jitter_ms=2, seed=3) as sim:
+        # Each test (and each rerun after a JACK dropout) starts with nothing armed or playing.
+        sim.osc.send("/band/stop")
+        time.sleep(0.05)
         recorder.clear()
         yield sim
         sim.stop()
+        sim.osc.send("/band/stop")
     time.sleep(0.1)
 
 
