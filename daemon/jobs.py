@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from daemon import heap
 from daemon.errors import BandError, JobError, RequestError
 from daemon.generate.model import Arrangement
 from daemon.generate.request import GenerationRequest
@@ -325,6 +326,7 @@ class JobManager:
             if status != "ok":
                 return self._fail(job, payload)  # type: ignore[arg-type]
             job.arrangement, job.files, job.elapsed_ms = payload  # type: ignore[misc]
+            heap.settle()  # the arrangement is long-lived: keep it out of later collections
             audio_formats = tuple(f for f in (job.request.render or ()) if f in AUDIO_FORMATS)
             if audio_formats:
                 self._set(job, "rendering", 0.5)

@@ -17,7 +17,7 @@ import sys
 import time
 from contextlib import suppress
 
-from daemon import __version__
+from daemon import __version__, heap
 from daemon.config import Config
 from daemon.discovery import Advertiser
 from daemon.errors import BandError
@@ -143,6 +143,7 @@ class BandDaemon:
             else:
                 log.info("zeroconf: disabled")
             self._watchdog = loop.create_task(self._transport_watchdog())
+            heap.settle()  # start-up objects live as long as the daemon
             self._sd_notify("READY=1\nSTATUS=listening on udp port %d" % self.osc_port)
             log.info("ai-band %s ready: ports %s", __version__, ", ".join(self.ports.names().values()))
         except BaseException:

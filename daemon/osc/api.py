@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from typing import Any, Callable
 
-from daemon import __version__
+from daemon import __version__, heap
 from daemon.errors import BandError, JobError, ProtocolError, RequestError
 from daemon.generate.request import GenerationRequest, parse_request
 from daemon.jobs import Job, JobManager
@@ -277,7 +277,12 @@ class BandApi:
             self.error(job.reply_to, job.request.id or job.job_id, job.error[0], job.error[1])
         self.reply(job.reply_to, "/band/job", job.job_id, job.state, float(job.progress), job.request.id)
         if job.state == "done" and job.request.play and job.arrangement is not None:
-            self.scheduler.play(PlayableJob.from_arrangement(job.job_id, job.arrangement))
+            self._arm(job)
+
+    def _arm(self, job: Job) -> None:
+        """Hand a done job to the scheduler; its event lattice is long-lived, so settle the heap."""
+        self.scheduler.play(PlayableJob.from_arrangement(job.job_id, job.arrangement))
+        heap.settle()
 
     def _job_arg(self, address: str, params: list[Any]) -> str:
         job_id = check_args(address, params, SPECS[address])["job_id"]
@@ -292,7 +297,7 @@ class BandApi:
         except JobError as exc:
             exc.ref = job_id  # type: ignore[attr-defined]
             raise
-        self.scheduler.play(PlayableJob.from_arrangement(job.job_id, job.arrangement))
+        self._arm(job)
 
     def _cancel(self, params: list[Any], sender: Address, arrival_s: float) -> None:
         job_id = self._job_arg("/band/cancel", params)
