@@ -96,6 +96,7 @@ class BandDaemon:
                 output_offset_s=cfg.playback.output_offset_ms / 1000.0,
                 late_drop_s=cfg.playback.late_drop_ms / 1000.0,
                 spin_s=cfg.playback.spin_ms / 1000.0,
+                nice=cfg.playback.nice,
             )
             self.scheduler.start()
             model = TransportModel(

@@ -58,6 +58,9 @@ def test_status_reports_everything(osc, band):
     # python-rtmidi makes one JACK client per port: ai-band, ai-band-01, ai-band-02, ...
     expected = {part: ("ai-band" if i == 0 else f"ai-band-{i:02d}") + f":{part}" for i, part in enumerate(KNOWN_PARTS)}
     assert status["ports"] == expected
+    # Scheduler lateness figures: counts of groups sent more than 0.5/1/2/5 ms after their deadline.
+    assert set(status["playback"]["late_over_ms"]) == {"0.5", "1", "2", "5"}
+    assert all(isinstance(n, int) and n >= 0 for n in status["playback"]["late_over_ms"].values())
 
 
 def test_generate_key_values_writes_files(osc):
