@@ -239,6 +239,7 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
         "p50_dev_ms": round(percentile(abs_from_median, 50), 3),
         "p99_dev_ms": round(percentile(abs_from_median, 99), 3),
         "max_dev_ms": round(max(abs_from_median), 3) if abs_from_median else None,
+        "signed_dev_p1_p99_ms": [round(percentile([d - median for d in devs], q), 3) for q in (1, 99)],
         "p99_dev_all_notes_ms": round(percentile(all_abs, 99), 3),
         "after_tempo_p99_dev_ms": round(percentile(tempo_settled, 99), 3),
         "after_tempo_first_beat_max_dev_ms": round(max(tempo_first_beat), 3) if tempo_first_beat else None,
@@ -255,6 +256,8 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
         "recorder_xruns": xruns,
         "recorder_missed_periods": missed,
         "daemon_late_dropped": status["playback"].get("late_dropped"),
+        "daemon_max_late_ms": status["playback"].get("max_late_ms"),
+        "daemon_groups_late_over_ms": status["playback"].get("late_over_ms"),
         "daemon_exit_code": code,
         "daemon_stop_s": round(stop_took, 3),
     }

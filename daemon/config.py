@@ -30,6 +30,7 @@ class DaemonSection:
     name: str = "ai-band"
     output_dir: str = "~/ai-band"
     log_level: str = "info"
+    nice: int = -10
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,6 @@ class PlaybackSection:
     output_offset_ms: float = 0.0
     late_drop_ms: float = 25.0
     spin_ms: float = 1.5
-    nice: int = -10
 
 
 @dataclass(frozen=True)
@@ -177,6 +177,7 @@ CHECKS = {
     ("daemon", "name"): _nonempty,
     ("daemon", "output_dir"): _nonempty,
     ("daemon", "log_level"): _choice(LOG_LEVELS),
+    ("daemon", "nice"): _ranged(-20, 19),
     ("osc", "host"): _host,
     ("osc", "port"): _ranged(0, 65535),
     ("osc", "max_clients"): _ranged(1, 1024),
@@ -187,7 +188,6 @@ CHECKS = {
     ("playback", "output_offset_ms"): _ranged(-50, 50),
     ("playback", "late_drop_ms"): _ranged(1, 1000),
     ("playback", "spin_ms"): _ranged(0, 20),
-    ("playback", "nice"): _ranged(-20, 19),
     ("transport", "window_s"): _ranged(0.5, 60),
     ("transport", "relocate_threshold_ms"): _ranged(5, 1000),
     ("transport", "timeout_ms"): _ranged(100, 60000),

@@ -19,7 +19,6 @@ from __future__ import annotations
 import bisect
 import logging
 import math
-import os
 import threading
 import time
 from collections import deque
@@ -131,36 +130,6 @@ class SchedulerStats:
     late_over_ms: dict = field(default_factory=lambda: dict.fromkeys(LATE_BOUNDS_MS, 0))
 
 
-def raise_thread_priority(nice: int) -> bool:
-    """Give the calling thread (only) the CPU priority ``nice`` (-20 highest .. 19); best effort.
-
-    On Linux a nice value is per thread: ``setpriority(PRIO_PROCESS, tid)``
-    changes only that thread.  Under the kernel's fair scheduler a thread
-    at nice -10 weighs about ten times one at 0, so when it wakes for a
-    deadline it gets a CPU ahead of ordinary work (measured with
-    ``bench/tempo_lock.py --render-load``: the playback thread had waited up
-    to 25 ms in the run queue at nice 0).  Lowering a nice value needs
-    ``CAP_SYS_NICE`` or an ``RLIMIT_NICE`` (systemd: ``LimitNICE=``); without
-    it the thread keeps its priority and a log line says why.
-
-    Args:
-        nice: the nice value to ask for, -20..19.
-
-    Returns:
-        True if the priority was set.
-    """
-    if not hasattr(os, "setpriority"):
-        return False
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
-    except OSError as exc:
-        log.info("playback thread keeps its CPU priority (nice %d refused: %s); allow it with "
-                 "CAP_SYS_NICE or LimitNICE=%d in the systemd unit", nice, exc.strerror, nice)
-        return False
-    log.debug("playback thread runs at nice %d", nice)
-    return True
-
-
 class Scheduler:
     """Plays armed jobs on a :class:`PortSet`, locked to the host transport.
 
@@ -170,8 +139,6 @@ class Scheduler:
         late_drop_s: note-ons later than this are skipped rather than sent
             in a burst (after a stall or a relocation).
         spin_s: how long before a deadline the thread stops sleeping and spins.
-        nice: CPU priority the scheduler thread asks for, as a nice value
-            (-20..19; 0 leaves it as the process's); see :func:`raise_thread_priority`.
         clock: CLOCK_MONOTONIC seconds; injectable for tests.
 
     Thread-safety: every public method may be called from any thread; only
@@ -184,11 +151,9 @@ class Scheduler:
         output_offset_s: float = 0.0,
         late_drop_s: float = 0.025,
         spin_s: float = 0.0015,
-        nice: int = 0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ports = ports
-        self.nice = nice
         self.output_offset_s = output_offset_s
         self.late_drop_s = late_drop_s
         self.spin_s = spin_s
@@ -398,8 +363,6 @@ class Scheduler:
 
     def _run(self) -> None:
         log.debug("scheduler thread started")
-        if self.nice:
-            raise_thread_priority(self.nice)
         while not self._quit:
             try:
                 self._step()

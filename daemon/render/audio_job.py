@@ -118,7 +118,8 @@ def _yield_cpu(nice: int, cpus: int = 0) -> None:
     except (AttributeError, OSError) as exc:
         log.debug("SCHED_IDLE unavailable (%s); using nice %d", exc, nice)
     try:
-        os.nice(nice)
+        # Absolute, not os.nice()'s increment: the worker may have inherited the daemon's -10.
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
     except OSError:
         pass
 
