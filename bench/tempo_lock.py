@@ -18,7 +18,8 @@ grid after the tempo change (from one beat after it), the first note of the
 armed job against the host bar line, the latest note-on after the stop, and
 hanging notes.  Exit code 1 if a target of item 8 is missed.
 
-Usage: python bench/tempo_lock.py [--seconds 40] [--json bench/results/tempo_lock.json]
+Usage: python bench/tempo_lock.py [--seconds 40] [--render-load] [--daemon-config ai-band.toml]
+       [--json bench/results/tempo_lock.json]
 """
 
 from __future__ import annotations
@@ -112,7 +113,8 @@ class RenderLoad:
         self._thread.join(150)
 
 
-def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_load: bool = False) -> dict:
+def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_load: bool = False,
+        daemon_config: Path | None = None) -> dict:
     """Run the scenario (optionally with renders running all along); return the figures."""
     phase_a_s = seconds * 0.5
     phase_b_s = seconds * 0.3
@@ -127,7 +129,8 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
     with tempfile.TemporaryDirectory() as out, JackServer() as jack:
         env = jack.env()
         os.environ["JACK_DEFAULT_SERVER"] = jack.name
-        with DaemonProcess(Path(out), env=env) as daemon, RecorderProcess(jack.name, "ai-band", count=len(KNOWN_PARTS)) as rec:
+        extra = ("--config", str(daemon_config)) if daemon_config else ()
+        with DaemonProcess(Path(out), env=env, extra_args=extra) as daemon, RecorderProcess(jack.name, "ai-band", count=len(KNOWN_PARTS)) as rec:
             target = ("127.0.0.1", daemon.port)
             with HostSimulator(target, rate_hz=rate_hz, jitter_ms=jitter_ms, seed=5) as host, OscClient(target) as client:
                 client.send("/band/generate", *[x for kv in request.items() for x in kv])
@@ -296,10 +299,11 @@ def main() -> int:
     parser.add_argument("--rate-hz", type=float, default=25.0)
     parser.add_argument("--style", default="rock")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--daemon-config", type=Path, help="TOML config for the daemon (default: built-in defaults)")
     parser.add_argument("--render-load", action="store_true",
                         help="keep the daemon rendering long songs to WAV/FLAC all along (issue 4)")
     args = parser.parse_args()
-    figures = run(args.seconds, args.jitter_ms, args.rate_hz, args.style, args.render_load)
+    figures = run(args.seconds, args.jitter_ms, args.rate_hz, args.style, args.render_load, args.daemon_config)
     width = max(len(k) for k in figures)
     for key, value in figures.items():
         if key != "checks":
