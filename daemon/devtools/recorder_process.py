@@ -6,18 +6,35 @@ thread is busy (a simulated host spinning before its sends) the callback
 misses periods and their MIDI events are lost to it.  In a child process
 nothing competes with it.  Times stay comparable: ``time.monotonic()`` is
 CLOCK_MONOTONIC, one clock for every process on the machine.
+
+The child also asks for nice -10 (best effort; root or ``CAP_SYS_NICE``), the
+priority :class:`~daemon.devtools.jackserver.JackServer` gives jackd: the
+recorder stands in for a DAW, whose MIDI input runs at realtime priority, and
+its period timing is what every recorded time is derived from.  At nice 0 a
+render on the other core could delay its callbacks, which a measurement must
+not blame on the daemon.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
 from multiprocessing.connection import Connection
 from typing import Any
 
 from daemon.devtools.recorder import MidiRecorder, RecordedEvent
 
+#: Nice value the recorder process asks for (the same as jackd's under JackServer).
+RECORDER_NICE = -10
+
 
 def _serve(conn: Connection, servername: str, pattern: str, count: int, timeout_s: float) -> None:
+    try:
+        # Before the JACK client exists: its threads inherit this thread's nice value.
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), RECORDER_NICE)
+    except OSError:  # not privileged: record at the default priority
+        pass
     try:
         with MidiRecorder(servername=servername) as rec:
             ports = rec.wait_for_ports(pattern, count=count, timeout_s=timeout_s)
