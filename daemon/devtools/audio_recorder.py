@@ -41,12 +41,11 @@ import os
 import re
 import threading
 import time
-from types import TracebackType
 
 import jack
 import numpy as np
 
-from daemon.devtools.recorder import ENVELOPE_PERIODS
+from daemon.devtools.recorder import ENVELOPE_PERIODS, JackClientOwner
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +58,7 @@ class AudioRecorderError(RuntimeError):
     """The audio recorder could not open or connect."""
 
 
-class AudioRecorder:
+class AudioRecorder(JackClientOwner):
     """Records JACK audio output ports with CLOCK_MONOTONIC times.
 
     Args:
@@ -322,27 +321,3 @@ class AudioRecorder:
         """Forget everything recorded (ports stay connected)."""
         self._blocks.clear()
 
-    # -------------------------------------------------------------- lifecycle
-
-    def close(self) -> None:
-        """Deactivate and close the JACK client. Idempotent; the recording stays readable."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            if self._shutdown_reason is None:
-                self._client.deactivate()
-            self._client.close()
-        except jack.JackError as exc:
-            logger.debug("Closing JACK client %s: %s", self._client.name, exc)
-
-    def __enter__(self) -> AudioRecorder:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -64,7 +64,7 @@ import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Literal
+from typing import Literal, Self
 
 import jack
 
@@ -169,7 +169,42 @@ def _monotonic_minus_raw_ns() -> int:
     return mono - (raw0 + raw1) // 2
 
 
-class MidiRecorder:
+class JackClientOwner:
+    """Close-once lifecycle shared by the recorders that own a JACK client.
+
+    Subclasses set ``_client`` (a ``jack.Client``), ``_closed = False`` and
+    ``_shutdown_reason = None`` (set by their shutdown callback) in ``__init__``.
+    """
+
+    _client: jack.Client
+    _closed: bool
+    _shutdown_reason: str | None
+
+    def close(self) -> None:
+        """Deactivate and close the JACK client. Idempotent; what was recorded stays readable."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._shutdown_reason is None:
+                self._client.deactivate()
+            self._client.close()
+        except jack.JackError as exc:
+            logger.debug("Closing JACK client %s: %s", self._client.name, exc)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class MidiRecorder(JackClientOwner):
     """Records MIDI from JACK output ports with frame-accurate CLOCK_MONOTONIC times.
 
     Args:
@@ -577,27 +612,3 @@ class MidiRecorder:
                 sounding = {n for n in sounding if n[:2] != (event.source_port, channel)}
         return sorted(sounding)
 
-    # -------------------------------------------------------------- lifecycle
-
-    def close(self) -> None:
-        """Deactivate and close the JACK client. Idempotent; recorded events stay readable."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            if self._shutdown_reason is None:
-                self._client.deactivate()
-            self._client.close()
-        except jack.JackError as exc:
-            logger.debug("Closing JACK client %s: %s", self._client.name, exc)
-
-    def __enter__(self) -> MidiRecorder:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
