@@ -14,11 +14,11 @@ import logging
 import os
 import signal
 import sys
-import threading
 import time
 from contextlib import suppress
 
 from daemon import __version__, heap
+from daemon.priority import raise_priority
 from daemon.config import Config
 from daemon.discovery import Advertiser
 from daemon.errors import BandError
@@ -34,42 +34,6 @@ log = logging.getLogger(__name__)
 #: GIL switch interval while the scheduler runs (s); the default 5 ms would
 #: let a busy event-loop thread delay a MIDI event by up to 5 ms.
 SWITCH_INTERVAL_S = 0.0005
-
-
-def raise_priority(nice: int) -> bool:
-    """Give the calling thread, and the threads it starts afterwards, the CPU priority ``nice``.
-
-    Call it before the daemon starts any thread.  On Linux a nice value
-    belongs to a thread (``setpriority(PRIO_PROCESS, tid)``) and new threads
-    inherit it, so the playback thread, the asyncio loop and the JACK client
-    threads of the MIDI ports all get it.  All of them, not the playback thread
-    alone: it often waits for the GIL, and a thread holding the GIL at a lower
-    priority would make it wait longer (priority inversion).  Generation and
-    render workers drop to ``SCHED_IDLE`` in their initializer regardless.
-
-    Under the kernel's fair scheduler a thread at nice -10 weighs about ten
-    times one at 0, so it gets a CPU ahead of ordinary work when it wakes for
-    a deadline.  Measured with ``bench/tempo_lock.py --render-load`` at nice
-    0, the playback thread waited up to 25 ms in the run queue.  Lowering a
-    nice value needs ``CAP_SYS_NICE`` or an ``RLIMIT_NICE`` (systemd:
-    ``LimitNICE=``); without it the daemon keeps its priority and logs why.
-
-    Args:
-        nice: the nice value to ask for, -20 (highest priority) .. 19.
-
-    Returns:
-        True if the priority was set.
-    """
-    if not hasattr(os, "setpriority"):
-        return False
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
-    except OSError as exc:
-        log.info("the daemon keeps its CPU priority (nice %d refused: %s); allow it with "
-                 "CAP_SYS_NICE or LimitNICE=%d in the systemd unit", nice, exc.strerror, nice)
-        return False
-    log.debug("daemon threads run at nice %d", nice)
-    return True
 
 
 def render_settings(cfg: Config) -> "RenderSettings":

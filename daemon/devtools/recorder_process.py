@@ -18,23 +18,19 @@ not blame on the daemon.
 from __future__ import annotations
 
 import multiprocessing
-import os
-import threading
 from multiprocessing.connection import Connection
 from typing import Any
 
 from daemon.devtools.recorder import MidiRecorder, RecordedEvent
+from daemon.priority import raise_priority
 
 #: Nice value the recorder process asks for (the same as jackd's under JackServer).
 RECORDER_NICE = -10
 
 
 def _serve(conn: Connection, servername: str, pattern: str, count: int, timeout_s: float) -> None:
-    try:
-        # Before the JACK client exists: its threads inherit this thread's nice value.
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), RECORDER_NICE)
-    except OSError:  # not privileged: record at the default priority
-        pass
+    # Before the JACK client exists: its threads inherit this thread's nice value.
+    raise_priority(RECORDER_NICE)  # not privileged: records at the default priority
     try:
         with MidiRecorder(servername=servername) as rec:
             ports = rec.wait_for_ports(pattern, count=count, timeout_s=timeout_s)
