@@ -66,6 +66,7 @@ class PlaybackSection:
     output_offset_ms: float = 0.0
     late_drop_ms: float = 25.0
     spin_ms: float = 1.5
+    lookahead_ms: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,7 @@ CHECKS = {
     ("playback", "output_offset_ms"): _ranged(-50, 50),
     ("playback", "late_drop_ms"): _ranged(1, 1000),
     ("playback", "spin_ms"): _ranged(0, 20),
+    ("playback", "lookahead_ms"): _ranged(0, 100),
     ("transport", "window_s"): _ranged(0.5, 60),
     ("transport", "relocate_threshold_ms"): _ranged(5, 1000),
     ("transport", "timeout_ms"): _ranged(100, 60000),

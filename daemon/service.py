@@ -100,6 +100,7 @@ class BandDaemon:
                 output_offset_s=cfg.playback.output_offset_ms / 1000.0,
                 late_drop_s=cfg.playback.late_drop_ms / 1000.0,
                 spin_s=cfg.playback.spin_ms / 1000.0,
+                lookahead_s=cfg.playback.lookahead_ms / 1000.0,
             )
             self.scheduler.start()
             model = TransportModel(

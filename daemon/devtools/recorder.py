@@ -46,9 +46,9 @@ Limitations: the process callback is Python, so it needs the GIL.
   process, and check :attr:`MidiRecorder.missed_periods` (and ``xruns``).
 * Frame times wrap at 2**32 (24.8 h at 48 kHz); a recording must not span it.
 
-Port names: python-rtmidi creates one JACK client per port, so the daemon's
-ports appear as ``ai-band:drums``, ``ai-band-01:bass``, ``ai-band-02:keys``;
-``connect("ai-band")`` records all of them.
+Port names: the daemon's JACK client holds every port (``ai-band:drums``,
+``ai-band:bass``, ...); python-rtmidi test ports each get a client of their own
+(``ai-band:drums``, ``ai-band-01:keys``). ``connect("ai-band")`` records all of them.
 """
 
 from __future__ import annotations

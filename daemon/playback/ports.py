@@ -1,8 +1,9 @@
-"""Virtual MIDI output ports, one per part, through python-rtmidi.
+"""Virtual MIDI output ports, one per part.
 
-python-rtmidi creates one client per port: on JACK the ports appear as
-``ai-band:drums``, ``ai-band-01:bass``, ``ai-band-02:keys``; on ALSA as
-client ``ai-band`` with one port each.  :class:`PartPort` tracks the notes
+On JACK one client holds every port (:mod:`daemon.playback.jackout`,
+JACK-Client): ``ai-band:drums``, ``ai-band:bass``, ``ai-band:keys``.  On ALSA
+and CoreMIDI python-rtmidi opens the ports: one rtmidi client per port, shown
+as client ``ai-band`` with one port each.  :class:`PartPort` tracks the notes
 it has sounding so that every note-on gets its note-off (MIDI 1.0 spec:
 note-off is 0x8n or 0x9n with velocity 0; All Notes Off is CC 123, All
 Sound Off is CC 120).
@@ -15,9 +16,10 @@ import os
 import sys
 import threading
 import time
-from typing import Iterable
+from typing import Callable, Iterable
 
 from daemon.errors import MidiPortError
+from daemon.playback.jackout import JackMidiClient
 
 log = logging.getLogger(__name__)
 
@@ -68,68 +70,109 @@ class PartPort:
 
     Args:
         part: part name; also the port name (``drums``, ``bass``, ...).
-        api: python-rtmidi API constant (see :func:`resolve_api`).
-        client_name: MIDI client name, ``ai-band`` by default.
-
-    Raises:
-        MidiPortError: the port cannot be opened (e.g. no JACK server running).
+        out: the sending side: anything with ``send_message(list of int)``
+            (``rtmidi.MidiOut`` or :class:`~daemon.playback.jackout.JackPortOut`).
+        full_name: the port's system name, e.g. ``ai-band:bass``.
+        on_close: called once by :meth:`close` after the last note-offs
+            (closes an rtmidi port); ``None`` for ports whose client closes them.
 
     Methods are thread-safe (one lock per port); the scheduler thread is the
     only caller during playback.
     """
 
-    def __init__(self, part: str, api: int, client_name: str = "ai-band") -> None:
-        import rtmidi
-
+    def __init__(self, part: str, out: object, full_name: str,
+                 on_close: Callable[[], None] | None = None) -> None:
         self.part = part
         self._lock = threading.Lock()
         self._sounding: set[tuple[int, int]] = set()
         self.sent_messages = 0
-        try:
-            self._out = rtmidi.MidiOut(api, name=client_name)
-            self._out.open_virtual_port(part)
-        except (rtmidi.SystemError, rtmidi.InvalidUseError, RuntimeError) as exc:
-            hint = " (is a JACK server running?)" if api == rtmidi.API_UNIX_JACK else ""
-            raise MidiPortError(f"cannot open virtual MIDI port {part!r}: {exc}{hint}") from exc
-        self.full_name = part
+        self._out = out
+        self._on_close = on_close
+        self.full_name = full_name
+        #: The output writes each message at the time it is due (JACK); rtmidi
+        #: outputs send at once and ignore ``at_s``.
+        self.timed = hasattr(out, "unsend")
 
-    def _send(self, message: Iterable[int]) -> None:
-        self._out.send_message(message)
+    def _send(self, message: Iterable[int], at_s: float | None = None) -> None:
+        if self.timed:
+            self._out.send_message(message, 0 if at_s is None else int(at_s * 1e9))
+        else:
+            self._out.send_message(message)
         self.sent_messages += 1
 
-    def send(self, message: bytes | tuple[int, ...] | list[int]) -> None:
+    def send(self, message: bytes | tuple[int, ...] | list[int], at_s: float | None = None) -> None:
         """Send one raw MIDI message (status byte first), tracking notes.
 
         A note-on for a note already sounding is preceded by its note-off
         (retrigger); a note-off for a note not sounding is not sent.
+
+        Args:
+            message: MIDI bytes, status first (MIDI 1.0).
+            at_s: CLOCK_MONOTONIC seconds when it is due; a timed (JACK) port
+                writes it at that frame, others send at once. ``None``: at once.
         """
         status = message[0] & 0xF0
         channel = message[0] & 0x0F
         with self._lock:
+            if self._out is None:
+                return
             if status == NOTE_ON and message[2] > 0:
                 key = (channel, message[1])
                 if key in self._sounding:
-                    self._send([NOTE_OFF | channel, message[1], 0])
+                    self._send([NOTE_OFF | channel, message[1], 0], at_s)
                 self._sounding.add(key)
             elif status == NOTE_OFF or (status == NOTE_ON and message[2] == 0):
                 key = (channel, message[1])
                 if key not in self._sounding:
                     return
                 self._sounding.discard(key)
-            self._send(list(message))
+            self._send(list(message), at_s)
+
+    def _unsend_notes(self) -> int:
+        """Take back queued note messages not yet written (caller holds the lock).
+
+        The note tracking is rolled back message by message, newest first, so
+        afterwards it again says what is sounding at the output.
+
+        Returns:
+            How many note-ons were taken back.
+        """
+        if not self.timed:
+            return 0
+        taken = self._out.unsend(keep=lambda data: data[0] & 0xF0 not in (NOTE_ON, NOTE_OFF))
+        note_ons = 0
+        for _at_ns, data in reversed(taken):
+            key = (data[0] & 0x0F, data[1])
+            if data[0] & 0xF0 == NOTE_ON and data[2] > 0:
+                self._sounding.discard(key)
+                note_ons += 1
+            else:
+                self._sounding.add(key)
+        return note_ons
 
     @property
     def sounding(self) -> frozenset[tuple[int, int]]:
-        """The (channel 0..15, pitch 0..127) pairs currently sounding."""
+        """The (channel 0..15, pitch 0..127) pairs sounding once everything queued is out."""
         with self._lock:
             return frozenset(self._sounding)
 
-    def release_all(self) -> int:
-        """Send a note-off for every sounding note; return how many were sent."""
+    def release_all(self, at_s: float | None = None) -> int:
+        """Note-offs for every sounding note; return how many were sent.
+
+        Args:
+            at_s: ``None``: now; on a timed port, note messages queued for
+                later are first taken back (those note-ons never sound).
+                A CLOCK_MONOTONIC time: note-offs due then, after whatever is
+                queued before it (for a change of job on a bar line).
+        """
         with self._lock:
+            if self._out is None:
+                return 0
+            if at_s is None:
+                self._unsend_notes()
             notes = sorted(self._sounding)
             for channel, pitch in notes:
-                self._send([NOTE_OFF | channel, pitch, 0])
+                self._send([NOTE_OFF | channel, pitch, 0], at_s)
             self._sounding.clear()
         return len(notes)
 
@@ -137,6 +180,8 @@ class PartPort:
         """Note-offs for sounding notes, then All Notes Off and All Sound Off on all 16 channels."""
         self.release_all()
         with self._lock:
+            if self._out is None:
+                return
             for channel in range(16):
                 self._send([CONTROL_CHANGE | channel, CC_ALL_NOTES_OFF, 0])
                 self._send([CONTROL_CHANGE | channel, CC_ALL_SOUND_OFF, 0])
@@ -147,10 +192,38 @@ class PartPort:
             return
         try:
             self.release_all()
-            self._out.close_port()
-            self._out.delete()
+            if self._on_close is not None:
+                self._on_close()
         finally:
-            self._out = None
+            with self._lock:
+                self._out = None
+
+
+def open_rtmidi_port(part: str, api: int, client_name: str = "ai-band") -> PartPort:
+    """Open a python-rtmidi virtual output port named ``part``.
+
+    Args:
+        part: part name, used as the port name.
+        api: python-rtmidi API constant (see :func:`resolve_api`).
+        client_name: MIDI client name.
+
+    Raises:
+        MidiPortError: the port cannot be opened.
+    """
+    import rtmidi
+
+    try:
+        out = rtmidi.MidiOut(api, name=client_name)
+        out.open_virtual_port(part)
+    except (rtmidi.SystemError, rtmidi.InvalidUseError, RuntimeError) as exc:
+        hint = " (is a JACK server running?)" if api == rtmidi.API_UNIX_JACK else ""
+        raise MidiPortError(f"cannot open virtual MIDI port {part!r}: {exc}{hint}") from exc
+
+    def close() -> None:
+        out.close_port()
+        out.delete()
+
+    return PartPort(part, out, part, on_close=close)
 
 
 def _jack_port_names(api: int) -> list[str]:
@@ -176,15 +249,24 @@ class PortSet:
     """
 
     def __init__(self, parts: Iterable[str], api_name: str = "auto", client_name: str = "ai-band") -> None:
+        import rtmidi
+
         self.api = resolve_api(api_name)
         self.ports: dict[str, PartPort] = {}
-        try:
-            for part in parts:
-                self.ports[part] = PartPort(part, self.api, client_name)
-        except MidiPortError:
-            self.close()
-            raise
-        self._discover_names(client_name)
+        self._jack: JackMidiClient | None = None
+        parts = list(parts)
+        if self.api == rtmidi.API_UNIX_JACK:
+            self._jack = JackMidiClient(parts, client_name)
+            for part, out in self._jack.outputs.items():
+                self.ports[part] = PartPort(part, out, out.name)
+        else:
+            try:
+                for part in parts:
+                    self.ports[part] = open_rtmidi_port(part, self.api, client_name)
+            except MidiPortError:
+                self.close()
+                raise
+            self._discover_names(client_name)
         log.info("MIDI ports: %s", ", ".join(p.full_name for p in self.ports.values()))
 
     def _discover_names(self, client_name: str) -> None:
@@ -194,19 +276,35 @@ class PortSet:
             return
         for part, port in self.ports.items():
             for name in listed:
-                # JACK: "ai-band-01:bass"; ALSA: "ai-band:bass 128:0".
+                # ALSA: "ai-band:bass 128:0"; CoreMIDI: "ai-band bass".
                 head = name.split(" ")[0]
                 if head.startswith(client_name) and head.split(":")[-1] == part:
                     port.full_name = head
                     break
 
+    @property
+    def timed(self) -> bool:
+        """Messages sent with ``at_s`` are written at that time (JACK), not at once."""
+        return self._jack is not None
+
+    def output_stats(self) -> dict:
+        """JSON-ready output counters: ``timed``; on JACK also ``late_messages``
+        (written after they were due, at the start of a later period) and
+        ``xruns`` (reported by the JACK server since start-up)."""
+        if self._jack is None:
+            return {"timed": False}
+        return {"timed": True, "late_messages": self._jack.late_messages, "xruns": self._jack.xruns}
+
     def names(self) -> dict[str, str]:
-        """Part name -> the port's full system name (e.g. ``ai-band-01:bass``)."""
+        """Part name -> the port's full system name (e.g. ``ai-band:bass`` on JACK)."""
         return {part: port.full_name for part, port in self.ports.items()}
 
-    def release_all(self) -> int:
-        """Note-offs for every sounding note on every port; returns the count."""
-        return sum(port.release_all() for port in self.ports.values())
+    def release_all(self, at_s: float | None = None) -> int:
+        """Note-offs for every sounding note on every port; returns the count.
+
+        ``at_s`` as in :meth:`PartPort.release_all`.
+        """
+        return sum(port.release_all(at_s) for port in self.ports.values())
 
     def panic(self) -> None:
         """Note-offs plus All Notes Off / All Sound Off on every port and channel."""
@@ -217,9 +315,9 @@ class PortSet:
         """Release sounding notes, let them drain, close every port; idempotent.
 
         Args:
-            drain_s: wait this long between the note-offs and closing. On JACK,
-                python-rtmidi queues messages in a ring buffer that is written
-                out at the next process cycle; closing at once would drop them.
+            drain_s: wait this long between the note-offs and closing. On JACK
+                messages are queued and written out at the next process
+                cycle; closing at once would drop them.
         """
         self.release_all()
         if self.ports:
@@ -229,3 +327,5 @@ class PortSet:
                 port.close()
             except Exception:  # noqa: BLE001 - keep closing the others
                 log.exception("closing MIDI port %s failed", port.part)
+        if self._jack is not None:
+            self._jack.close()

@@ -1,11 +1,18 @@
 """Tempo-locked playback: a dedicated thread that sends each event when the host reaches its ppq.
 
 The event loop never touches MIDI: it hands the scheduler transport
-snapshots and commands through a thread-safe queue and an event.  The thread
-sleeps until shortly before each absolute CLOCK_MONOTONIC deadline, then
-spins the last stretch (``spin_s``) so that it is not at the mercy of timer
-slack, as mido's ``MidiFile.play`` uses absolute deadlines so errors never
-accumulate.
+snapshots and commands through a thread-safe queue and an event.  Deadlines
+are absolute CLOCK_MONOTONIC times, as mido's ``MidiFile.play`` uses, so
+errors never accumulate.
+
+On JACK the ports are timed (:mod:`daemon.playback.jackout`): the thread
+hands each group over ``lookahead_s`` before its deadline, with the deadline,
+and the JACK process callback writes it at that frame.  A wake-up of the
+thread up to ``lookahead_s`` late then costs nothing.  A transport change
+(stop, relocation) takes back what was queued and not yet written.  Other
+ports (python-rtmidi on ALSA or CoreMIDI) send at once: the thread sleeps
+until shortly before the deadline, then spins the last stretch (``spin_s``)
+so that it is not at the mercy of timer slack.
 
 A job's events form a periodic lattice anchored at the bar line where it was
 armed: the event at arrangement offset ``x`` plays at host position
@@ -138,7 +145,10 @@ class Scheduler:
         output_offset_s: send this many seconds early (latency compensation).
         late_drop_s: note-ons later than this are skipped rather than sent
             in a burst (after a stall or a relocation).
-        spin_s: how long before a deadline the thread stops sleeping and spins.
+        spin_s: how long before a deadline the thread stops sleeping and
+            spins (untimed ports only).
+        lookahead_s: on timed ports, hand each group over this long before
+            its deadline (seconds).
         clock: CLOCK_MONOTONIC seconds; injectable for tests.
 
     Thread-safety: every public method may be called from any thread; only
@@ -151,12 +161,15 @@ class Scheduler:
         output_offset_s: float = 0.0,
         late_drop_s: float = 0.025,
         spin_s: float = 0.0015,
+        lookahead_s: float = 0.010,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ports = ports
         self.output_offset_s = output_offset_s
         self.late_drop_s = late_drop_s
-        self.spin_s = spin_s
+        timed = getattr(ports, "timed", False)
+        self.spin_s = 0.0 if timed else spin_s
+        self.lookahead_s = lookahead_s if timed else 0.0
         self.clock = clock
         self.stats = SchedulerStats()
         self._snapshot = TransportSnapshot()
@@ -237,6 +250,7 @@ class Scheduler:
             "max_late_ms": round(s.max_late_ms, 3),
             "median_late_ms": round(recent[len(recent) // 2], 3) if recent else None,
             "late_over_ms": {f"{bound:g}": n for bound, n in s.late_over_ms.items()},
+            "output": self.ports.output_stats() if hasattr(self.ports, "output_stats") else {},
         }
 
     def _drain_commands(self, snap: TransportSnapshot, now: float) -> None:
@@ -291,18 +305,20 @@ class Scheduler:
                 best = (ppq, pending, i)
         return best
 
-    def _switch_to_pending(self) -> None:
-        self.stats.notes_off_released += self.ports.release_all()
+    def _switch_to_pending(self, at_s: float) -> None:
+        self.stats.notes_off_released += self.ports.release_all(at_s)
         self._current, self._pending = self._pending, None
         for part, (channel, program) in self._current.job.programs.items():
             port = self.ports.ports.get(part)
             if port is not None and channel != 9:
-                port.send((PROGRAM_CHANGE | channel, program))
+                port.send((PROGRAM_CHANGE | channel, program), at_s)
         log.info("job %s starts at ppq %.4f", self._current.job.job_id, self._current.anchor_ppq)
 
-    def _dispatch(self, slot: _Slot, index: int, late_s: float) -> None:
+    def _dispatch(self, slot: _Slot, index: int, deadline_s: float) -> None:
+        """Send group ``index`` of ``slot``, due at ``deadline_s`` (CLOCK_MONOTONIC s)."""
+        late_s = max(0.0, self.clock() - deadline_s)
         if slot is self._pending:
-            self._switch_to_pending()
+            self._switch_to_pending(deadline_s)
         drop_note_ons = late_s > self.late_drop_s
         for part, msg in slot.job.groups[index]:
             port = self.ports.ports.get(part)
@@ -315,7 +331,7 @@ class Scheduler:
                 if part in self._muted:
                     continue
                 self.stats.notes_on += 1
-            port.send(msg)
+            port.send(msg, deadline_s)
         self.stats.groups_sent += 1
         late_ms = late_s * 1000.0
         self.stats.late_ms_recent.append(late_ms)
@@ -348,15 +364,16 @@ class Scheduler:
             return
         ppq, slot, index = nxt
         deadline = snap.time_at(ppq) - self.output_offset_s
-        remaining = deadline - self.clock()
+        hand_over = deadline - self.lookahead_s
+        remaining = hand_over - self.clock()
         if remaining > self.spin_s:
             self._wait(min(remaining - self.spin_s, 0.1))
             return
-        while self.clock() < deadline:
+        while self.clock() < hand_over:
             if self._snapshot is not snap or self._commands or self._quit:
                 return
             time.sleep(0)
-        self._dispatch(slot, index, self.clock() - deadline)
+        self._dispatch(slot, index, deadline)
         self._cursor_ppq = ppq + GROUP_EPSILON_PPQ
         if self.stats.groups_sent % 16 == 0:
             self._publish_status()

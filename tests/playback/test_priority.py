@@ -76,5 +76,5 @@ def test_every_daemon_thread_runs_at_configured_nice(band):
     # [daemon] nice = -10 by default: set in the main thread before any other thread
     # starts, so the playback thread, the asyncio loop and the JACK client threads all have it.
     nices = _thread_nices(band.proc.pid)
-    assert len(nices) >= 3 + 8, nices  # main, playback, executor threads and one JACK thread per port
+    assert len(nices) >= 4, nices  # main, playback, executor and the JACK client's threads
     assert set(nices.values()) == {-10}, nices

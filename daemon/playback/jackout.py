@@ -1,0 +1,233 @@
+"""JACK MIDI output: one JACK client with one MIDI output port per part.
+
+python-rtmidi opens one JACK client per virtual port, so eight parts made the
+daemon eight clients in the JACK graph, each woken by jackd every period.
+Without realtime scheduling every client in the graph is one more thread
+the kernel must schedule in time, every period (750 times a second at
+64 frames / 48 kHz). Measured on the 2-vCPU VM named in the README, jackd
+``--no-realtime -d dummy -r 48000 -p 64`` plus a recorder, over 15 s, with
+the render's loudness stage running on the other vCPU:
+
+* 8 python-rtmidi clients: 256 xruns (43 with no load);
+* 1 client with 8 ports: 47 xruns (15 with no load).
+
+So on JACK the daemon uses JACK-Client (the ``jack`` module, which the
+recorder already used) for one client, ``ai-band``, with ports
+``ai-band:drums``, ``ai-band:bass``, ... Owning the client also lets each
+message carry the time it is due: the process callback writes it at that
+frame of the period (python-rtmidi's JACK backend can only write at offset 0
+of the next period, so its timing was quantised to the period and exposed
+to every late wake-up of the sending thread).
+
+The process callback is Python, so it needs the GIL each period: the daemon
+keeps GIL hold times short (see ``daemon/generate/model.py`` and
+``daemon/heap.py``) and lowers the interpreter's switch interval so that a
+busy thread hands the GIL over within :data:`SWITCH_INTERVAL_S`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from collections import deque
+from typing import Callable, Iterable
+
+from daemon.errors import MidiPortError
+
+log = logging.getLogger(__name__)
+
+#: Longest a thread running Python keeps the GIL while the JACK thread waits, s
+#: (CPython's default is 5 ms, more than three 64-frame periods at 48 kHz).
+SWITCH_INTERVAL_S = 0.0005
+
+
+#: Recent periods whose callback times anchor the current period's start.
+ANCHOR_PERIODS = 16
+
+#: Queued item: (due time in CLOCK_MONOTONIC ns, 0 = at once; MIDI bytes).
+QueuedMessage = tuple[int, bytes]
+
+
+class JackPortOut:
+    """The sending side of one JACK MIDI output port.
+
+    Messages are queued with the CLOCK_MONOTONIC time they are due
+    (``collections.deque``: append and popleft are atomic under the GIL) and
+    written by the client's process callback at the frame of the period
+    that contains that time (see :class:`JackMidiClient`).  Queue them in
+    time order: a message waits behind the ones queued before it.
+    """
+
+    def __init__(self, client: "JackMidiClient", port: object, name: str) -> None:
+        self._client = client
+        self.port = port
+        self.name = name
+        self.queue: deque[QueuedMessage] = deque()
+
+    def send_message(self, message: Iterable[int], at_ns: int = 0) -> None:
+        """Queue one complete MIDI message (status byte first, bytes 0..255).
+
+        Args:
+            message: the MIDI bytes.
+            at_ns: CLOCK_MONOTONIC ns (``time.monotonic_ns()``) when it is due;
+                0 or a past time: at offset 0 of the next period.
+        """
+        self.queue.append((at_ns, bytes(message)))
+
+    def unsend(self, keep: Callable[[bytes], bool]) -> list[QueuedMessage]:
+        """Take back the queued messages not yet written for which ``keep`` is false.
+
+        Returns:
+            The messages taken back, in the order they were queued.
+        """
+        with self._client.queue_lock:
+            queued = list(self.queue)
+            self.queue.clear()
+            self.queue.extend(item for item in queued if keep(item[1]))
+        return [item for item in queued if not keep(item[1])]
+
+
+class JackMidiClient:
+    """One JACK client with a MIDI output port per part, writing messages at their frame.
+
+    Args:
+        parts: part names, in order; each becomes a port ``<client>:<part>``.
+        client_name: JACK client name; JACK appends ``-01`` etc. if it is taken.
+        servername: JACK server; ``None`` uses ``$JACK_DEFAULT_SERVER`` or the
+            default server. Never starts a server.
+
+    Raises:
+        MidiPortError: no JACK server is reachable, or a port cannot be registered.
+
+    Timing: the process callback estimates when its period started on
+    CLOCK_MONOTONIC, as the smallest of ``callback time - (frame - frame_j) /
+    rate`` over the last :data:`ANCHOR_PERIODS` callbacks (each callback runs a
+    little after its period starts, so each gives an upper bound; the
+    recorder in ``daemon/devtools/recorder.py`` times periods the same way).
+    After an xrun the dummy and ALSA drivers start a new timeline, so the
+    window starts again (JACK2 ``JackTimedDriver::ProcessWait`` re-anchors
+    after an overrun).  A message due at time ``t`` in the period
+    ``[start, start + frames / rate)`` is written at frame offset
+    ``(t - start) * rate``; one due earlier (late) at offset 0.  A sender that
+    queues a few milliseconds ahead therefore gets frame-accurate output,
+    whatever the jitter of its own wake-ups or of the callback's.
+    """
+
+    def __init__(self, parts: Iterable[str], client_name: str = "ai-band",
+                 servername: str | None = None) -> None:
+        import jack
+
+        self._jack = jack
+        try:
+            self._client = jack.Client(client_name, no_start_server=True, servername=servername)
+        except jack.JackError as exc:
+            raise MidiPortError(
+                f"cannot open JACK client {client_name!r}: {exc} (is a JACK server running?)"
+            ) from exc
+        #: Held by :meth:`JackPortOut.unsend`; the callback only tries it.
+        self.queue_lock = threading.Lock()
+        self.outputs: dict[str, JackPortOut] = {}
+        try:
+            for part in parts:
+                port = self._client.midi_outports.register(part)
+                self.outputs[part] = JackPortOut(self, port, port.name)
+        except jack.JackError as exc:
+            self._client.close()
+            raise MidiPortError(f"cannot register JACK MIDI port: {exc}") from exc
+        self._ports = tuple((out.port, out.queue) for out in self.outputs.values())
+        self.samplerate = self._client.samplerate
+        self._ns_per_frame = 1e9 / self.samplerate
+        self._last_base = -1
+        self._frame = 0  # last_frame_time, unwrapped
+        self._anchors: deque[float] = deque(maxlen=ANCHOR_PERIODS)
+        self._xruns = 0
+        self._xruns_seen = 0
+        #: Messages written after their due time (at offset 0 of a later period).
+        self.late_messages = 0
+        self._closed = False
+        self.shutdown_reason: str | None = None
+        if sys.getswitchinterval() > SWITCH_INTERVAL_S:
+            sys.setswitchinterval(SWITCH_INTERVAL_S)
+        self._client.set_process_callback(self._process)
+        self._client.set_xrun_callback(self._on_xrun)
+        self._client.set_shutdown_callback(self._on_shutdown)
+        self._client.activate()
+
+    @property
+    def name(self) -> str:
+        """The actual JACK client name."""
+        return self._client.name
+
+    @property
+    def xruns(self) -> int:
+        """xruns the JACK server reported since the client opened."""
+        return self._xruns
+
+    def _process(self, frames: int) -> None:
+        now_ns = time.monotonic_ns()
+        base = self._client.last_frame_time
+        if base == self._last_base:
+            # A late client thread can run two callbacks for one period (same
+            # frame time, same buffers): what the first wrote must stay.
+            return
+        if self._last_base < 0:
+            self._frame = base
+        else:
+            self._frame += (base - self._last_base) & 0xFFFFFFFF
+        self._last_base = base
+        if self._xruns != self._xruns_seen:
+            self._xruns_seen = self._xruns
+            self._anchors.clear()
+        frame_ns = self._frame * self._ns_per_frame
+        self._anchors.append(now_ns - frame_ns)
+        start_ns = frame_ns + min(self._anchors)
+        end_ns = start_ns + frames * self._ns_per_frame
+        frames_per_ns = 1.0 / self._ns_per_frame
+        locked = self.queue_lock.acquire(blocking=False)
+        try:
+            for port, queue in self._ports:
+                port.clear_buffer()
+                if not locked:
+                    continue  # unsend() is rewriting the queues: next period
+                last = 0
+                while queue:
+                    at_ns, data = queue[0]
+                    if at_ns >= end_ns:
+                        break
+                    if at_ns > start_ns:
+                        offset = min(frames - 1, max(last, int((at_ns - start_ns) * frames_per_ns)))
+                    else:
+                        offset = last
+                        if at_ns and start_ns - at_ns > self._ns_per_frame * frames:
+                            self.late_messages += 1
+                    try:
+                        port.write_midi_event(offset, data)
+                    except self._jack.JackError:
+                        break  # this period's buffer is full: the rest goes out next period
+                    queue.popleft()
+                    last = offset
+        finally:
+            if locked:
+                self.queue_lock.release()
+
+    def _on_xrun(self, delayed_usecs: float) -> None:
+        self._xruns += 1
+
+    def _on_shutdown(self, status: object, reason: str) -> None:
+        self.shutdown_reason = reason or "JACK server shut down"
+        log.error("JACK server dropped the MIDI client: %s", self.shutdown_reason)
+
+    def close(self) -> None:
+        """Deactivate and close the client (queued messages are dropped); idempotent."""
+        with self.queue_lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            if self.shutdown_reason is None:
+                self._client.deactivate()
+            self._client.close()
+        except self._jack.JackError as exc:
+            log.debug("closing JACK client %s: %s", self.name, exc)

@@ -1,0 +1,74 @@
+"""The daemon's JACK MIDI output: one client, every message at the frame it is due.
+
+A real JACK server and a real recorder; bounds are coarse (the tight figures
+are bench/tempo_lock.py's), but tight enough that writing at offset 0 of the
+next period (python-rtmidi's behaviour, 0..1.33 ms late) fails them.
+"""
+
+import statistics
+import time
+
+import pytest
+
+from conftest import DropoutGuard
+from daemon.devtools.recorder import MidiRecorder
+from daemon.playback.ports import NOTE_OFF, NOTE_ON, PortSet
+
+pytestmark = pytest.mark.jack
+
+
+@pytest.fixture
+def ports_and_recorder(jack_server):
+    ports = PortSet(["drums", "keys"], api_name="jack", client_name="ai-band")
+    try:
+        with MidiRecorder(servername=jack_server.name) as rec:
+            rec.wait_for_ports("ai-band", count=2, timeout_s=10)
+            time.sleep(0.1)  # JACK applies new connections at a later cycle
+            yield ports, rec
+    finally:
+        ports.close()
+
+
+def test_one_client_holds_every_port(ports_and_recorder):
+    ports, recorder = ports_and_recorder
+    assert ports.timed
+    assert ports.names() == {"drums": "ai-band:drums", "keys": "ai-band:keys"}
+    assert sorted(recorder.sources) == ["ai-band:drums", "ai-band:keys"]
+
+
+def test_messages_land_on_the_frame_they_are_due(ports_and_recorder):
+    ports, recorder = ports_and_recorder
+    with DropoutGuard(recorder, count_xruns=True):
+        drums = ports.ports["drums"]
+        due = []
+        start = time.monotonic() + 0.05
+        for i in range(40):
+            at = start + i * 0.0073  # not a multiple of the 1.333 ms period
+            due.append(at)
+            drums.send((NOTE_ON | 9, 36 + i % 12, 100), at_s=at)
+            drums.send((NOTE_OFF | 9, 36 + i % 12, 0), at_s=at + 0.003)
+        assert recorder.wait_for_events(80, timeout_s=5.0)
+        notes = recorder.note_ons("drums")
+        assert [n.data[1] for n in notes] == [36 + i % 12 for i in range(40)]
+        errors_ms = [(n.time_s - at) * 1000 for n, at in zip(notes, due, strict=True)]
+        # At offset 0 of the next period the errors would spread over 0..1.33 ms.
+        assert abs(statistics.median(errors_ms)) < 0.3, errors_ms
+        assert max(abs(e) for e in errors_ms) < 1.5, errors_ms
+        assert len({n.frame % 64 for n in notes}) > 8  # offsets inside the period, not all 0
+        assert recorder.hanging_notes() == []
+
+
+def test_release_takes_back_what_is_queued_and_leaves_nothing_sounding(ports_and_recorder):
+    ports, recorder = ports_and_recorder
+    with DropoutGuard(recorder, count_xruns=True):
+        keys = ports.ports["keys"]
+        now = time.monotonic()
+        keys.send((NOTE_ON, 60, 90), at_s=now)  # sounds at once
+        keys.send((NOTE_OFF, 60, 0), at_s=now + 0.5)  # its note-off is queued for later
+        keys.send((NOTE_ON, 64, 90), at_s=now + 0.5)  # a note-on queued for later
+        assert recorder.wait_for_events(1, timeout_s=2.0)
+        assert keys.release_all() == 1  # only note 60 is sounding at the output
+        time.sleep(0.7)
+        assert [(e.data[0] & 0xF0, e.data[1]) for e in recorder.events()] == [(NOTE_ON, 60), (NOTE_OFF, 60)]
+        assert recorder.hanging_notes() == []
+        assert keys.sounding == frozenset()
