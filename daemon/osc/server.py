@@ -6,12 +6,24 @@ future-dated bundle is due.  We use python-osc only to parse packets
 (:class:`pythonosc.osc_packet.OscPacket`, OSC 1.0 messages and nested
 bundles) and schedule future-dated messages with ``loop.call_at`` instead,
 so the loop never blocks.
+
+Arrival times come from the kernel where it can tell (Linux: the
+``SIOCGSTAMPNS`` ioctl, socket(7), the receive time of the last datagram
+read from the socket), not from when the event loop got round to the
+datagram: the transport clock model (:mod:`daemon.transport`) averages
+arrival times, and a loop that wakes a few milliseconds late (the machine
+busy rendering, say) would otherwise bias its estimate of the host's clock
+for the whole averaging window.  Elsewhere, or when the kernel has no stamp,
+the arrival time is read as the datagram is handled.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import struct
+import sys
 import time
 from typing import Any, Callable
 
@@ -28,14 +40,44 @@ Address = tuple[str, int]
 MessageHandler = Callable[[str, list[Any], Address, float], None]
 BadPacketHandler = Callable[[Address, str], None]
 
+#: linux/sockios.h: struct timespec of the last datagram's arrival (CLOCK_REALTIME).
+SIOCGSTAMPNS = 0x8907
+#: A kernel stamp older than this is not the datagram being handled, ns.
+_MAX_STAMP_AGE_NS = 1_000_000_000
+
+
+def kernel_arrival_s(fd: int) -> float | None:
+    """CLOCK_MONOTONIC seconds at which the kernel received the last datagram read from ``fd``.
+
+    Args:
+        fd: a UDP socket's file descriptor, just after a ``recvfrom``.
+
+    Returns:
+        The time, or ``None`` when the platform or socket has no stamp (the
+        first call on a socket only switches stamping on), or the stamp is
+        implausible (in the future, or more than 1 s old).
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        sec, nsec = struct.unpack("qq", fcntl.ioctl(fd, SIOCGSTAMPNS, bytes(16)))
+    except OSError:
+        return None
+    now_ns = time.monotonic_ns()
+    age_ns = time.time_ns() - (sec * 1_000_000_000 + nsec)
+    if not 0 <= age_ns < _MAX_STAMP_AGE_NS:
+        return None
+    return (now_ns - age_ns) / 1e9
+
 
 class OscEndpoint(asyncio.DatagramProtocol):
     """Receives datagrams, parses them and hands each message to ``on_message``.
 
     Args:
         on_message: ``on_message(address, params, sender, arrival_s)`` for
-            every message, ``arrival_s`` in CLOCK_MONOTONIC seconds taken as
-            the datagram arrived.  Must not block.
+            every message, ``arrival_s`` in CLOCK_MONOTONIC seconds: when the
+            kernel received the datagram (see the module docstring).  Must
+            not block.
         on_bad_packet: ``on_bad_packet(sender, reason)`` for a datagram that
             is not OSC 1.0 (random bytes, truncated, too large).
     """
@@ -45,12 +87,27 @@ class OscEndpoint(asyncio.DatagramProtocol):
         self.on_bad_packet = on_bad_packet
         self.transport: asyncio.DatagramTransport | None = None
         self._timers: set[asyncio.TimerHandle] = set()
+        self._fd: int | None = None
+        #: Datagrams whose arrival time came from the kernel / from the clock.
+        self.kernel_stamped = 0
+        self.clock_stamped = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:  # noqa: D102
         self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            self._fd = sock.fileno()
+            kernel_arrival_s(self._fd)  # switches the socket's receive stamps on
 
     def datagram_received(self, data: bytes, addr: Address) -> None:  # noqa: D102
-        arrival_s = time.monotonic()
+        # asyncio calls this straight after its recvfrom(): the socket's last
+        # stamp is this datagram's.
+        arrival_s = kernel_arrival_s(self._fd) if self._fd is not None else None
+        if arrival_s is None:
+            arrival_s = time.monotonic()
+            self.clock_stamped += 1
+        else:
+            self.kernel_stamped += 1
         sender = (addr[0], addr[1])
         if len(data) > MAX_DATAGRAM_BYTES:
             self.on_bad_packet(sender, f"datagram of {len(data)} bytes is too large")
