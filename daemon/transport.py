@@ -14,7 +14,8 @@ time ``T0(ppq)``; every message ``i`` arriving at ``a_i`` with position
 ``p_i`` is one sample of the run's only unknown, the offset
 ``phi_i = a_i - T0(p_i)``.  The estimate is the midrange of the samples in
 the last ``window_s`` seconds after dropping outliers beyond Tukey's fences
-(1.5 x IQR): for bounded jitter the midrange converges as 1/N rather than
+(1.5 x IQR) and stragglers that stand apart from the other samples (a gap
+test, :data:`GAP_FACTOR`): for bounded jitter the midrange converges as 1/N rather than
 the mean's 1/sqrt(N) (see bench/README and docs/timing.md for the figures).
 
 A message whose position disagrees with the prediction by more than
@@ -31,6 +32,14 @@ from dataclasses import dataclass, replace
 
 #: Smallest ppq step treated as "the same position" (1/100000 quarter note).
 PPQ_EPSILON = 1e-5
+
+#: An extreme offset sample further than this many mean spacings from its
+#: neighbour is a straggler.  For n uniform samples the gaps are close to
+#: exponential with that mean, so a true extreme is dropped with probability
+#: about e**-8 (3e-4) per update.
+GAP_FACTOR = 8.0
+#: The gap test needs this many samples inside the fences.
+MIN_GAP_TEST_SAMPLES = 16
 
 
 @dataclass(frozen=True)
@@ -167,6 +176,18 @@ class TransportModel:
         fence = 1.5 * (q3 - q1)
         lo_i = bisect.bisect_left(values, q1 - fence)
         hi_i = bisect.bisect_right(values, q3 + fence) - 1
+        # A straggler inside the fences (one message held up a few ms) would
+        # still move the midrange by half its delay for a whole window: drop
+        # extremes that stand apart from the rest by more than GAP_FACTOR
+        # times the mean spacing of the samples (Dixon's gap test).
+        while hi_i - lo_i >= MIN_GAP_TEST_SAMPLES:
+            spacing = (values[hi_i] - values[lo_i]) / (hi_i - lo_i)
+            if values[hi_i] - values[hi_i - 1] > GAP_FACTOR * spacing:
+                hi_i -= 1
+            elif values[lo_i + 1] - values[lo_i] > GAP_FACTOR * spacing:
+                lo_i += 1
+            else:
+                break
         return (values[lo_i] + values[hi_i]) / 2.0
 
     def _new_run(self, arrival_s: float, state: TransportState) -> None:

@@ -130,3 +130,19 @@ def test_time_at_inverts_ppq_at(bpm, ppq0, latency):
         assert snap.ppq_at(snap.time_at(ppq)) == pytest.approx(ppq, abs=1e-6)
     # Constant latency is kept as is: it is the model's offset.
     assert snap.time_at(ppq0) == pytest.approx(1000.0 + latency, abs=1e-6)
+
+
+def test_a_straggler_inside_the_fences_does_not_bias_the_clock():
+    # Uniform +-10 ms jitter, then one message held up 5 ms beyond it: inside
+    # Tukey's fences (IQR 10 ms), so only the gap test keeps it from moving the
+    # midrange by 2.5 ms for the whole window.
+    model = TransportModel(window_s=6.0)
+    rng = random.Random(7)
+    t0 = 20.0
+    for i in range(25 * 6):
+        t = t0 + i / 25
+        model.update(t + rng.uniform(-0.010, 0.010), TransportState(True, 120, (t - t0) * 2, 0.0, 4, 4))
+    before = model.snapshot.time_at(40.0)
+    t = t0 + 6.0
+    model.update(t + 0.015, TransportState(True, 120, (t - t0) * 2, 0.0, 4, 4))
+    assert abs(model.snapshot.time_at(40.0) - before) < 0.0003
