@@ -114,7 +114,7 @@ class RenderLoad:
 
 
 def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_load: bool = False,
-        daemon_config: Path | None = None) -> dict:
+        daemon_config: Path | None = None, dump_notes: Path | None = None) -> dict:
     """Run the scenario (optionally with renders running all along); return the figures."""
     phase_a_s = seconds * 0.5
     phase_b_s = seconds * 0.3
@@ -184,7 +184,8 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
         grid = round(ppq * 4.0) / 4.0
         grid_time = seg.time_s + (grid - seg.ppq) * 60.0 / seg.bpm
         rows.append({"t": e.time_s, "ppq": ppq, "grid": grid, "dev_ms": (e.time_s - grid_time) * 1000.0,
-                     "seg": seg.kind, "seg_t": seg.time_s, "bpm": seg.bpm, "port": e.source_port, "pitch": e.data[1]})
+                     "seg": seg.kind, "seg_t": seg.time_s, "bpm": seg.bpm, "port": e.source_port, "pitch": e.data[1],
+                     "frame": e.frame})
 
     playing_rows = [r for r in rows if not r.get("after_stop")]
     first = min(playing_rows, key=lambda r: r["t"]) if playing_rows else None
@@ -261,6 +262,7 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
         "daemon_late_dropped": status["playback"].get("late_dropped"),
         "daemon_max_late_ms": status["playback"].get("max_late_ms"),
         "daemon_groups_late_over_ms": status["playback"].get("late_over_ms"),
+        "daemon_output": status["playback"].get("output"),
         "daemon_exit_code": code,
         "daemon_stop_s": round(stop_took, 3),
     }
@@ -288,6 +290,8 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
     }
     figures["checks"] = checks
     figures["pass"] = all(checks.values())
+    if dump_notes is not None:
+        dump_notes.write_text(json.dumps({"median_ms": median, "rows": rows}))
     return figures
 
 
@@ -302,8 +306,10 @@ def main() -> int:
     parser.add_argument("--daemon-config", type=Path, help="TOML config for the daemon (default: built-in defaults)")
     parser.add_argument("--render-load", action="store_true",
                         help="keep the daemon rendering long songs to WAV/FLAC all along (issue 4)")
+    parser.add_argument("--dump-notes", type=Path, help="write every recorded note-on with its deviation here (JSON)")
     args = parser.parse_args()
-    figures = run(args.seconds, args.jitter_ms, args.rate_hz, args.style, args.render_load, args.daemon_config)
+    figures = run(args.seconds, args.jitter_ms, args.rate_hz, args.style, args.render_load, args.daemon_config,
+                  args.dump_notes)
     width = max(len(k) for k in figures)
     for key, value in figures.items():
         if key != "checks":
