@@ -35,11 +35,13 @@ PPQ_EPSILON = 1e-5
 
 #: An extreme offset sample further than this many mean spacings from its
 #: neighbour is a straggler.  For n uniform samples the gaps are close to
-#: exponential with that mean, so a true extreme is dropped with probability
-#: about e**-8 (3e-4) per update.
+#: exponential with that mean, so each gap tested drops true extremes with
+#: probability about e**-8 (3e-4).
 GAP_FACTOR = 8.0
 #: The gap test needs this many samples inside the fences.
 MIN_GAP_TEST_SAMPLES = 16
+#: At most this many stragglers in a cluster at either end are dropped at once.
+MAX_STRAGGLERS = 3
 
 
 @dataclass(frozen=True)
@@ -176,16 +178,20 @@ class TransportModel:
         fence = 1.5 * (q3 - q1)
         lo_i = bisect.bisect_left(values, q1 - fence)
         hi_i = bisect.bisect_right(values, q3 + fence) - 1
-        # A straggler inside the fences (one message held up a few ms) would
-        # still move the midrange by half its delay for a whole window: drop
-        # extremes that stand apart from the rest by more than GAP_FACTOR
-        # times the mean spacing of the samples (Dixon's gap test).
+        # Stragglers inside the fences (messages held up a few ms) would still
+        # move the midrange by half their delay for a whole window: drop up to
+        # MAX_STRAGGLERS extremes at either end that stand apart from the rest
+        # by a gap of more than GAP_FACTOR times the mean spacing (Dixon's gap
+        # test, extended to small clusters).
         while hi_i - lo_i >= MIN_GAP_TEST_SAMPLES:
-            spacing = (values[hi_i] - values[lo_i]) / (hi_i - lo_i)
-            if values[hi_i] - values[hi_i - 1] > GAP_FACTOR * spacing:
-                hi_i -= 1
-            elif values[lo_i + 1] - values[lo_i] > GAP_FACTOR * spacing:
-                lo_i += 1
+            limit = GAP_FACTOR * (values[hi_i] - values[lo_i]) / (hi_i - lo_i)
+            for k in range(MAX_STRAGGLERS):
+                if values[hi_i - k] - values[hi_i - k - 1] > limit:
+                    hi_i -= k + 1
+                    break
+                if values[lo_i + k + 1] - values[lo_i + k] > limit:
+                    lo_i += k + 1
+                    break
             else:
                 break
         return (values[lo_i] + values[hi_i]) / 2.0

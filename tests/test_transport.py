@@ -146,3 +146,19 @@ def test_a_straggler_inside_the_fences_does_not_bias_the_clock():
     t = t0 + 6.0
     model.update(t + 0.015, TransportState(True, 120, (t - t0) * 2, 0.0, 4, 4))
     assert abs(model.snapshot.time_at(40.0) - before) < 0.0003
+
+
+def test_a_cluster_of_stragglers_does_not_bias_the_clock():
+    # Three messages in a row held up ~4 ms beyond the +-10 ms jitter (a host
+    # thread descheduled for a moment): together they would hold the maximum.
+    model = TransportModel(window_s=6.0)
+    rng = random.Random(11)
+    t0 = 20.0
+    for i in range(25 * 6):
+        t = t0 + i / 25
+        model.update(t + rng.uniform(-0.010, 0.010), TransportState(True, 120, (t - t0) * 2, 0.0, 4, 4))
+    before = model.snapshot.time_at(40.0)
+    for k, late_s in enumerate((0.0140, 0.0145, 0.0138)):
+        t = t0 + 6.0 + k / 25
+        model.update(t + late_s, TransportState(True, 120, (t - t0) * 2, 0.0, 4, 4))
+    assert abs(model.snapshot.time_at(40.0) - before) < 0.0005
