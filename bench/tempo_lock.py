@@ -25,6 +25,7 @@ Usage: python bench/tempo_lock.py [--seconds 40] [--render-load] [--daemon-confi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -157,6 +158,7 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
                     load.stop()
                 client.send("/band/status")
                 _, status_args = client.receive("/band/status", timeout=2.0)
+                sent_log = host.sent()
             status = json.loads(status_args[0])
             events = rec.events()
             hanging = rec.hanging_notes()
@@ -291,7 +293,9 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
     figures["checks"] = checks
     figures["pass"] = all(checks.values())
     if dump_notes is not None:
-        dump_notes.write_text(json.dumps({"median_ms": median, "rows": rows}))
+        sent = [{"nominal_time_s": m.nominal_time_s, "send_time_s": m.send_time_s, "reason": m.reason,
+                 "state": dataclasses.asdict(m.state)} for m in sent_log]
+        dump_notes.write_text(json.dumps({"median_ms": median, "rows": rows, "sent": sent}))
     return figures
 
 
