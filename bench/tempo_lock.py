@@ -115,7 +115,8 @@ class RenderLoad:
 
 
 def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_load: bool = False,
-        daemon_config: Path | None = None, dump_notes: Path | None = None) -> dict:
+        daemon_config: Path | None = None, dump_notes: Path | None = None,
+        jack_realtime: bool = False) -> dict:
     """Run the scenario (optionally with renders running all along); return the figures."""
     phase_a_s = seconds * 0.5
     phase_b_s = seconds * 0.3
@@ -127,7 +128,7 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
     assert not off_grid, "benchmark needs an arrangement on the 16th grid"
     expected = {(p.name, round(n.start_ppq, 6), n.pitch) for p in arrangement.parts for n in p.notes}
 
-    with tempfile.TemporaryDirectory() as out, JackServer() as jack:
+    with tempfile.TemporaryDirectory() as out, JackServer(realtime=jack_realtime) as jack:
         env = jack.env()
         os.environ["JACK_DEFAULT_SERVER"] = jack.name
         extra = ("--config", str(daemon_config)) if daemon_config else ()
@@ -237,7 +238,7 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
 
     figures = {
         "machine": machine_name(),
-        "jack": "jackd --no-realtime -d dummy -r 48000 -p 64 (period 1.333 ms)",
+        "jack": f"jackd {'--realtime -P 70' if jack_realtime else '--no-realtime'} -d dummy -r 48000 -p 64 (period 1.333 ms)",
         "transport": f"{rate_hz:g} Hz, +/-{jitter_ms:g} ms uniform send jitter, ppq stamped at nominal time",
         "note_ons": len(note_ons),
         "steady_note_ons": len(steady),
@@ -311,9 +312,11 @@ def main() -> int:
     parser.add_argument("--render-load", action="store_true",
                         help="keep the daemon rendering long songs to WAV/FLAC all along (issue 4)")
     parser.add_argument("--dump-notes", type=Path, help="write every recorded note-on with its deviation here (JSON)")
+    parser.add_argument("--jack-realtime", action="store_true",
+                        help="run jackd --realtime (SCHED_FIFO) instead of the test setup's --no-realtime, for comparison")
     args = parser.parse_args()
     figures = run(args.seconds, args.jitter_ms, args.rate_hz, args.style, args.render_load, args.daemon_config,
-                  args.dump_notes)
+                  args.dump_notes, args.jack_realtime)
     width = max(len(k) for k in figures)
     for key, value in figures.items():
         if key != "checks":

@@ -61,6 +61,10 @@ class JackServer:
         rate: Sample rate in Hz (``-r``).
         period: Frames per period (``-p``); 64 frames at 48 kHz is 1.33 ms.
         start_timeout_s: How long :meth:`start` waits for the server to accept clients.
+        realtime: run ``jackd --realtime`` (SCHED_FIFO, priority 70, for the
+            server and its clients' process threads; needs root or an rtprio
+            limit) instead of ``--no-realtime``. Tests use the default; the
+            benchmark offers it as a comparison.
 
     Use as a context manager, or call :meth:`start` and :meth:`stop` yourself.
     """
@@ -71,6 +75,7 @@ class JackServer:
         rate: int = 48000,
         period: int = 64,
         start_timeout_s: float = 10.0,
+        realtime: bool = False,
     ) -> None:
         if name is None:
             name = f"aiband-{os.getpid()}-{secrets.token_hex(3)}"
@@ -84,6 +89,7 @@ class JackServer:
         self.rate: int = rate
         self.period: int = period
         self.start_timeout_s: float = start_timeout_s
+        self.realtime: bool = realtime
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -114,8 +120,9 @@ class JackServer:
         Raises:
             JackServerError: ``jackd`` is not installed.
         """
+        scheduling = ["--realtime", "-P", "70"] if self.realtime else ["--no-realtime"]
         return [
-            jackd_path(), "--no-realtime", "-n", self.name,
+            jackd_path(), *scheduling, "-n", self.name,
             "-d", "dummy", "-r", str(self.rate), "-p", str(self.period),
         ]
 

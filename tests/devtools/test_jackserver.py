@@ -97,3 +97,10 @@ def test_start_failure_reports_jackd_output() -> None:
         assert not server.running
     finally:
         server.stop()
+
+
+def test_command_is_the_prescribed_non_realtime_server_unless_asked():
+    default = JackServer(name="aiband-test-cmd").command()
+    assert default[1:] == ["--no-realtime", "-n", "aiband-test-cmd", "-d", "dummy", "-r", "48000", "-p", "64"]
+    realtime = JackServer(name="aiband-test-cmd", realtime=True).command()
+    assert realtime[1:4] == ["--realtime", "-P", "70"] and "--no-realtime" not in realtime
