@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--osc-host", help="address to bind, e.g. 0.0.0.0 or 127.0.0.1")
     run.add_argument("--osc-port", type=int, help="UDP port; 0 takes a free port and logs it")
     run.add_argument("--output-dir", help="where job folders with .mid files go")
-    run.add_argument("--midi-api", choices=MIDI_APIS, help="python-rtmidi API for the virtual ports")
+    run.add_argument("--midi-api", choices=MIDI_APIS, help="MIDI system for the virtual ports (jack: one JACK client, frame-accurate; alsa/coremidi: python-rtmidi)")
     run.add_argument("--zeroconf-interfaces", metavar="LIST|none",
                      help="comma list of interface IPv4 addresses to advertise on, 'all', or 'none'")
     run.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
