@@ -132,33 +132,29 @@ def test_time_at_inverts_ppq_at(bpm, ppq0, latency):
     assert snap.time_at(ppq0) == pytest.approx(1000.0 + latency, abs=1e-6)
 
 
-def test_a_straggler_inside_the_fences_does_not_bias_the_clock():
-    # Uniform +-10 ms jitter, then one message held up 5 ms beyond it: inside
-    # Tukey's fences (IQR 10 ms), so only the gap test keeps it from moving the
-    # midrange by 2.5 ms for the whole window.
+def _jittered_window(seed, t0=20.0, seconds=6.0):
+    """A model fed 6 s of a 120 bpm host at 25 Hz with uniform +-10 ms arrival jitter."""
     model = TransportModel(window_s=6.0)
-    rng = random.Random(7)
-    t0 = 20.0
-    for i in range(25 * 6):
+    rng = random.Random(seed)
+    for i in range(int(25 * seconds)):
         t = t0 + i / 25
         model.update(t + rng.uniform(-0.010, 0.010), TransportState(True, 120, (t - t0) * 2, 0.0, 4, 4))
-    before = model.snapshot.time_at(40.0)
-    t = t0 + 6.0
-    model.update(t + 0.015, TransportState(True, 120, (t - t0) * 2, 0.0, 4, 4))
-    assert abs(model.snapshot.time_at(40.0) - before) < 0.0003
+    return model
 
 
-def test_a_cluster_of_stragglers_does_not_bias_the_clock():
-    # Three messages in a row held up ~4 ms beyond the +-10 ms jitter (a host
-    # thread descheduled for a moment): together they would hold the maximum.
-    model = TransportModel(window_s=6.0)
-    rng = random.Random(11)
+@pytest.mark.parametrize("seed, delays_s, bound_s", [
+    # One message held up 5 ms beyond the jitter: inside Tukey's fences (IQR
+    # 10 ms), so only the gap test keeps it from moving the midrange 2.6 ms.
+    (7, (0.015,), 0.0003),
+    # Three in a row ~4 ms beyond it (a host thread descheduled for a moment):
+    # together they would hold the maximum (2.3 ms with a one-straggler test).
+    (11, (0.0140, 0.0145, 0.0138), 0.0005),
+])
+def test_stragglers_inside_the_fences_do_not_bias_the_clock(seed, delays_s, bound_s):
     t0 = 20.0
-    for i in range(25 * 6):
-        t = t0 + i / 25
-        model.update(t + rng.uniform(-0.010, 0.010), TransportState(True, 120, (t - t0) * 2, 0.0, 4, 4))
+    model = _jittered_window(seed, t0)
     before = model.snapshot.time_at(40.0)
-    for k, late_s in enumerate((0.0140, 0.0145, 0.0138)):
+    for k, delay_s in enumerate(delays_s):
         t = t0 + 6.0 + k / 25
-        model.update(t + late_s, TransportState(True, 120, (t - t0) * 2, 0.0, 4, 4))
-    assert abs(model.snapshot.time_at(40.0) - before) < 0.0005
+        model.update(t + delay_s, TransportState(True, 120, (t - t0) * 2, 0.0, 4, 4))
+    assert abs(model.snapshot.time_at(40.0) - before) < bound_s
