@@ -73,7 +73,15 @@ class JackPortOut:
             message: the MIDI bytes.
             at_ns: CLOCK_MONOTONIC ns (``time.monotonic_ns()``) when it is due;
                 0 or a past time: at offset 0 of the next period.
+
+        Once the JACK server has gone (or the client is closed) nothing would
+        ever drain the queue, so the message is dropped and counted in
+        :attr:`JackMidiClient.dropped_messages` instead.
         """
+        client = self._client
+        if client.shutdown_reason is not None or client.closed:
+            client.dropped_messages += 1
+            return
         self.queue.append((at_ns, bytes(message)))
 
     def unsend(self, keep: Callable[[bytes], bool]) -> list[QueuedMessage]:
@@ -146,6 +154,8 @@ class JackMidiClient:
         self._xruns_seen = 0
         #: Messages written after their due time (at offset 0 of a later period).
         self.late_messages = 0
+        #: Messages dropped because the server had gone or the client was closed.
+        self.dropped_messages = 0
         self._closed = False
         self.shutdown_reason: str | None = None
         if sys.getswitchinterval() > SWITCH_INTERVAL_S:
@@ -215,8 +225,15 @@ class JackMidiClient:
     def _on_xrun(self, delayed_usecs: float) -> None:
         self._xruns += 1
 
+    @property
+    def closed(self) -> bool:
+        """:meth:`close` was called."""
+        return self._closed
+
     def _on_shutdown(self, status: object, reason: str) -> None:
         self.shutdown_reason = reason or "JACK server shut down"
+        for _port, queue in self._ports:
+            queue.clear()  # nothing will write them
         log.error("JACK server dropped the MIDI client: %s", self.shutdown_reason)
 
     def close(self) -> None:

@@ -290,10 +290,14 @@ class PortSet:
     def output_stats(self) -> dict:
         """JSON-ready output counters: ``timed``; on JACK also ``late_messages``
         (written after they were due, at the start of a later period) and
-        ``xruns`` (reported by the JACK server since start-up)."""
+        ``xruns`` (reported by the JACK server since start-up), and once the
+        server has gone ``server_gone`` (its reason, else ``None``) and
+        ``dropped_messages`` (sent since then, never written)."""
         if self._jack is None:
             return {"timed": False}
-        return {"timed": True, "late_messages": self._jack.late_messages, "xruns": self._jack.xruns}
+        return {"timed": True, "late_messages": self._jack.late_messages, "xruns": self._jack.xruns,
+                "dropped_messages": self._jack.dropped_messages,
+                "server_gone": self._jack.shutdown_reason}
 
     def names(self) -> dict[str, str]:
         """Part name -> the port's full system name (e.g. ``ai-band:bass`` on JACK)."""

@@ -72,3 +72,25 @@ def test_release_takes_back_what_is_queued_and_leaves_nothing_sounding(ports_and
         assert [(e.data[0] & 0xF0, e.data[1]) for e in recorder.events()] == [(NOTE_ON, 60), (NOTE_OFF, 60)]
         assert recorder.hanging_notes() == []
         assert keys.sounding == frozenset()
+
+
+def test_after_the_server_goes_messages_are_dropped_and_counted_not_queued(monkeypatch):
+    from daemon.devtools.jackserver import JackServer
+
+    with JackServer() as server:
+        monkeypatch.setenv("JACK_DEFAULT_SERVER", server.name)
+        ports = PortSet(["drums"], api_name="jack", client_name="ai-band-gone")
+        try:
+            ports.ports["drums"].send((NOTE_ON | 9, 36, 100), at_s=time.monotonic() + 60)  # queued
+            server.stop()
+            deadline = time.monotonic() + 10
+            while ports.output_stats()["server_gone"] is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert ports.output_stats()["server_gone"]
+            drums = ports.ports["drums"]
+            for pitch in range(40, 50):
+                drums.send((NOTE_ON | 9, pitch, 100), at_s=time.monotonic())
+            assert len(ports._jack.outputs["drums"].queue) == 0
+            assert ports.output_stats()["dropped_messages"] == 10
+        finally:
+            ports.close()
