@@ -45,7 +45,8 @@ import time
 import jack
 import numpy as np
 
-from daemon.devtools.recorder import ENVELOPE_PERIODS, JackClientOwner
+from daemon.devtools.recorder import ENVELOPE_PERIODS
+from daemon.jackclient import JackClientOwner
 
 logger = logging.getLogger(__name__)
 
@@ -91,11 +92,12 @@ class AudioRecorder(JackClientOwner):
         if not max_seconds > 0:
             raise ValueError(f"max_seconds must be > 0, got {max_seconds}")
         try:
-            self._client = jack.Client(client_name, no_start_server=True, servername=servername)
+            client = jack.Client(client_name, no_start_server=True, servername=servername)
         except jack.JackError as exc:
             raise AudioRecorderError(
                 f"cannot open JACK client on server {servername or '(default)'}: {exc}"
             ) from exc
+        self._own(client)
         self._rate: int = self._client.samplerate
         self._blocksize: int = self._client.blocksize
         self._window_frames = ENVELOPE_PERIODS * self._blocksize
@@ -107,15 +109,9 @@ class AudioRecorder(JackClientOwner):
         self._ports_lock = threading.Lock()
         self._last_base = -1
         self._missed_periods = 0
-        self._xruns = 0
-        self._shutdown_reason: str | None = None
-        self._closed = False
         self._nice = nice
         self._thread_tuned = False
-        self._client.set_process_callback(self._process)
-        self._client.set_xrun_callback(self._on_xrun)
-        self._client.set_shutdown_callback(self._on_shutdown)
-        self._client.activate()
+        self._activate(self._process)
 
     # ------------------------------------------------------ JACK callbacks (RT)
 
@@ -150,18 +146,7 @@ class AudioRecorder(JackClientOwner):
         except OSError:  # not permitted: keep the default
             pass
 
-    def _on_xrun(self, delayed_usecs: float) -> None:
-        self._xruns += 1
-
-    def _on_shutdown(self, status: jack.Status, reason: str) -> None:
-        self._shutdown_reason = reason or "JACK server shut down"
-
     # ------------------------------------------------------------------ ports
-
-    @property
-    def name(self) -> str:
-        """The actual JACK client name of the recorder."""
-        return self._client.name
 
     @property
     def samplerate(self) -> int:
@@ -179,19 +164,9 @@ class AudioRecorder(JackClientOwner):
         return list(self._sources)
 
     @property
-    def xruns(self) -> int:
-        """Number of xruns the JACK server reported since the recorder opened."""
-        return self._xruns
-
-    @property
     def missed_periods(self) -> int:
         """Periods whose process callback never ran (recorded as silence)."""
         return self._missed_periods
-
-    @property
-    def shutdown_reason(self) -> str | None:
-        """Why the JACK server dropped this client, or ``None`` while it is fine."""
-        return self._shutdown_reason
 
     def connect(self, pattern: str) -> list[str]:
         """Record the JACK audio output ports whose full names match ``pattern``.

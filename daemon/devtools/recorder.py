@@ -63,10 +63,11 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from types import TracebackType
-from typing import Literal, Self
+from typing import Literal
 
 import jack
+
+from daemon.jackclient import JackClientOwner
 
 logger = logging.getLogger(__name__)
 
@@ -169,41 +170,6 @@ def _monotonic_minus_raw_ns() -> int:
     return mono - (raw0 + raw1) // 2
 
 
-class JackClientOwner:
-    """Close-once lifecycle shared by the recorders that own a JACK client.
-
-    Subclasses set ``_client`` (a ``jack.Client``), ``_closed = False`` and
-    ``_shutdown_reason = None`` (set by their shutdown callback) in ``__init__``.
-    """
-
-    _client: jack.Client
-    _closed: bool
-    _shutdown_reason: str | None
-
-    def close(self) -> None:
-        """Deactivate and close the JACK client. Idempotent; what was recorded stays readable."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            if self._shutdown_reason is None:
-                self._client.deactivate()
-            self._client.close()
-        except jack.JackError as exc:
-            logger.debug("Closing JACK client %s: %s", self._client.name, exc)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
 class MidiRecorder(JackClientOwner):
     """Records MIDI from JACK output ports with frame-accurate CLOCK_MONOTONIC times.
 
@@ -232,11 +198,12 @@ class MidiRecorder(JackClientOwner):
         max_events: int = 1_000_000,
     ) -> None:
         try:
-            self._client = jack.Client(client_name, no_start_server=True, servername=servername)
+            client = jack.Client(client_name, no_start_server=True, servername=servername)
         except jack.JackError as exc:
             raise RecorderError(
                 f"cannot open JACK client on server {servername or '(default)'}: {exc}"
             ) from exc
+        self._own(client)
         self._lib = _load_libjack()
         # JACK-Client exposes the jack_client_t* only as the private cffi pointer.
         self._client_addr: int = int(jack._ffi.cast("uintptr_t", self._client._ptr))
@@ -256,18 +223,12 @@ class MidiRecorder(JackClientOwner):
         self._arrived = threading.Event()
         self._ports_changed = threading.Condition()
         self._ports_generation = 0  # bumped by every JACK port (un)registration
-        self._xruns = 0
-        self._shutdown_reason: str | None = None
-        self._closed = False
         self.jack_clock: ClockKind
         self.jack_clock, self._fixed_offset_ns = self._detect_clock()
         logger.debug("JACK time is %s (fixed offset %d ns)", self.jack_clock, self._fixed_offset_ns)
 
-        self._client.set_process_callback(self._process)
-        self._client.set_xrun_callback(self._on_xrun)
-        self._client.set_shutdown_callback(self._on_shutdown)
         self._client.set_port_registration_callback(self._on_port_registration)
-        self._client.activate()
+        self._activate(self._process)
 
     # ----------------------------------------------------------------- clocks
 
@@ -397,11 +358,8 @@ class MidiRecorder(JackClientOwner):
             if not self._arrived.is_set():
                 self._arrived.set()
 
-    def _on_xrun(self, delayed_usecs: float) -> None:
-        self._xruns += 1
-
     def _on_shutdown(self, status: jack.Status, reason: str) -> None:
-        self._shutdown_reason = reason or "JACK server shut down"
+        super()._on_shutdown(status, reason)
         self._arrived.set()
 
     def _on_port_registration(self, port: jack.Port, register: bool) -> None:
@@ -412,19 +370,9 @@ class MidiRecorder(JackClientOwner):
     # ------------------------------------------------------------------ ports
 
     @property
-    def name(self) -> str:
-        """The actual JACK client name of the recorder."""
-        return self._client.name
-
-    @property
     def sources(self) -> list[str]:
         """Full names of the source ports being recorded, in the order they were added."""
         return [source for _, source in self._inputs]
-
-    @property
-    def xruns(self) -> int:
-        """Number of xruns the JACK server reported since the recorder opened."""
-        return self._xruns
 
     @property
     def missed_periods(self) -> int:
@@ -434,11 +382,6 @@ class MidiRecorder(JackClientOwner):
         recording meant to be complete should check that it stays 0.
         """
         return self._missed_periods
-
-    @property
-    def shutdown_reason(self) -> str | None:
-        """Why the JACK server dropped this client, or ``None`` while it is fine."""
-        return self._shutdown_reason
 
     def _matching_outputs(self, pattern: str) -> list[str]:
         try:

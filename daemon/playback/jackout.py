@@ -32,9 +32,12 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
+
+import jack
 
 from daemon.errors import MidiPortError
+from daemon.jackclient import JackClientOwner
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +63,7 @@ class JackPortOut:
     time order: a message waits behind the ones queued before it.
     """
 
-    def __init__(self, client: "JackMidiClient", port: object, name: str) -> None:
+    def __init__(self, client: JackMidiClient, port: object, name: str) -> None:
         self._client = client
         self.port = port
         self.name = name
@@ -97,7 +100,7 @@ class JackPortOut:
         return [item for item in queued if not keep(item[1])]
 
 
-class JackMidiClient:
+class JackMidiClient(JackClientOwner):
     """One JACK client with a MIDI output port per part, writing messages at their frame.
 
     Args:
@@ -125,15 +128,13 @@ class JackMidiClient:
 
     def __init__(self, parts: Iterable[str], client_name: str = "ai-band",
                  servername: str | None = None) -> None:
-        import jack
-
-        self._jack = jack
         try:
-            self._client = jack.Client(client_name, no_start_server=True, servername=servername)
+            client = jack.Client(client_name, no_start_server=True, servername=servername)
         except jack.JackError as exc:
             raise MidiPortError(
                 f"cannot open JACK client {client_name!r}: {exc} (is a JACK server running?)"
             ) from exc
+        self._own(client)
         #: Held by :meth:`JackPortOut.unsend`; the callback only tries it.
         self.queue_lock = threading.Lock()
         self.outputs: dict[str, JackPortOut] = {}
@@ -147,33 +148,18 @@ class JackMidiClient:
         self._ports = tuple((out.port, out.queue) for out in self.outputs.values())
         self.samplerate = self._client.samplerate
         self._ns_per_frame = 1e9 / self.samplerate
+        self._frames_per_ns = self.samplerate / 1e9
         self._last_base = -1
         self._frame = 0  # last_frame_time, unwrapped
         self._anchors: deque[float] = deque(maxlen=ANCHOR_PERIODS)
-        self._xruns = 0
         self._xruns_seen = 0
         #: Messages written after their due time (at offset 0 of a later period).
         self.late_messages = 0
         #: Messages dropped because the server had gone or the client was closed.
         self.dropped_messages = 0
-        self._closed = False
-        self.shutdown_reason: str | None = None
         if sys.getswitchinterval() > SWITCH_INTERVAL_S:
             sys.setswitchinterval(SWITCH_INTERVAL_S)
-        self._client.set_process_callback(self._process)
-        self._client.set_xrun_callback(self._on_xrun)
-        self._client.set_shutdown_callback(self._on_shutdown)
-        self._client.activate()
-
-    @property
-    def name(self) -> str:
-        """The actual JACK client name."""
-        return self._client.name
-
-    @property
-    def xruns(self) -> int:
-        """xruns the JACK server reported since the client opened."""
-        return self._xruns
+        self._activate(self._process)
 
     def _process(self, frames: int) -> None:
         now_ns = time.monotonic_ns()
@@ -194,7 +180,7 @@ class JackMidiClient:
         self._anchors.append(now_ns - frame_ns)
         start_ns = frame_ns + min(self._anchors)
         end_ns = start_ns + frames * self._ns_per_frame
-        frames_per_ns = 1.0 / self._ns_per_frame
+        frames_per_ns = self._frames_per_ns
         locked = self.queue_lock.acquire(blocking=False)
         try:
             for port, queue in self._ports:
@@ -214,7 +200,7 @@ class JackMidiClient:
                             self.late_messages += 1
                     try:
                         port.write_midi_event(offset, data)
-                    except self._jack.JackError:
+                    except jack.JackError:
                         break  # this period's buffer is full: the rest goes out next period
                     queue.popleft()
                     last = offset
@@ -222,29 +208,8 @@ class JackMidiClient:
             if locked:
                 self.queue_lock.release()
 
-    def _on_xrun(self, delayed_usecs: float) -> None:
-        self._xruns += 1
-
-    @property
-    def closed(self) -> bool:
-        """:meth:`close` was called."""
-        return self._closed
-
-    def _on_shutdown(self, status: object, reason: str) -> None:
-        self.shutdown_reason = reason or "JACK server shut down"
+    def _on_shutdown(self, status: jack.Status, reason: str) -> None:
+        super()._on_shutdown(status, reason)
         for _port, queue in self._ports:
             queue.clear()  # nothing will write them
         log.error("JACK server dropped the MIDI client: %s", self.shutdown_reason)
-
-    def close(self) -> None:
-        """Deactivate and close the client (queued messages are dropped); idempotent."""
-        with self.queue_lock:
-            if self._closed:
-                return
-            self._closed = True
-        try:
-            if self.shutdown_reason is None:
-                self._client.deactivate()
-            self._client.close()
-        except self._jack.JackError as exc:
-            log.debug("closing JACK client %s: %s", self.name, exc)

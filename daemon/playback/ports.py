@@ -16,10 +16,12 @@ import os
 import sys
 import threading
 import time
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from daemon.errors import MidiPortError
-from daemon.playback.jackout import JackMidiClient
+
+if TYPE_CHECKING:
+    from daemon.playback.jackout import JackMidiClient
 
 log = logging.getLogger(__name__)
 
@@ -256,6 +258,8 @@ class PortSet:
         self._jack: JackMidiClient | None = None
         parts = list(parts)
         if self.api == rtmidi.API_UNIX_JACK:
+            from daemon.playback.jackout import JackMidiClient  # imports libjack
+
             self._jack = JackMidiClient(parts, client_name)
             for part, out in self._jack.outputs.items():
                 self.ports[part] = PartPort(part, out, out.name)
