@@ -167,9 +167,8 @@ class Scheduler:
         self.ports = ports
         self.output_offset_s = output_offset_s
         self.late_drop_s = late_drop_s
-        timed = getattr(ports, "timed", False)
-        self.spin_s = 0.0 if timed else spin_s
-        self.lookahead_s = lookahead_s if timed else 0.0
+        self.spin_s = 0.0 if ports.timed else spin_s
+        self.lookahead_s = lookahead_s if ports.timed else 0.0
         self.clock = clock
         self.stats = SchedulerStats()
         self._snapshot = TransportSnapshot()
@@ -250,7 +249,7 @@ class Scheduler:
             "max_late_ms": round(s.max_late_ms, 3),
             "median_late_ms": round(recent[len(recent) // 2], 3) if recent else None,
             "late_over_ms": {f"{bound:g}": n for bound, n in s.late_over_ms.items()},
-            "output": self.ports.output_stats() if hasattr(self.ports, "output_stats") else {},
+            "output": self.ports.output_stats(),
         }
 
     def _drain_commands(self, snap: TransportSnapshot, now: float) -> None:
