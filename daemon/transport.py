@@ -15,12 +15,17 @@ time ``T0(ppq)``; every message ``i`` arriving at ``a_i`` with position
 ``phi_i = a_i - T0(p_i)``.  The estimate is the midrange of the samples in
 the last ``window_s`` seconds after dropping outliers beyond Tukey's fences
 (1.5 x IQR) and stragglers that stand apart from the other samples (a gap
-test, :data:`GAP_FACTOR`): for bounded jitter the midrange converges as 1/N rather than
+test extended to clusters, :data:`GAP_LIMITS`): for bounded jitter the midrange converges as 1/N rather than
 the mean's 1/sqrt(N) (see bench/README and docs/timing.md for the figures).
 
 A message whose position disagrees with the prediction by more than
 ``relocate_threshold_s`` (or that starts playback, or follows a stop) starts
-a new run at once; a tempo change starts a new segment at once.
+a new run at once, unless it is less than :data:`STRAGGLER_MAX_S` *behind*
+the prediction: a message held up in the host looks just like a short jump
+back, so such messages are held back until the next on-time message shows
+they were stragglers, or for :data:`STRAGGLER_HOLD_S` of consistent
+messages, after which the jump is real.  A tempo change starts a new segment
+at once.
 """
 
 from __future__ import annotations
@@ -33,15 +38,49 @@ from dataclasses import dataclass, replace
 #: Smallest ppq step treated as "the same position" (1/100000 quarter note).
 PPQ_EPSILON = 1e-5
 
-#: An extreme offset sample further than this many mean spacings from its
-#: neighbour is a straggler.  For n uniform samples the gaps are close to
-#: exponential with that mean, so each gap tested drops true extremes with
-#: probability about e**-8 (3e-4).
-GAP_FACTOR = 8.0
-#: The gap test needs this many samples inside the fences.
+#: Stragglers are cut where the top (or bottom) ``m`` gaps of the samples
+#: together span more than GAP_LIMITS[m - 1] bulk spacings.  For n uniform
+#: samples each gap is close to exponential with the mean spacing, so ``m``
+#: gaps together are Gamma(m)-distributed; each limit is exceeded with
+#: probability 3e-4 (for m = 1, Dixon's gap test at e**-8).  Testing spans as
+#: well as single gaps catches a cluster of stragglers spread out just beyond
+#: the jitter, whose gaps are each unremarkable.
+STRAGGLER_P = 3e-4
+#: The tests need this many samples inside the fences.
 MIN_GAP_TEST_SAMPLES = 16
-#: At most this many stragglers in a cluster at either end are dropped at once.
+#: At least this many stragglers at either end can be dropped...
 MAX_STRAGGLERS = 3
+#: ... and up to one sample in this many (a host thread held up for a moment
+#: delays several messages in a row: seen as 5 in 4 s under render load).
+STRAGGLER_SHARE = 10
+
+
+def _gamma_tail_limit(m: int, p: float) -> float:
+    """The x with P(Gamma(m, 1) > x) = p (bisection on the Erlang tail sum)."""
+    lo, hi = 0.0, 10.0 * m + 50.0
+    for _ in range(80):
+        x = (lo + hi) / 2.0
+        term, tail = 1.0, 1.0
+        for i in range(1, m):
+            term *= x / i
+            tail += term
+        if math.exp(-x) * tail > p:
+            lo = x
+        else:
+            hi = x
+    return hi
+
+
+GAP_LIMITS = tuple(_gamma_tail_limit(m, STRAGGLER_P) for m in range(1, 65))
+
+#: A message up to this far (seconds) *behind* the prediction may be a
+#: straggler (a host thread held up, then sending what it had) rather than a
+#: relocation: it is held back, not used...
+STRAGGLER_MAX_S = 0.25
+#: ... until a message agrees with the current timeline again (it was a
+#: straggler) or messages have kept to the new position for this long, in
+#: seconds (a real jump back by less than STRAGGLER_MAX_S: it relocates then).
+STRAGGLER_HOLD_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -159,7 +198,10 @@ class TransportModel:
         self.snapshot = TransportSnapshot()
         self.last_state: TransportState | None = None
         self.last_arrival_s: float | None = None
-        self.counters = {"messages": 0, "relocations": 0, "tempo_changes": 0, "starts": 0, "stops": 0}
+        # Messages behind the prediction, held back as possible stragglers: (arrival_s, state).
+        self._held: list[tuple[float, TransportState]] = []
+        self.counters = {"messages": 0, "relocations": 0, "tempo_changes": 0, "starts": 0, "stops": 0,
+                         "stragglers": 0}
 
     # -- zero-offset chain of the current run -------------------------------
     def _t0(self, ppq: float) -> float:
@@ -179,25 +221,31 @@ class TransportModel:
         lo_i = bisect.bisect_left(values, q1 - fence)
         hi_i = bisect.bisect_right(values, q3 + fence) - 1
         # Stragglers inside the fences (messages held up a few ms) would still
-        # move the midrange by half their delay for a whole window: drop up to
-        # MAX_STRAGGLERS extremes at either end that stand apart from the rest
-        # by a gap of more than GAP_FACTOR times the mean spacing (Dixon's gap
-        # test, extended to small clusters).
-        while hi_i - lo_i >= MIN_GAP_TEST_SAMPLES:
-            limit = GAP_FACTOR * (values[hi_i] - values[lo_i]) / (hi_i - lo_i)
-            for k in range(MAX_STRAGGLERS):
-                if values[hi_i - k] - values[hi_i - k - 1] > limit:
-                    hi_i -= k + 1
+        # move the midrange by half their delay for a whole window: drop up
+        # to k_max samples at either end, the fewest after which the
+        # remaining extreme is unremarkable (GAP_LIMITS).  The bulk spacing
+        # comes from the samples inside those k_max, so stragglers cannot
+        # inflate it.
+        count = hi_i - lo_i + 1
+        if count >= MIN_GAP_TEST_SAMPLES:
+            k_max = min(len(GAP_LIMITS), max(MAX_STRAGGLERS, count // STRAGGLER_SHARE))
+            spacing = (values[hi_i - k_max] - values[lo_i + k_max]) / (count - 1 - 2 * k_max)
+            limits = [limit * spacing for limit in GAP_LIMITS[:k_max]]
+            for j in range(k_max + 1):
+                top = hi_i - j
+                if all(values[top] - values[top - m] <= limits[m - 1] for m in range(1, k_max + 1)):
                     break
-                if values[lo_i + k + 1] - values[lo_i + k] > limit:
-                    lo_i += k + 1
+            hi_i = top
+            for j in range(k_max + 1):
+                bottom = lo_i + j
+                if all(values[bottom + m] - values[bottom] <= limits[m - 1] for m in range(1, k_max + 1)):
                     break
-            else:
-                break
+            lo_i = bottom
         return (values[lo_i] + values[hi_i]) / 2.0
 
     def _new_run(self, arrival_s: float, state: TransportState) -> None:
         self._samples.clear()
+        self._held.clear()
         self._segments = [(state.ppq, 0.0, state.bpm)]
 
     def update(self, arrival_s: float, state: TransportState) -> tuple[TransportSnapshot, str]:
@@ -209,7 +257,9 @@ class TransportModel:
 
         Returns:
             ``(snapshot, kind)`` with kind one of ``"start"``, ``"stop"``,
-            ``"relocate"``, ``"tempo"``, ``"update"``, ``"idle"`` (stopped and still stopped).
+            ``"relocate"``, ``"tempo"``, ``"update"``, ``"idle"`` (stopped and
+            still stopped), ``"held"`` (behind the prediction: held back as a
+            possible straggler, snapshot unchanged).
         """
         self.counters["messages"] += 1
         prev = self.snapshot
@@ -219,6 +269,7 @@ class TransportModel:
             if prev.playing:
                 self.counters["stops"] += 1
             self._samples.clear()
+            self._held.clear()
             self._segments = []
             self.snapshot = TransportSnapshot(
                 playing=False,
@@ -240,11 +291,23 @@ class TransportModel:
             self._new_run(arrival_s, state)
         else:
             predicted_ppq = prev.ppq_at(arrival_s)
-            error_s = abs(state.ppq - predicted_ppq) * 60.0 / prev.bpm
-            if error_s > self.relocate_threshold_s:
+            ahead_s = (state.ppq - predicted_ppq) * 60.0 / prev.bpm
+            if abs(ahead_s) > self.relocate_threshold_s:
+                held: list[tuple[float, TransportState]] = []
+                if -STRAGGLER_MAX_S <= ahead_s < 0.0:
+                    self._held.append((arrival_s, state))
+                    self.last_state, self.last_arrival_s = state, arrival_s
+                    if arrival_s - self._held[0][0] < STRAGGLER_HOLD_S:
+                        return self.snapshot, "held"
+                    held = self._held[:-1]
                 kind = "relocate"
                 self.counters["relocations"] += 1
                 self._new_run(arrival_s, state)
+                for held_arrival_s, held_state in held:
+                    # Messages held back that agree with the new position are samples of it.
+                    phi = held_arrival_s - self._t0(held_state.ppq)
+                    if held_state.bpm == state.bpm and abs(phi - arrival_s) <= self.relocate_threshold_s:
+                        self._samples.append((held_arrival_s, phi))
             elif abs(state.bpm - prev.bpm) > 1e-6:
                 kind = "tempo"
                 self.counters["tempo_changes"] += 1
@@ -255,6 +318,10 @@ class TransportModel:
                     self._segments[-1] = (self._segments[-1][0], self._segments[-1][1], state.bpm)
                 else:
                     self._segments.append((start_ppq, self._t0(start_ppq), state.bpm))
+        if self._held:
+            # On time again: what was held back came late.
+            self.counters["stragglers"] += len(self._held)
+            self._held.clear()
         self._samples.append((arrival_s, arrival_s - self._t0(state.ppq)))
         while self._samples and self._samples[0][0] < arrival_s - self.window_s:
             self._samples.popleft()
@@ -293,6 +360,7 @@ class TransportModel:
                 version=snap.version + 1,
             )
             self._samples.clear()
+            self._held.clear()
             self._segments = []
             self.counters["stops"] += 1
             return self.snapshot

@@ -230,7 +230,10 @@ class BandApi:
         )
         snapshot, kind = self.model.update(arrival_s, state)
         self.scheduler.set_transport(snapshot)
-        if kind not in ("update", "idle"):
+        if kind == "held":
+            log.debug("transport message %.1f ms behind the clock held back as a possible straggler",
+                      (snapshot.ppq_at(arrival_s) - state.ppq) * 60000.0 / snapshot.bpm)
+        elif kind not in ("update", "idle"):
             log.info("transport %s: %.2f bpm, ppq %.3f, %d/%d", kind, state.bpm, state.ppq, state.ts_num, state.ts_den)
 
     def _raw_generate(self, params: list[Any]) -> dict[str, Any]:
