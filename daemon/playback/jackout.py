@@ -157,6 +157,10 @@ class JackMidiClient(JackClientOwner):
         self.late_messages = 0
         #: Messages dropped because the server had gone or the client was closed.
         self.dropped_messages = 0
+        #: Periods between two callbacks that this client never saw (frame time
+        #: jumped by more than one period: the server skipped the client, or
+        #: the driver skipped ahead after an xrun).
+        self.skipped_periods = 0
         if sys.getswitchinterval() > SWITCH_INTERVAL_S:
             sys.setswitchinterval(SWITCH_INTERVAL_S)
         self._activate(self._process)
@@ -171,7 +175,10 @@ class JackMidiClient(JackClientOwner):
         if self._last_base < 0:
             self._frame = base
         else:
-            self._frame += (base - self._last_base) & 0xFFFFFFFF
+            step = (base - self._last_base) & 0xFFFFFFFF
+            if step > frames:
+                self.skipped_periods += step // frames - 1
+            self._frame += step
         self._last_base = base
         if self._xruns != self._xruns_seen:
             self._xruns_seen = self._xruns

@@ -94,3 +94,21 @@ def test_after_the_server_goes_messages_are_dropped_and_counted_not_queued(monke
             assert ports.output_stats()["dropped_messages"] == 10
         finally:
             ports.close()
+
+
+def test_periods_the_server_ran_without_the_client_are_counted(jack_server):
+    # The process callback is Python: holding the GIL in one C call (a 300 MB
+    # bytes repeat) keeps it from running, and /band/status must show it.
+    ports = PortSet(["drums"], api_name="jack", client_name="ai-band")
+    try:
+        time.sleep(0.3)
+        before = ports.output_stats()["skipped_periods"]
+        t0 = time.monotonic()
+        blob = b"x" * 300_000_000
+        held_s = time.monotonic() - t0
+        del blob
+        time.sleep(0.1)
+        assert held_s > 0.01, "the GIL was not held long enough to test anything"
+        assert ports.output_stats()["skipped_periods"] > before
+    finally:
+        ports.close()
