@@ -217,6 +217,8 @@ class MidiRecorder(JackClientOwner):
         self._track_until = -1
         self._last_base = -1
         self._missed_periods = 0
+        # (callback time in CLOCK_MONOTONIC ns, periods missed just before it), capped.
+        self._missed_spans: collections.deque[tuple[int, int]] = collections.deque(maxlen=10000)
         self._envelope_cache: dict[int, int] = {}
         self._inputs: tuple[tuple[jack.OwnMidiPort, str], ...] = ()
         self._ports_lock = threading.Lock()  # serialises connect(); never taken in the callback
@@ -339,7 +341,9 @@ class MidiRecorder(JackClientOwner):
             # duplicate events; the skipped period's buffers are already gone.
             return
         if last >= 0 and base - last > frames:
-            self._missed_periods += (base - last) // frames - 1
+            missed = (base - last) // frames - 1
+            self._missed_periods += missed
+            self._missed_spans.append((now_ns, missed))
         self._last_base = base
         period = (base, now_ns)
         self._recent.append(period)
@@ -382,6 +386,16 @@ class MidiRecorder(JackClientOwner):
         recording meant to be complete should check that it stays 0.
         """
         return self._missed_periods
+
+    def missed_spans_s(self) -> list[tuple[float, float]]:
+        """CLOCK_MONOTONIC intervals (start_s, end_s) that held the missed periods.
+
+        Each ends at the callback that followed the gap and starts the
+        missed periods, plus one, earlier (the callback runs late in its
+        period); MIDI due inside them may be lost to this recorder.
+        """
+        period_s = self._client.blocksize / self._rate
+        return [(now_ns / 1e9 - (missed + 1) * period_s, now_ns / 1e9) for now_ns, missed in list(self._missed_spans)]
 
     def _matching_outputs(self, pattern: str) -> list[str]:
         try:

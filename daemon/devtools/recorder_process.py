@@ -46,7 +46,8 @@ def _serve(conn: Connection, servername: str, pattern: str, count: int, timeout_
                     rec.clear()
                     conn.send(True)
                 elif cmd == "stats":
-                    conn.send({"xruns": rec.xruns, "missed_periods": rec.missed_periods})
+                    conn.send({"xruns": rec.xruns, "missed_periods": rec.missed_periods,
+                               "missed_spans_s": rec.missed_spans_s()})
                 elif cmd == "close":
                     conn.send(True)
                     return
@@ -98,8 +99,9 @@ class RecorderProcess:
         """Forget the events recorded so far."""
         self._ask("clear")
 
-    def stats(self) -> dict[str, int]:
-        """``{"xruns": n, "missed_periods": n}`` as the recorder counted them."""
+    def stats(self) -> dict[str, Any]:
+        """``{"xruns": n, "missed_periods": n, "missed_spans_s": [(start_s, end_s), ...]}``
+        as the recorder counted them (see :meth:`MidiRecorder.missed_spans_s`)."""
         return self._ask("stats")
 
     def close(self) -> None:

@@ -180,3 +180,22 @@ def test_connect_picks_up_ports_that_appear_later(recorder: MidiRecorder) -> Non
 def test_wait_for_ports_times_out(recorder: MidiRecorder) -> None:
     with pytest.raises(TimeoutError, match="no-such-port"):
         recorder.wait_for_ports("no-such-port", timeout_s=0.2)
+
+
+def test_missed_periods_are_reported_with_their_times(jack_server: JackServer) -> None:
+    # Holding the GIL in one C call (a 300 MB bytes repeat) keeps the Python
+    # process callback from running: the periods it misses must be counted,
+    # and their span must cover the time the GIL was held.
+    with MidiRecorder(jack_server.name) as rec:
+        time.sleep(0.3)
+        before = rec.missed_periods
+        t0 = time.monotonic()
+        blob = b"x" * 300_000_000
+        t1 = time.monotonic()
+        del blob
+        time.sleep(0.1)
+        assert t1 - t0 > 0.01, "the GIL was not held long enough to test anything"
+        assert rec.missed_periods > before
+        spans = rec.missed_spans_s()
+        assert spans and all(start < end for start, end in spans)
+        assert any(start <= t1 and end >= t0 for start, end in spans), (spans, t0, t1)
