@@ -31,6 +31,7 @@ class DaemonSection:
     output_dir: str = "~/ai-band"
     log_level: str = "info"
     nice: int = -10
+    avoid_worker_cpus: bool = True
 
 
 @dataclass(frozen=True)

@@ -190,7 +190,8 @@ class JobManager:
         # Generation workers yield the CPU like render workers: live playback first.
         self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx,
                                              initializer=yield_cpu, initargs=(self.render_settings.nice,
-                                                                              self.render_settings.cpus))
+                                                                              self.render_settings.cpus,
+                                                                              self.render_settings.worker_cpus))
         loop = asyncio.get_running_loop()
         await asyncio.gather(*(loop.run_in_executor(self._executor, _warm_up) for _ in range(self.workers)))
         log.info("generation: %d worker process(es) ready; files in %s", self.workers, self.output_dir)

@@ -1,12 +1,13 @@
-"""CPU priority of the daemon's threads (Linux nice values)."""
+"""CPU priority and placement of the daemon's threads (Linux nice values, CPU affinity)."""
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 
-__all__ = ["raise_priority"]
+__all__ = ["name_thread", "pin_threads", "raise_priority", "split_cpus"]
 
 log = logging.getLogger(__name__)
 
@@ -46,3 +47,71 @@ def raise_priority(nice: int) -> bool:
         return False
     log.debug("this thread and the threads it starts run at nice %d", nice)
     return True
+
+
+def split_cpus(worker_cpus: int = 0) -> tuple[frozenset[int], frozenset[int]]:
+    """Share this process's CPUs between the daemon's threads and its worker processes.
+
+    Args:
+        worker_cpus: how many CPUs generation and render workers get (the
+            ``[render] cpus`` setting); 0 = all but one (at least one).
+
+    Returns:
+        ``(daemon_cpus, worker_cpus)``: the workers get the last CPUs of the
+        process's affinity mask, the daemon the others; on one CPU, or where
+        the workers take them all, both are the whole mask.  Both are empty
+        where CPU affinity is not available (not Linux).
+    """
+    if not hasattr(os, "sched_getaffinity"):
+        return frozenset(), frozenset()
+    allowed = sorted(os.sched_getaffinity(0))
+    keep = min(len(allowed), worker_cpus if worker_cpus > 0 else max(1, len(allowed) - 1))
+    workers = frozenset(allowed[len(allowed) - keep:])
+    return frozenset(allowed[:len(allowed) - keep]) or frozenset(allowed), workers
+
+
+def pin_threads(cpus: frozenset[int]) -> bool:
+    """Run the calling thread, and the threads it starts afterwards, on ``cpus`` only.
+
+    The daemon calls it before it starts any thread, with the CPUs its
+    workers leave free (:func:`split_cpus`).  Why: Linux places a waking
+    thread preferably on a CPU that runs only ``SCHED_IDLE`` tasks, i.e. on a
+    render worker's CPU, where it must first preempt the worker; under a
+    non-preemptible kernel (``PREEMPT_NONE``) and in a VM whose vCPU may be
+    stalled by the host while the worker touches fresh memory, that wake-up
+    can come late.  Measured with ``bench/tempo_lock.py --render-load``: see
+    the README's audio section.
+
+    Args:
+        cpus: CPU numbers; empty = leave the affinity as it is.
+
+    Returns:
+        True if the affinity was set.
+    """
+    if not cpus or not hasattr(os, "sched_setaffinity"):
+        return False
+    try:
+        os.sched_setaffinity(0, cpus)
+    except OSError as exc:
+        log.info("CPU affinity stays as it is (%s refused: %s)", sorted(cpus), exc.strerror)
+        return False
+    log.debug("this thread and the threads it starts run on CPUs %s", sorted(cpus))
+    return True
+
+
+def name_thread(name: str) -> None:
+    """Give the calling OS thread a name (Linux ``prctl(PR_SET_NAME)``, 15 bytes at most); best effort.
+
+    Python does not name OS threads, so without it every thread of the daemon
+    shows as ``python3`` in ``top -H``, ``ps -L`` and ``/proc/<pid>/task/*/comm``.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_name = 15
+        libc.prctl(pr_set_name, name.encode("utf-8")[:15], 0, 0, 0)
+    except (OSError, AttributeError) as exc:
+        log.debug("cannot name the thread %r: %s", name, exc)

@@ -18,7 +18,7 @@ import time
 from contextlib import suppress
 
 from daemon import __version__, heap
-from daemon.priority import raise_priority
+from daemon.priority import pin_threads, raise_priority, split_cpus
 from daemon.config import Config
 from daemon.discovery import Advertiser
 from daemon.errors import BandError
@@ -36,14 +36,20 @@ log = logging.getLogger(__name__)
 SWITCH_INTERVAL_S = 0.0005
 
 
-def render_settings(cfg: Config) -> "RenderSettings":
-    """The ``[render]`` config section as the render workers take it."""
+def render_settings(cfg: Config, worker_cpus: frozenset[int] = frozenset()) -> "RenderSettings":
+    """The ``[render]`` config section as the render workers take it.
+
+    Args:
+        cfg: the validated config.
+        worker_cpus: the CPUs chosen for workers (:func:`daemon.priority.split_cpus`);
+            empty = each worker chooses from ``[render] cpus``.
+    """
     from daemon.render.audio_job import RenderSettings
 
     r = cfg.render
     return RenderSettings(engine=r.engine, soundfont=r.soundfont, sample_rate=r.sample_rate, bit_depth=r.bit_depth,
                           target_lufs=r.target_lufs, true_peak_dbtp=r.true_peak_dbtp, tail_s=r.tail_s, nice=r.nice,
-                          cpus=r.cpus)
+                          cpus=r.cpus, worker_cpus=tuple(sorted(worker_cpus)))
 
 
 def _validator():
@@ -91,6 +97,10 @@ class BandDaemon:
         if cfg.daemon.nice:
             # Before any thread is started: threads inherit the nice value of their creator.
             raise_priority(cfg.daemon.nice)
+        # Also before any thread or worker starts: workers get their CPUs explicitly.
+        daemon_cpus, worker_cpus = split_cpus(cfg.render.cpus)
+        if cfg.daemon.avoid_worker_cpus and daemon_cpus != worker_cpus:
+            pin_threads(daemon_cpus)
         try:
             from daemon.generate import style_names
 
@@ -124,7 +134,7 @@ class BandDaemon:
                 workers=cfg.generation.workers,
                 max_queued=cfg.generation.max_queued,
                 listener=self.api.on_job_event,
-                render_settings=render_settings(cfg),
+                render_settings=render_settings(cfg, worker_cpus),
                 render_workers=cfg.render.workers,
             )
             self.api.jobs = self.jobs

@@ -38,6 +38,7 @@ import jack
 
 from daemon.errors import MidiPortError
 from daemon.jackclient import JackClientOwner
+from daemon.priority import name_thread
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +169,8 @@ class JackMidiClient(JackClientOwner):
     def _process(self, frames: int) -> None:
         now_ns = time.monotonic_ns()
         base = self._client.last_frame_time
+        if self._last_base < 0:
+            name_thread("ai-band-jack")  # libjack's process thread, once
         if base == self._last_base:
             # A late client thread can run two callbacks for one period (same
             # frame time, same buffers): what the first wrote must stay.

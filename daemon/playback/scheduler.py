@@ -34,6 +34,7 @@ from typing import Callable
 
 from daemon.generate.model import Arrangement
 from daemon.playback.ports import NOTE_OFF, NOTE_ON, PROGRAM_CHANGE, PortSet
+from daemon.priority import name_thread
 from daemon.transport import TransportSnapshot
 
 log = logging.getLogger(__name__)
@@ -378,6 +379,7 @@ class Scheduler:
             self._publish_status()
 
     def _run(self) -> None:
+        name_thread("ai-band-play")
         log.debug("scheduler thread started")
         while not self._quit:
             try:

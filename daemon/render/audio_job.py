@@ -45,6 +45,10 @@ class RenderSettings:
         nice: CPU nice level of render workers (0..19), where SCHED_IDLE is unavailable.
         cpus: CPUs a render worker may use; 0 = all but one (at least one),
             so one CPU is always left to JACK and live playback.
+        worker_cpus: the CPU numbers themselves, when the daemon has already
+            chosen them (:func:`daemon.priority.split_cpus`); workers started
+            by a daemon pinned elsewhere must not take their set from their
+            inherited affinity.  Empty: chosen from ``cpus``.
     """
 
     engine: str = "auto"
@@ -56,6 +60,7 @@ class RenderSettings:
     tail_s: float = 2.0
     nice: int = 10
     cpus: int = 0
+    worker_cpus: tuple[int, ...] = ()
 
 
 class _Worker:
@@ -89,12 +94,12 @@ def _idle_io() -> None:
         log.debug("ioprio_set unavailable: %s", exc)
 
 
-def yield_cpu(nice: int, cpus: int = 0) -> None:
+def yield_cpu(nice: int, cpus: int = 0, worker_cpus: tuple[int, ...] = ()) -> None:
     """Public name of :func:`_yield_cpu` for the generation workers' initializer."""
-    _yield_cpu(nice, cpus)
+    _yield_cpu(nice, cpus, worker_cpus)
 
 
-def _yield_cpu(nice: int, cpus: int = 0) -> None:
+def _yield_cpu(nice: int, cpus: int = 0, worker_cpus: tuple[int, ...] = ()) -> None:
     """Make this worker (and the threads it starts later) run only on CPU nobody else wants.
 
     Two measures, both measured with the tempo-lock benchmark on 2 cores:
@@ -102,13 +107,15 @@ def _yield_cpu(nice: int, cpus: int = 0) -> None:
     free for JACK and the MIDI scheduler; and Linux ``SCHED_IDLE``: the worker
     runs only when no other task wants a CPU and is preempted at once when
     JACK's or the scheduler's threads wake up.  Elsewhere (or if refused) fall
-    back to ``nice``.  Threads created afterwards inherit both.
+    back to ``nice``.  Threads created afterwards inherit both.  ``worker_cpus``,
+    if given, are the CPUs to use (see :class:`RenderSettings`).
     """
     if hasattr(os, "sched_setaffinity"):
-        allowed = sorted(os.sched_getaffinity(0))
-        keep = cpus if cpus > 0 else max(1, len(allowed) - 1)
+        from daemon.priority import split_cpus
+
+        chosen = set(worker_cpus) if worker_cpus else set(split_cpus(cpus)[1])
         try:
-            os.sched_setaffinity(0, set(allowed[-keep:]))
+            os.sched_setaffinity(0, chosen)
         except OSError as exc:
             log.debug("could not restrict the render worker's CPUs: %s", exc)
     _idle_io()
@@ -133,7 +140,7 @@ def init_render_worker(settings: RenderSettings, progress_queue: Any) -> None:
     """
     from daemon.render.audio import AudioRenderer
 
-    _yield_cpu(settings.nice, settings.cpus)
+    _yield_cpu(settings.nice, settings.cpus, settings.worker_cpus)
     _Worker.progress_queue = progress_queue
     t0 = time.perf_counter()
     _Worker.renderer = AudioRenderer(settings.engine, settings.soundfont)

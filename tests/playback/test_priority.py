@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.priority import raise_priority
+from daemon.priority import name_thread, pin_threads, raise_priority, split_cpus
 
 
 def _in_thread(fn):
@@ -78,3 +78,91 @@ def test_every_daemon_thread_runs_at_configured_nice(band):
     nices = _thread_nices(band.proc.pid)
     assert len(nices) >= 4, nices  # main, playback, executor and the JACK client's threads
     assert set(nices.values()) == {-10}, nices
+
+
+def test_split_cpus_gives_workers_the_last_cpus_and_the_daemon_the_rest():
+    allowed = sorted(os.sched_getaffinity(0))
+    daemon_cpus, worker_cpus = split_cpus(0)
+    if len(allowed) == 1:
+        assert daemon_cpus == worker_cpus == frozenset(allowed)
+        return
+    assert worker_cpus == frozenset(allowed[-1:])
+    assert daemon_cpus == frozenset(allowed[:-1])
+    # Workers that take every CPU leave the daemon unpinned (the whole mask).
+    assert split_cpus(len(allowed)) == (frozenset(allowed), frozenset(allowed))
+    assert split_cpus(999) == (frozenset(allowed), frozenset(allowed))
+
+
+def test_pin_threads_binds_the_calling_thread_and_its_later_threads():
+    allowed = sorted(os.sched_getaffinity(0))
+    target = frozenset(allowed[:1])
+
+    def pinned_then_child() -> tuple:
+        pin_threads(target)
+        seen = []
+        child = threading.Thread(target=lambda: seen.append(os.sched_getaffinity(0)))
+        child.start()
+        child.join()
+        return os.sched_getaffinity(0), seen[0]
+
+    own, child = _in_thread(pinned_then_child)["ok"]
+    assert own == child == set(target)
+    assert os.sched_getaffinity(0) == set(allowed)  # this thread is untouched
+    assert pin_threads(frozenset()) is False
+
+
+def _cpus_allowed(pid: int, tid: int | None = None) -> set[int]:
+    path = Path(f"/proc/{pid}/task/{tid}/status") if tid else Path(f"/proc/{pid}/status")
+    for line in path.read_text().splitlines():
+        if line.startswith("Cpus_allowed_list:"):
+            cpus: set[int] = set()
+            for part in line.split(":", 1)[1].strip().split(","):
+                lo, _, hi = part.partition("-")
+                cpus.update(range(int(lo), int(hi or lo) + 1))
+            return cpus
+    raise AssertionError(f"no Cpus_allowed_list in {path}")
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def test_daemon_threads_stay_off_the_worker_cpus(band):
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) < 2:
+        pytest.skip("one CPU: the daemon and its workers share it")
+    daemon_cpus, worker_cpus = set(allowed[:-1]), set(allowed[-1:])
+    for tid in _thread_nices(band.proc.pid):
+        assert _cpus_allowed(band.proc.pid, tid) == daemon_cpus, tid
+    # The generation workers (started and warmed up with the daemon) run on the
+    # worker CPU, chosen explicitly: they do not inherit the daemon's mask.
+    workers = [pid for pid in _descendants(band.proc.pid) if _cpus_allowed(pid) == worker_cpus]
+    assert workers, {pid: _cpus_allowed(pid) for pid in _descendants(band.proc.pid)}
+
+
+def test_name_thread_names_the_os_thread():
+    def named() -> str:
+        name_thread("ai-band-test-thread-long")
+        return Path(f"/proc/self/task/{threading.get_native_id()}/comm").read_text().strip()
+
+    assert _in_thread(named)["ok"] == "ai-band-test-th"  # the kernel keeps 15 bytes
+
+
+def test_playback_and_jack_threads_are_named(band, osc):
+    osc.send("/band/status")  # the JACK thread is named in its first callback: it has run by now
+    osc.receive("/band/status", timeout=5.0)
+    names = {(Path(f"/proc/{band.proc.pid}/task/{tid}/comm")).read_text().strip() for tid in _thread_nices(band.proc.pid)}
+    assert {"ai-band-play", "ai-band-jack"} <= names, names
