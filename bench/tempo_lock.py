@@ -247,14 +247,19 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
         if position_matches(r, r["ppq"], part):
             matched += 1
             continue
-        # A note sent just as the host changed (before its message arrived)
+        # A note sent just as the host changed, before the message telling of
+        # the change was sent (the host simulator sends it with its jitter),
         # belongs to the position the host had until then.
         prev = [c for c in changes if c.time_s < r["seg_t"]]
-        if prev and prev[-1].playing and r["t"] - r["seg_t"] < 0.002 and position_matches(r, prev[-1].ppq_at(r["t"]), part):
+        told_s = min((m.send_time_s for m in sent_log if m.reason != "periodic" and m.nominal_time_s >= r["seg_t"] - 1e-6),
+                     default=r["seg_t"])
+        if (prev and prev[-1].playing and r["t"] < max(told_s, r["seg_t"]) + 0.002
+                and position_matches(r, prev[-1].ppq_at(r["t"]), part)):
             matched += 1
             continue
         mismatches.append({"part": part, "pitch": r["pitch"], "ppq": round(r["ppq"], 4), "seg": r["seg"],
-                           "since_change_ms": round((r["t"] - r["seg_t"]) * 1000, 2)})
+                           "since_change_ms": round((r["t"] - r["seg_t"]) * 1000, 2),
+                           "change_sent_after_ms": round((told_s - r["seg_t"]) * 1000, 2)})
     after_stop = [(r["t"] - stop_s) * 1000.0 for r in rows if r["t"] > stop_s]
 
     # Nothing lost: every note of the arrangement the host's positions called
