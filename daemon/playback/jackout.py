@@ -158,6 +158,10 @@ class JackMidiClient(JackClientOwner):
         self.late_messages = 0
         #: Messages dropped because the server had gone or the client was closed.
         self.dropped_messages = 0
+        #: While True the process callback writes nothing and keeps the queues
+        #: (set the moment the host relocates or stops, cleared once the
+        #: scheduler has taken back what no longer applies).
+        self.paused = False
         #: Periods between two callbacks that this client never saw (frame time
         #: jumped by more than one period: the server skipped the client, or
         #: the driver skipped ahead after an xrun).
@@ -195,8 +199,8 @@ class JackMidiClient(JackClientOwner):
         try:
             for port, queue in self._ports:
                 port.clear_buffer()
-                if not locked:
-                    continue  # unsend() is rewriting the queues: next period
+                if not locked or self.paused:
+                    continue  # unsend() is rewriting the queues, or output is held: next period
                 last = 0
                 while queue:
                     at_ns, data = queue[0]

@@ -309,6 +309,22 @@ class PortSet:
         """Part name -> the port's full system name (e.g. ``ai-band:bass`` on JACK)."""
         return {part: port.full_name for part, port in self.ports.items()}
 
+    def hold_output(self) -> None:
+        """Timed ports: write nothing from now on, keep what is queued, until :meth:`resume_output`.
+
+        For the moment a transport change arrives: notes already handed to
+        the JACK client for the old position must not go out while the
+        scheduler thread wakes up to take them back.  Untimed ports send at
+        once and queue nothing: a no-op there.
+        """
+        if self._jack is not None:
+            self._jack.paused = True
+
+    def resume_output(self) -> None:
+        """Undo :meth:`hold_output`."""
+        if self._jack is not None:
+            self._jack.paused = False
+
     def release_all(self, at_s: float | None = None) -> int:
         """Note-offs for every sounding note on every port; returns the count.
 
@@ -329,6 +345,7 @@ class PortSet:
                 messages are queued and written out at the next process
                 cycle; closing at once would drop them.
         """
+        self.resume_output()
         self.release_all()
         if self.ports:
             time.sleep(drain_s)  # also drains note-offs the scheduler sent just before

@@ -204,7 +204,15 @@ class Scheduler:
         self.ports.release_all()
 
     def set_transport(self, snapshot: TransportSnapshot) -> None:
-        """Hand over the latest transport snapshot (replaces the previous one)."""
+        """Hand over the latest transport snapshot (replaces the previous one).
+
+        A new run (start, stop, relocation) holds the timed ports' output at
+        once, in the caller's thread: what is queued for the old position
+        must not be written while this thread wakes up to take it back
+        (:meth:`_on_new_run` resumes the output).
+        """
+        if snapshot.run != self._snapshot.run:
+            self.ports.hold_output()
         self._snapshot = snapshot
         self._wake.set()
 
@@ -283,6 +291,7 @@ class Scheduler:
 
     def _on_new_run(self, snap: TransportSnapshot, now: float) -> None:
         self.stats.notes_off_released += self.ports.release_all()
+        self.ports.resume_output()
         self._seen_run = snap.run
         if not snap.playing:
             return

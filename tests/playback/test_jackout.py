@@ -112,3 +112,23 @@ def test_periods_the_server_ran_without_the_client_are_counted(jack_server):
         assert ports.output_stats()["skipped_periods"] > before
     finally:
         ports.close()
+
+
+def test_held_output_writes_nothing_until_resumed(ports_and_recorder):
+    # A relocation holds the output the moment it arrives; what was queued for
+    # the old position is taken back before the output resumes.
+    ports, recorder = ports_and_recorder
+    drums = ports.ports["drums"]
+    ports.hold_output()
+    now = time.monotonic()
+    drums.send([NOTE_ON | 9, 36, 100], now + 0.005)
+    drums.send([NOTE_OFF | 9, 36, 0], now + 0.100)
+    time.sleep(0.05)
+    assert [e for e in recorder.events() if e.is_note_on] == []  # due 45 ms ago, still held
+    ports.release_all()  # the scheduler takes back the old position's notes...
+    ports.resume_output()  # ...then lets output go on
+    drums.send([NOTE_ON | 9, 38, 100], time.monotonic() + 0.005)
+    drums.send([NOTE_OFF | 9, 38, 0], time.monotonic() + 0.020)
+    time.sleep(0.1)
+    assert [e.data[1] for e in recorder.events() if e.is_note_on] == [38]
+    assert recorder.hanging_notes() == []
