@@ -4,6 +4,8 @@ Bounds here are coarse (the machine is shared); the tight figures are
 bench/tempo_lock.py's.
 """
 
+import json
+import re
 import time
 
 import pytest
@@ -183,10 +185,17 @@ def test_vanished_host_stops_the_band(osc, band, recorder):
 
 def test_sigterm_while_playing_releases_notes_and_exits_zero(jack_server, tmp_path):
     with DaemonProcess(tmp_path, env=jack_server.env()) as daemon, MidiRecorder(servername=jack_server.name) as rec:
-        from daemon.generate.request import KNOWN_PARTS
-
-        rec.wait_for_ports("ai-band", count=2 * len(KNOWN_PARTS), timeout_s=20)
-        rec.connect("ai-band")
+        # This daemon's own ports: "ai-band:*", or "ai-band-01:*" when the
+        # module's daemon runs on the same server (JACK renames the client).
+        with OscClient(("127.0.0.1", daemon.port)) as client:
+            client.send("/band/status")
+            _, args = client.receive("/band/status", timeout=5.0)
+        own = sorted(json.loads(args[0])["ports"].values())
+        client_name = own[0].split(":")[0]
+        assert len(own) == len(KNOWN_PARTS) and all(p.startswith(client_name + ":") for p in own), own
+        pattern = "^" + re.escape(client_name) + ":"
+        rec.wait_for_ports(pattern, count=len(KNOWN_PARTS), timeout_s=20)
+        rec.connect(pattern)
         guard = DropoutGuard(rec).__enter__()
         with HostSimulator(("127.0.0.1", daemon.port)) as sim, OscClient(("127.0.0.1", daemon.port)) as client:
             client.send("/band/generate", *generate_args(id="term", chords="C F", style="ambient", play=1))
