@@ -15,8 +15,10 @@ What it does (issue 2, item 8):
 
 Figures: median phase error (signed, ms), p99 of |deviation - median|, the
 grid after the tempo change (from one beat after it), the first note of the
-armed job against the host bar line, the latest note-on after the stop, and
-hanging notes.  Exit code 1 if a target of item 8 is missed.
+armed job (at the bar the daemon armed it for) against the host bar line,
+the latest note-on after the stop, hanging notes, and notes lost: every note
+the host position called for must be recorded, except those due in periods
+the recorder itself missed (counted apart).  Exit code 1 if a target is missed.
 
 Usage: python bench/tempo_lock.py [--seconds 40] [--render-load] [--daemon-config ai-band.toml]
        [--json bench/results/tempo_lock.json]
