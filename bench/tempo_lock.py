@@ -44,6 +44,7 @@ from bench.machine import cpu_model  # noqa: E402
 from daemon.devtools.daemonproc import DaemonProcess  # noqa: E402
 from daemon.devtools.hostsim import HostSimulator, OscClient  # noqa: E402
 from daemon.devtools.jackserver import JackServer  # noqa: E402
+from daemon.devtools.recorder import sounding_notes  # noqa: E402
 from daemon.devtools.recorder_process import RecorderProcess  # noqa: E402
 from daemon.generate import generate  # noqa: E402
 from daemon.generate.request import KNOWN_PARTS, parse_request  # noqa: E402
@@ -178,7 +179,6 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
                 sent_log = host.sent()
             status = json.loads(status_args[0])
             events = rec.events()
-            hanging = rec.hanging_notes()
             stats = rec.stats()
             xruns, missed = stats["xruns"], stats["missed_periods"]
             missed_spans = stats["missed_spans_s"]
@@ -296,17 +296,7 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
     # was due inside a period the recorder missed cannot be seen either.
     durations = {(p.name, round(n.start_ppq, 6), n.pitch): n.duration_ppq for p in arrangement.parts for n in p.notes}
     by_key = {(r["port"], r["pitch"], r["t"]): r for r in rows if not r.get("after_stop")}
-    sounding: dict[tuple[str, int, int], float] = {}
-    for e in events:
-        if len(e.data) < 3 or e.data[0] >= 0xF0:
-            continue
-        key = (e.source_port, e.data[0] & 0x0F, e.data[1])
-        if e.is_note_on:
-            sounding[key] = e.time_s
-        elif e.is_note_off:
-            sounding.pop(key, None)
-        elif e.status == 0xB0 and e.data[1] in (120, 123):
-            sounding = {k: t for k, t in sounding.items() if k[:2] != key[:2]}
+    sounding = sounding_notes(events)
     hanging_unobserved = []
     for (port, _channel, pitch), t_on in sounding.items():
         r = by_key.get((port, pitch, t_on))
@@ -317,8 +307,6 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
         off_s = min([off_s] + [c.time_s for c in changes if c.time_s > t_on]) + 0.05
         if any(start <= off_s and end >= t_on for start, end in missed_spans):
             hanging_unobserved.append((port, pitch))
-    if len(sounding) != len(hanging):  # counted differently from the recorder: excuse nothing
-        hanging_unobserved = []
     first_unobserved = first is None and any(m["ppq"] == arm_ppq and m["in_recorder_gap"] for m in missing)
 
     figures = {
@@ -350,7 +338,7 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
         "notes_missing": len(missing),
         "notes_missing_in_recorder_gaps": len(missing) - len(lost),
         "notes_lost": lost[:10],
-        "hanging_notes": len(hanging),
+        "hanging_notes": len(sounding),
         "hanging_notes_off_in_recorder_gaps": len(hanging_unobserved),
         "recorder_xruns": xruns,
         "recorder_missed_periods": missed,

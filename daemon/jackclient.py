@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 class JackClientOwner:
     """Base of a class that owns one ``jack.Client``.
 
-    A subclass opens the client, calls :meth:`_own` with it, sets up its ports
+    A subclass opens its client with :meth:`_open`, sets up its ports
     and state, then calls :meth:`_activate` with its process callback.  It may
     extend :meth:`_on_shutdown` (calling ``super()``); the callback runs in
     JACK's notification thread.
@@ -36,8 +36,22 @@ class JackClientOwner:
     _shutdown_reason: str | None
     _xruns: int
 
-    def _own(self, client: jack.Client) -> None:
-        """Take ``client`` over: not closed, no xruns, no shutdown yet."""
+    def _open(self, client_name: str, servername: str | None, error: type[Exception]) -> None:
+        """Open a client (never starting a server) and take it over: not closed, no xruns, no shutdown yet.
+
+        Args:
+            client_name: JACK client name; JACK appends ``-01`` etc. if it is taken.
+            servername: the server; ``None`` uses ``$JACK_DEFAULT_SERVER`` or the default.
+            error: the owner's subsystem error, raised with the reason.
+
+        Raises:
+            error: no JACK server is reachable.
+        """
+        try:
+            client = jack.Client(client_name, no_start_server=True, servername=servername)
+        except jack.JackError as exc:
+            raise error(f"cannot open JACK client {client_name!r} on server {servername or '(default)'}: "
+                        f"{exc} (is a JACK server running?)") from exc
         self._client = client
         self._closed = False
         self._shutdown_reason = None

@@ -91,13 +91,7 @@ class AudioRecorder(JackClientOwner):
             raise ValueError(f"channels must be >= 1, got {channels}")
         if not max_seconds > 0:
             raise ValueError(f"max_seconds must be > 0, got {max_seconds}")
-        try:
-            client = jack.Client(client_name, no_start_server=True, servername=servername)
-        except jack.JackError as exc:
-            raise AudioRecorderError(
-                f"cannot open JACK client on server {servername or '(default)'}: {exc}"
-            ) from exc
-        self._own(client)
+        self._open(client_name, servername, AudioRecorderError)
         self._rate: int = self._client.samplerate
         self._blocksize: int = self._client.blocksize
         self._window_frames = ENVELOPE_PERIODS * self._blocksize

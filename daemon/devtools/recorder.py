@@ -62,7 +62,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Literal
 
 import jack
@@ -170,6 +170,32 @@ def _monotonic_minus_raw_ns() -> int:
     return mono - (raw0 + raw1) // 2
 
 
+def sounding_notes(events: Iterable[RecordedEvent]) -> dict[tuple[str, int, int], float]:
+    """Notes still sounding after ``events`` (in time order), with the time of their last note-on.
+
+    Returns:
+        ``{(source_port, channel 0..15, pitch 0..127): note-on time_s}``.
+
+    A note-on (velocity > 0) starts a note; a note-off (0x80, or 0x90 with
+    velocity 0) on the same port, channel and pitch ends it; All Sound Off
+    (CC 120) and All Notes Off (CC 123) end every note of that port and channel.
+    Repeated note-ons of a sounding pitch count as one note (one note-off ends it).
+    """
+    sounding: dict[tuple[str, int, int], float] = {}
+    for event in events:
+        data = event.data
+        if len(data) < 3 or data[0] >= 0xF0:
+            continue
+        key = (event.source_port, data[0] & 0x0F, data[1])
+        if event.is_note_on:
+            sounding[key] = event.time_s
+        elif event.is_note_off:
+            sounding.pop(key, None)
+        elif event.status == CONTROL_CHANGE and data[1] in (CC_ALL_SOUND_OFF, CC_ALL_NOTES_OFF):
+            sounding = {k: t for k, t in sounding.items() if k[:2] != key[:2]}
+    return sounding
+
+
 class MidiRecorder(JackClientOwner):
     """Records MIDI from JACK output ports with frame-accurate CLOCK_MONOTONIC times.
 
@@ -197,13 +223,7 @@ class MidiRecorder(JackClientOwner):
         client_name: str = "aiband-recorder",
         max_events: int = 1_000_000,
     ) -> None:
-        try:
-            client = jack.Client(client_name, no_start_server=True, servername=servername)
-        except jack.JackError as exc:
-            raise RecorderError(
-                f"cannot open JACK client on server {servername or '(default)'}: {exc}"
-            ) from exc
-        self._own(client)
+        self._open(client_name, servername, RecorderError)
         self._lib = _load_libjack()
         # JACK-Client exposes the jack_client_t* only as the private cffi pointer.
         self._client_addr: int = int(jack._ffi.cast("uintptr_t", self._client._ptr))
@@ -550,22 +570,7 @@ class MidiRecorder(JackClientOwner):
     def hanging_notes(self) -> list[tuple[str, int, int]]:
         """Return notes left sounding: ``(source_port, channel 0..15, pitch 0..127)``, sorted.
 
-        A note-on (velocity > 0) starts a note; a note-off (0x80, or 0x90 with
-        velocity 0) on the same port, channel and pitch ends it; All Sound Off
-        (CC 120) and All Notes Off (CC 123) end every note of that port and channel.
-        Repeated note-ons of a sounding pitch count as one note (one note-off ends it).
+        See :func:`sounding_notes` for what starts and ends a note.
         """
-        sounding: set[tuple[str, int, int]] = set()
-        for event in self.events():
-            data = event.data
-            if len(data) < 3 or data[0] >= 0xF0:
-                continue
-            channel = data[0] & 0x0F
-            if event.is_note_on:
-                sounding.add((event.source_port, channel, data[1]))
-            elif event.is_note_off:
-                sounding.discard((event.source_port, channel, data[1]))
-            elif event.status == CONTROL_CHANGE and data[1] in (CC_ALL_SOUND_OFF, CC_ALL_NOTES_OFF):
-                sounding = {n for n in sounding if n[:2] != (event.source_port, channel)}
-        return sorted(sounding)
+        return sorted(sounding_notes(self.events()))
 

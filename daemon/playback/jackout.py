@@ -129,13 +129,7 @@ class JackMidiClient(JackClientOwner):
 
     def __init__(self, parts: Iterable[str], client_name: str = "ai-band",
                  servername: str | None = None) -> None:
-        try:
-            client = jack.Client(client_name, no_start_server=True, servername=servername)
-        except jack.JackError as exc:
-            raise MidiPortError(
-                f"cannot open JACK client {client_name!r}: {exc} (is a JACK server running?)"
-            ) from exc
-        self._own(client)
+        self._open(client_name, servername, MidiPortError)
         #: Held by :meth:`JackPortOut.unsend`; the callback only tries it.
         self.queue_lock = threading.Lock()
         self.outputs: dict[str, JackPortOut] = {}

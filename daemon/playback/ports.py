@@ -228,7 +228,7 @@ def open_rtmidi_port(part: str, api: int, client_name: str = "ai-band") -> PartP
     return PartPort(part, out, part, on_close=close)
 
 
-def _jack_port_names(api: int) -> list[str]:
+def _listed_port_names(api: int) -> list[str]:
     import rtmidi
 
     probe = rtmidi.MidiIn(api, name="ai-band-probe")
@@ -275,7 +275,7 @@ class PortSet:
 
     def _discover_names(self, client_name: str) -> None:
         try:
-            listed = _jack_port_names(self.api)
+            listed = _listed_port_names(self.api)
         except Exception:  # noqa: BLE001 - names are informative only
             return
         for part, port in self.ports.items():
