@@ -4,7 +4,7 @@
 port. Its process callback stores, for each event, its JACK frame
 (``last_frame_time`` + the event's offset in the period), and for each period
 around events, ``(last_frame_time, time.monotonic_ns())`` read at the start of
-the callback. It allocates nothing else and takes no lock.
+the callback. It allocates little (a list of the period's events) and takes no lock.
 
 How a frame becomes a CLOCK_MONOTONIC time, and why (measured with JACK2 1.9.21,
 dummy driver, ``--no-realtime``, on Linux):
@@ -44,6 +44,12 @@ Limitations: the process callback is Python, so it needs the GIL.
   are missed and their MIDI is lost (measured: 8 of 1500 notes survived a
   busy-loop thread; 1500 of 1500 without it). Run the daemon in another
   process, and check :attr:`MidiRecorder.missed_periods` (and ``xruns``).
+* ``jack_last_frame_time()`` is the server's current frame time, not the
+  cycle's: a callback that starts late, after JACK began the next cycle, reads
+  the next cycle's frame time over the buffers of its own. When the following
+  callback then reads the same frame time but different buffers, the first
+  read is moved back one period (:attr:`MidiRecorder.late_reads` counts them).
+  A late read that no second callback exposes stays one period late.
 * Frame times wrap at 2**32 (24.8 h at 48 kHz); a recording must not span it.
 
 Port names: the daemon's JACK client holds every port (``ai-band:drums``,
@@ -212,7 +218,7 @@ class MidiRecorder(JackClientOwner):
         RecorderError: The server is not reachable or libjack cannot be loaded.
 
     The process callback only appends tuples to ``collections.deque``s (atomic
-    under the GIL, no lock; a period with events first collects them in a small
+    under the GIL, no lock; each period first collects its events in a small
     list) and sets a ``threading.Event`` for waiters. See the
     module docstring for how frames become times, and for the limitations.
     """
@@ -236,6 +242,11 @@ class MidiRecorder(JackClientOwner):
         self._recent: collections.deque[_Period] = collections.deque(maxlen=ENVELOPE_PERIODS + 1)
         self._track_until = -1
         self._last_base = -1
+        # (callback time in CLOCK_MONOTONIC ns, events it read) of the last callback.
+        self._last_read: tuple[int, list[_RawEvent]] = (0, [])
+        #: Callbacks found, by the next one, to have read the period before
+        #: under a later frame time (their events were moved back one period).
+        self.late_reads = 0
         self._missed_periods = 0
         # (callback time in CLOCK_MONOTONIC ns, periods missed just before it), capped.
         self._missed_spans: collections.deque[tuple[int, int]] = collections.deque(maxlen=10000)
@@ -354,33 +365,65 @@ class MidiRecorder(JackClientOwner):
     def _process(self, frames: int) -> None:
         now_ns = time.monotonic_ns()
         base = self._client.last_frame_time
+        new: list[_RawEvent] = []
+        for port, source in self._inputs:
+            for offset, data in port.incoming_midi_events():
+                new.append(((base + offset) & 0xFFFFFFFF, base, source, bytes(data)))
+        self._on_period(frames, now_ns, base, new)
+
+    def _on_period(self, frames: int, now_ns: int, base: int, new: list[_RawEvent]) -> None:
+        # What one callback read: the period of ``frames`` at frame time
+        # ``base``, called at ``now_ns``, its events ``new``.
         last = self._last_base
         if base == last:
-            # A late client thread runs queued callbacks back to back within one
-            # period: same frame time, same port buffers. Reading again would
-            # duplicate events; the skipped period's buffers are already gone.
+            self._repeated_frame(base, frames, new)
             return
         if last >= 0 and base - last > frames:
             missed = (base - last) // frames - 1
             self._missed_periods += missed
             self._missed_spans.append((now_ns, missed))
         self._last_base = base
+        self._last_read = (now_ns, new)
         period = (base, now_ns)
         self._recent.append(period)
-        new: list[_RawEvent] | None = None
-        for port, source in self._inputs:
-            for offset, data in port.incoming_midi_events():
-                if new is None:
-                    new = []
-                new.append(((base + offset) & 0xFFFFFFFF, base, source, bytes(data)))
-        if new is not None:
+        if new:
             self._track_until = base + self._window_frames
         if base <= self._track_until:
             self._periods.append(period)  # before the events: events() relies on it
-        if new is not None:
-            self._raw.extend(new)
-            if not self._arrived.is_set():
-                self._arrived.set()
+        if new:
+            self._store(new)
+
+    def _repeated_frame(self, base: int, frames: int, new: list[_RawEvent]) -> None:
+        # Two callbacks read one frame time: the first ran late, for the period
+        # before, and started after JACK had moved the frame time on
+        # (jack_last_frame_time is the server's, not the cycle's). If the
+        # buffers still hold what it read, nothing is new. If they changed, the
+        # writers have run for this period since: what the first read was the
+        # period before's, one period earlier than its frame time says, and
+        # that period was not missed.
+        then_ns, first = self._last_read
+        if new == first:
+            return
+        self.late_reads += 1
+        if first:
+            for _ in first:
+                self._raw.pop()
+            self._raw.extend(((frame - frames) & 0xFFFFFFFF, start - frames, source, data)
+                             for frame, start, source, data in first)
+        if self._missed_spans and self._missed_spans[-1][0] == then_ns:
+            _, missed = self._missed_spans.pop()
+            self._missed_periods -= 1
+            if missed > 1:
+                self._missed_spans.append((then_ns, missed - 1))
+        self._last_read = (then_ns, new)
+        if new:
+            self._track_until = base + self._window_frames
+            self._store(new)
+
+    def _store(self, new: list[_RawEvent]) -> None:
+        self._raw.extend(new)
+        if not self._arrived.is_set():
+            self._arrived.set()
 
     def _on_shutdown(self, status: jack.Status, reason: str) -> None:
         super()._on_shutdown(status, reason)
@@ -532,6 +575,7 @@ class MidiRecorder(JackClientOwner):
     def clear(self) -> None:
         """Forget all recorded events (ports stay connected)."""
         self._raw.clear()
+        self._last_read = (0, [])
         self._periods.clear()
         self._envelope_cache.clear()
         self._arrived.clear()

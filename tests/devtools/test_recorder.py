@@ -199,3 +199,33 @@ def test_missed_periods_are_reported_with_their_times(jack_server: JackServer) -
         spans = rec.missed_spans_s()
         assert spans and all(start < end for start, end in spans)
         assert any(start <= t1 and end >= t0 for start, end in spans), (spans, t0, t1)
+
+
+def test_a_late_read_exposed_by_the_next_callback_moves_back_one_period(jack_server: JackServer) -> None:
+    # JACK2's frame time is the server's: a callback that starts after the next
+    # cycle began reads the new frame time over its own period's buffers. The
+    # next callback then reads the same frame time over different buffers.
+    # The callbacks are fed by hand (client deactivated, so JACK calls none).
+    with MidiRecorder(jack_server.name) as rec:
+        rec._client.deactivate()
+        rec.clear()
+        missed_before = rec.missed_periods
+        t = time.monotonic_ns()
+        base = rec._last_base + 64  # the next period after the last JACK called
+        on, off = bytes((0x99, 36, 100)), bytes((0x89, 36, 0))
+        rec._on_period(64, t, base, [])
+        # One period skipped: the late callback reads base + 128 over the
+        # buffers of base + 64 (a note-on at offset 5)...
+        rec._on_period(64, t + 2_700_000, base + 128, [(base + 133, base + 128, "a:drums", on)])
+        assert rec.missed_periods == missed_before + 1
+        # ...and the next callback reads base + 128 again, with a note-off at 7.
+        rec._on_period(64, t + 2_800_000, base + 128, [(base + 135, base + 128, "a:drums", off)])
+        assert [(e.frame, e.data) for e in rec.events()] == [(base + 69, on), (base + 135, off)]
+        assert rec.late_reads == 1
+        assert rec.missed_periods == missed_before  # the period was read after all
+        # The same buffers read twice are one read: nothing doubles.
+        rec._on_period(64, t + 2_900_000, base + 128, [(base + 135, base + 128, "a:drums", off)])
+        rec._on_period(64, t + 4_000_000, base + 192, [])
+        rec._on_period(64, t + 4_100_000, base + 192, [])
+        assert len(rec.events()) == 2
+        assert rec.late_reads == 1
