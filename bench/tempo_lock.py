@@ -18,7 +18,8 @@ grid after the tempo change (from one beat after it), the first note of the
 armed job (at the bar the daemon armed it for) against the host bar line,
 the latest note-on after the stop, hanging notes, and notes lost: every note
 the host position called for must be recorded, except those due in periods
-the recorder itself missed (counted apart).  Exit code 1 if a target is missed.
+the recorder itself missed (counted apart), and no note recorded twice.
+Exit code 1 if a target is missed.
 
 Usage: python bench/tempo_lock.py [--seconds 40] [--render-load] [--daemon-config ai-band.toml]
        [--json bench/results/tempo_lock.json]
@@ -208,6 +209,12 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
                      "frame": e.frame})
 
     playing_rows = [r for r in rows if not r.get("after_stop")]
+    # The run never plays a host position twice, so a note recorded twice at
+    # one grid position was written twice (or read twice).
+    times_by_note: dict[tuple[str, int, float], list[float]] = {}
+    for r in playing_rows:
+        times_by_note.setdefault((r["port"], r["pitch"], r["grid"]), []).append(r["t"])
+    duplicates = [{"port": k[0], "pitch": k[1], "ppq": k[2], "t": v} for k, v in times_by_note.items() if len(v) > 1]
     if arm_ppq is None and playing_rows:  # the daemon did not say: the first note recorded
         arm_ppq = min(playing_rows, key=lambda r: r["t"])["grid"]
     arm_ppq = arm_ppq or 0.0
@@ -338,10 +345,13 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
         "notes_missing": len(missing),
         "notes_missing_in_recorder_gaps": len(missing) - len(lost),
         "notes_lost": lost[:10],
+        "duplicate_notes": len(duplicates),
+        "duplicates": duplicates[:10],
         "hanging_notes": len(sounding),
         "hanging_notes_off_in_recorder_gaps": len(hanging_unobserved),
         "recorder_xruns": xruns,
         "recorder_missed_periods": missed,
+        "recorder_late_reads": stats["late_reads"],
         "daemon_late_dropped": status["playback"].get("late_dropped"),
         "daemon_max_late_ms": status["playback"].get("max_late_ms"),
         "daemon_groups_late_over_ms": status["playback"].get("late_over_ms"),
@@ -372,6 +382,7 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
         "hanging_notes": figures["hanging_notes"] == len(hanging_unobserved),
         "notes_match_arrangement": matched == len(playing_rows) and matched > 0,
         "no_notes_lost": not lost and expected_count > 0,
+        "no_duplicate_notes": not duplicates,
     }
     figures["checks"] = checks
     figures["pass"] = all(checks.values())

@@ -125,6 +125,20 @@ class JackMidiClient(JackClientOwner):
     ``(t - start) * rate``; one due earlier (late) at offset 0.  A sender that
     queues a few milliseconds ahead therefore gets frame-accurate output,
     whatever the jitter of its own wake-ups or of the callback's.
+
+    Nothing lost when a callback runs late: JACK2 starts a new cycle on time
+    even while a client is still in the last one, and re-arms the graph: the
+    client's readers then wait for its *next* finish, and that is the late
+    callback's (``JackEngine::Process``, ``JackConnectionManager::ResetGraph``).
+    The libjack thread runs the current cycle's callback straight after. If
+    that callback cleared the port buffers, a reader woken by the late finish
+    could find them empty, and the late callback's messages would be lost
+    to every reader, the DAW included. So a callback whose
+    predecessor finished after the current cycle began (the server's cycle start,
+    ``jack_frames_since_cycle_start``) leaves the buffers as they are and
+    writes nothing: what is due goes out in the next period, at most one
+    period late (counted in :attr:`held_periods`). The README gives the
+    notes ``bench/tempo_lock.py --render-load`` found missing before and after.
     """
 
     def __init__(self, parts: Iterable[str], client_name: str = "ai-band",
@@ -160,6 +174,10 @@ class JackMidiClient(JackClientOwner):
         #: jumped by more than one period: the server skipped the client, or
         #: the driver skipped ahead after an xrun).
         self.skipped_periods = 0
+        #: Callbacks that left the buffers to readers of the previous one
+        #: (it finished after this cycle began); their messages waited a period.
+        self.held_periods = 0
+        self._end_ns = 0  # when the last callback finished, CLOCK_MONOTONIC ns
         if sys.getswitchinterval() > SWITCH_INTERVAL_S:
             sys.setswitchinterval(SWITCH_INTERVAL_S)
         self._activate(self._process)
@@ -172,6 +190,7 @@ class JackMidiClient(JackClientOwner):
         if base == self._last_base:
             # A late client thread can run two callbacks for one period (same
             # frame time, same buffers): what the first wrote must stay.
+            self._end_ns = time.monotonic_ns()
             return
         if self._last_base < 0:
             self._frame = base
@@ -189,6 +208,13 @@ class JackMidiClient(JackClientOwner):
         start_ns = frame_ns + min(self._anchors)
         end_ns = start_ns + frames * self._ns_per_frame
         frames_per_ns = self._frames_per_ns
+        since_start = self._client.frames_since_cycle_start
+        if since_start < frames * ANCHOR_PERIODS and self._end_ns > now_ns - since_start * self._ns_per_frame:
+            # The last callback finished inside this cycle: a reader may be
+            # reading its output now (see the class docstring). Hands off.
+            self.held_periods += 1
+            self._end_ns = time.monotonic_ns()
+            return
         locked = self.queue_lock.acquire(blocking=False)
         try:
             for port, queue in self._ports:
@@ -215,6 +241,7 @@ class JackMidiClient(JackClientOwner):
         finally:
             if locked:
                 self.queue_lock.release()
+            self._end_ns = time.monotonic_ns()
 
     def _on_shutdown(self, status: jack.Status, reason: str) -> None:
         super()._on_shutdown(status, reason)

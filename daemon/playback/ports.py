@@ -294,14 +294,17 @@ class PortSet:
     def output_stats(self) -> dict:
         """JSON-ready output counters: ``timed``; on JACK also ``late_messages``
         (written after they were due, at the start of a later period),
-        ``skipped_periods`` (periods whose callback never ran) and
+        ``skipped_periods`` (periods whose callback never ran),
+        ``held_periods`` (callbacks that left the previous, late callback's
+        output to its readers, their own messages going out a period later) and
         ``xruns`` (reported by the JACK server since start-up), and once the
         server has gone ``server_gone`` (its reason, else ``None``) and
         ``dropped_messages`` (sent since then, never written)."""
         if self._jack is None:
             return {"timed": False}
         return {"timed": True, "late_messages": self._jack.late_messages,
-                "skipped_periods": self._jack.skipped_periods, "xruns": self._jack.xruns,
+                "skipped_periods": self._jack.skipped_periods,
+                "held_periods": self._jack.held_periods, "xruns": self._jack.xruns,
                 "dropped_messages": self._jack.dropped_messages,
                 "server_gone": self._jack.shutdown_reason}
 
