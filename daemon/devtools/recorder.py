@@ -50,6 +50,11 @@ Limitations: the process callback is Python, so it needs the GIL.
   callback then reads the same frame time but different buffers, the first
   read is moved back one period (:attr:`MidiRecorder.late_reads` counts them).
   A late read that no second callback exposes stays one period late.
+* A callback descheduled while it reads the ports can read some of them
+  before the writers' next cycle and some after (measured: a note group
+  recorded twice, 4 ms apart, its drum note only once). When the frame time has moved
+  on by the end of its reading, the read is dropped and its periods count as
+  missed (:attr:`MidiRecorder.torn_reads`).
 * Frame times wrap at 2**32 (24.8 h at 48 kHz); a recording must not span it.
 
 Port names: the daemon's JACK client holds every port (``ai-band:drums``,
@@ -247,6 +252,9 @@ class MidiRecorder(JackClientOwner):
         #: Callbacks found, by the next one, to have read the period before
         #: under a later frame time (their events were moved back one period).
         self.late_reads = 0
+        #: Callbacks whose reading spanned a new cycle of the server, ignored
+        #: (their periods count as missed).
+        self.torn_reads = 0
         self._missed_periods = 0
         # (callback time in CLOCK_MONOTONIC ns, periods missed just before it), capped.
         self._missed_spans: collections.deque[tuple[int, int]] = collections.deque(maxlen=10000)
@@ -369,6 +377,13 @@ class MidiRecorder(JackClientOwner):
         for port, source in self._inputs:
             for offset, data in port.incoming_midi_events():
                 new.append(((base + offset) & 0xFFFFFFFF, base, source, bytes(data)))
+        if self._client.last_frame_time != base:
+            # Descheduled while reading: the writers may have run a later cycle
+            # meanwhile, so some ports were read before it and some after (a
+            # torn read). Forget it: the periods count as missed, and the next
+            # callback reads what the buffers hold then.
+            self.torn_reads += 1
+            return
         self._on_period(frames, now_ns, base, new)
 
     def _on_period(self, frames: int, now_ns: int, base: int, new: list[_RawEvent]) -> None:

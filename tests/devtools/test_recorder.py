@@ -229,3 +229,36 @@ def test_a_late_read_exposed_by_the_next_callback_moves_back_one_period(jack_ser
         rec._on_period(64, t + 4_100_000, base + 192, [])
         assert len(rec.events()) == 2
         assert rec.late_reads == 1
+
+
+class _PortReadSlowly:
+    """Stands in for a JACK MIDI input whose reading is descheduled for ``delay_s``."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+
+    def incoming_midi_events(self):
+        time.sleep(self.delay_s)
+        yield 3, bytes((0x99, 36, 100))
+
+
+def test_a_read_the_server_moved_on_during_is_dropped_and_counted_missed(jack_server: JackServer) -> None:
+    # A callback descheduled while reading its ports can read some before the
+    # writers' next cycle and some after. The frame time (the real server's,
+    # which keeps running) tells: it moved on, so the read is dropped.
+    with MidiRecorder(jack_server.name) as rec:
+        rec._client.deactivate()
+        rec.clear()
+        rec._inputs = ((_PortReadSlowly(0.005), "a:drums"),)  # ~4 periods
+        missed = rec.missed_periods
+        rec._process(64)
+        assert rec.torn_reads == 1
+        assert rec.events() == []
+        rec._inputs = ((_PortReadSlowly(0.0), "a:drums"),)
+        for _ in range(20):  # a read inside one period (a cycle can begin mid-read: retry)
+            rec._process(64)
+            if rec.events():
+                break
+            time.sleep(0.002)
+        assert [e.data for e in rec.events()] == [bytes((0x99, 36, 100))]
+        assert rec.missed_periods > missed  # the dropped read's periods
