@@ -7,9 +7,16 @@ import os
 import sys
 import threading
 
-__all__ = ["name_thread", "pin_threads", "raise_priority", "split_cpus"]
+__all__ = ["SWITCH_INTERVAL_S", "name_thread", "pin_threads", "raise_priority", "split_cpus"]
 
 log = logging.getLogger(__name__)
+
+#: GIL switch interval for the daemon (``sys.setswitchinterval``), s: the
+#: longest a busy thread running Python keeps the GIL while the JACK process
+#: callback or the scheduler thread waits for it. CPython's default, 5 ms, is
+#: more than three 64-frame periods at 48 kHz, and would delay a MIDI event
+#: by as much.
+SWITCH_INTERVAL_S = 0.0005
 
 
 def raise_priority(nice: int) -> bool:

@@ -18,7 +18,7 @@ import time
 from contextlib import suppress
 
 from daemon import __version__, heap
-from daemon.priority import pin_threads, raise_priority, split_cpus
+from daemon.priority import SWITCH_INTERVAL_S, pin_threads, raise_priority, split_cpus
 from daemon.config import Config
 from daemon.discovery import Advertiser
 from daemon.errors import BandError
@@ -30,10 +30,6 @@ from daemon.playback.scheduler import Scheduler
 from daemon.transport import TransportModel
 
 log = logging.getLogger(__name__)
-
-#: GIL switch interval while the scheduler runs (s); the default 5 ms would
-#: let a busy event-loop thread delay a MIDI event by up to 5 ms.
-SWITCH_INTERVAL_S = 0.0005
 
 
 def render_settings(cfg: Config, worker_cpus: frozenset[int] = frozenset()) -> "RenderSettings":

@@ -22,7 +22,8 @@ to every late wake-up of the sending thread).
 The process callback is Python, so it needs the GIL each period: the daemon
 keeps GIL hold times short (see ``daemon/generate/model.py`` and
 ``daemon/heap.py``) and lowers the interpreter's switch interval so that a
-busy thread hands the GIL over within :data:`SWITCH_INTERVAL_S`.
+busy thread hands the GIL over within
+:data:`daemon.priority.SWITCH_INTERVAL_S`.
 """
 
 from __future__ import annotations
@@ -38,13 +39,9 @@ import jack
 
 from daemon.errors import MidiPortError
 from daemon.jackclient import JackClientOwner
-from daemon.priority import name_thread
+from daemon.priority import SWITCH_INTERVAL_S, name_thread
 
 log = logging.getLogger(__name__)
-
-#: Longest a thread running Python keeps the GIL while the JACK thread waits, s
-#: (CPython's default is 5 ms, more than three 64-frame periods at 48 kHz).
-SWITCH_INTERVAL_S = 0.0005
 
 
 #: Recent periods whose callback times anchor the current period's start.
