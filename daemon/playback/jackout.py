@@ -180,16 +180,20 @@ class JackMidiClient(JackClientOwner):
         self._activate(self._process)
 
     def _process(self, frames: int) -> None:
+        try:
+            self._write_period(frames)
+        finally:
+            self._end_ns = time.monotonic_ns()  # the next callback's hold test
+
+    def _write_period(self, frames: int) -> None:
         now_ns = time.monotonic_ns()
         base = self._client.last_frame_time
-        if self._last_base < 0:
-            name_thread("ai-band-jack")  # libjack's process thread, once
         if base == self._last_base:
             # A late client thread can run two callbacks for one period (same
             # frame time, same buffers): what the first wrote must stay.
-            self._end_ns = time.monotonic_ns()
             return
         if self._last_base < 0:
+            name_thread("ai-band-jack")  # libjack's process thread, once
             self._frame = base
         else:
             step = (base - self._last_base) & 0xFFFFFFFF
@@ -202,16 +206,15 @@ class JackMidiClient(JackClientOwner):
             self._anchors.clear()
         frame_ns = self._frame * self._ns_per_frame
         self._anchors.append(now_ns - frame_ns)
-        start_ns = frame_ns + min(self._anchors)
-        end_ns = start_ns + frames * self._ns_per_frame
-        frames_per_ns = self._frames_per_ns
         since_start = self._client.frames_since_cycle_start
         if since_start < frames * ANCHOR_PERIODS and self._end_ns > now_ns - since_start * self._ns_per_frame:
             # The last callback finished inside this cycle: a reader may be
             # reading its output now (see the class docstring). Hands off.
             self.held_periods += 1
-            self._end_ns = time.monotonic_ns()
             return
+        start_ns = frame_ns + min(self._anchors)
+        end_ns = start_ns + frames * self._ns_per_frame
+        frames_per_ns = self._frames_per_ns
         locked = self.queue_lock.acquire(blocking=False)
         try:
             for port, queue in self._ports:
@@ -238,7 +241,6 @@ class JackMidiClient(JackClientOwner):
         finally:
             if locked:
                 self.queue_lock.release()
-            self._end_ns = time.monotonic_ns()
 
     def _on_shutdown(self, status: jack.Status, reason: str) -> None:
         super()._on_shutdown(status, reason)
