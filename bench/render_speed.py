@@ -45,6 +45,7 @@ from daemon.errors import RenderError
 from daemon.generate import generate
 from daemon.generate.model import Arrangement
 from daemon.generate.request import parse_request
+from daemon.priority import refuse_numpy_hugepages
 from daemon.render.audio import AudioOptions, AudioRenderer
 
 #: Median real-time ratio FluidSynth must reach.
@@ -139,6 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    refuse_numpy_hugepages()  # as the daemon's render workers do
 
     arrangement = workload(args.style)
     options = AudioOptions(sample_rate=args.sample_rate)

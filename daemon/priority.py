@@ -7,7 +7,8 @@ import os
 import sys
 import threading
 
-__all__ = ["SWITCH_INTERVAL_S", "name_thread", "pin_threads", "raise_priority", "split_cpus"]
+__all__ = ["SWITCH_INTERVAL_S", "name_thread", "pin_threads", "raise_priority", "refuse_numpy_hugepages",
+           "split_cpus"]
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,48 @@ def pin_threads(cpus: frozenset[int]) -> bool:
         log.info("CPU affinity stays as it is (%s refused: %s)", sorted(cpus), exc.strerror)
         return False
     log.debug("this thread and the threads it starts run on CPUs %s", sorted(cpus))
+    return True
+
+
+def refuse_numpy_hugepages() -> bool:
+    """Stop numpy from asking Linux for transparent huge pages in this process; best effort.
+
+    numpy (>= 1.20, on Linux) marks the memory of every large array
+    ``madvise(MADV_HUGEPAGE)``.  Where the kernel's THP mode is ``madvise``
+    (Debian's default), that puts the process on khugepaged's list, and the
+    kernel thread khugepaged later collapses its pages into huge pages, on
+    whichever CPU it happens to run, in kernel code that yields only now and
+    then.  Traced with ftrace on the 2-vCPU VM named in the README (Linux 6.18,
+    ``PREEMPT_NONE``): while a render on the second CPU held ~350 MB of such
+    arrays, khugepaged ran 5-8 ms at a stretch on the first, and a
+    ``SCHED_FIFO`` thread there (the daemon's or JACK's, were they
+    realtime) waited all that time.  Without the mark the pages stay small
+    (more page faults, taken by the render process on its own CPU) and
+    khugepaged has nothing of ours to do.
+
+    The render and generation workers call it in their initializer, the daemon
+    before it starts its components.  numpy's own switch is
+    ``NUMPY_MADVISE_HUGEPAGE=0``, read once at import; this sets the same
+    flag at run time (``numpy._core.multiarray._set_madvise_hugepage``,
+    ``numpy.core`` before numpy 2).
+
+    Returns:
+        True if numpy no longer marks its arrays; False where numpy has no
+        such switch (not Linux, or numpy < 1.20).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        from numpy._core import multiarray
+    except ImportError:
+        try:
+            from numpy.core import multiarray  # numpy < 2
+        except ImportError:
+            return False
+    setter = getattr(multiarray, "_set_madvise_hugepage", None)
+    if setter is None:
+        return False
+    setter(False)
     return True
 
 

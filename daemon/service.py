@@ -18,7 +18,7 @@ import time
 from contextlib import suppress
 
 from daemon import __version__, heap
-from daemon.priority import SWITCH_INTERVAL_S, pin_threads, raise_priority, split_cpus
+from daemon.priority import SWITCH_INTERVAL_S, pin_threads, raise_priority, refuse_numpy_hugepages, split_cpus
 from daemon.config import Config
 from daemon.discovery import Advertiser
 from daemon.errors import BandError
@@ -97,6 +97,7 @@ class BandDaemon:
         daemon_cpus, worker_cpus = split_cpus(cfg.render.cpus)
         if cfg.daemon.avoid_worker_cpus and daemon_cpus != worker_cpus:
             pin_threads(daemon_cpus)
+        refuse_numpy_hugepages()  # and its workers too: keeps khugepaged off the daemon's CPU
         try:
             from daemon.generate import style_names
 

@@ -108,11 +108,15 @@ def _yield_cpu(nice: int, cpus: int = 0, worker_cpus: tuple[int, ...] = ()) -> N
     runs only when no other task wants a CPU and is preempted at once when
     JACK's or the scheduler's threads wake up.  Elsewhere (or if refused) fall
     back to ``nice``.  Threads created afterwards inherit both.  ``worker_cpus``,
-    if given, are the CPUs to use (see :class:`RenderSettings`).
+    if given, are the CPUs to use (see :class:`RenderSettings`).  And numpy
+    stops marking the worker's arrays for huge pages, which kept the kernel's
+    khugepaged busy on the daemon's CPU
+    (:func:`daemon.priority.refuse_numpy_hugepages`).
     """
-    if hasattr(os, "sched_setaffinity"):
-        from daemon.priority import split_cpus
+    from daemon.priority import refuse_numpy_hugepages, split_cpus
 
+    refuse_numpy_hugepages()
+    if hasattr(os, "sched_setaffinity"):
         chosen = set(worker_cpus) if worker_cpus else set(split_cpus(cpus)[1])
         try:
             os.sched_setaffinity(0, chosen)

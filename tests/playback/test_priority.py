@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.priority import name_thread, pin_threads, raise_priority, split_cpus
+from daemon.priority import name_thread, pin_threads, raise_priority, refuse_numpy_hugepages, split_cpus
 
 
 def _in_thread(fn):
@@ -166,3 +166,51 @@ def test_playback_and_jack_threads_are_named(band, osc):
     osc.receive("/band/status", timeout=5.0)
     names = {(Path(f"/proc/{band.proc.pid}/task/{tid}/comm")).read_text().strip() for tid in _thread_nices(band.proc.pid)}
     assert {"ai-band-play", "ai-band-jack"} <= names, names
+
+
+_HUGEPAGE_PROBE = r"""
+import sys
+import numpy as np
+if sys.argv[1] == "worker":
+    from daemon.render.audio_job import yield_cpu
+    yield_cpu(10)  # the workers' initializer
+array = np.ones(16 << 20, dtype=np.uint8)  # numpy marks arrays of 4 MiB and more
+address = array.ctypes.data + (8 << 20)  # the middle: numpy marks from the first whole page on
+flags = None
+for line in open("/proc/self/smaps"):
+    head = line.split()[0]
+    if "-" in head and all(c in "0123456789abcdef-" for c in head):
+        start, end = (int(x, 16) for x in head.split("-"))
+        inside = start <= address < end
+    elif line.startswith("VmFlags:") and inside:
+        flags = line.split()[1:]
+print(" ".join(flags))
+"""
+
+
+def _array_vmflags(mode: str) -> list[str]:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _HUGEPAGE_PROBE, mode], capture_output=True, text=True,
+                         check=True, timeout=60, cwd=Path(__file__).resolve().parents[2])
+    return out.stdout.split()
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux /proc")
+def test_workers_keep_numpy_arrays_off_khugepaged():
+    """numpy marks large arrays MADV_HUGEPAGE ("hg" in smaps); a worker's are not marked."""
+    if "hg" not in _array_vmflags("plain"):
+        pytest.skip("numpy does not mark arrays for huge pages here (no THP in this kernel?)")
+    assert "hg" not in _array_vmflags("worker")
+
+
+def test_refuse_numpy_hugepages_turns_numpy_s_switch_off():
+    from numpy._core import multiarray
+
+    previous = multiarray._set_madvise_hugepage(True)
+    try:
+        assert refuse_numpy_hugepages() is True
+        assert multiarray._set_madvise_hugepage(True) is False  # returns the setting it replaces
+    finally:
+        multiarray._set_madvise_hugepage(previous)
