@@ -24,3 +24,8 @@ def usable_cpus() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 0
+
+
+def machine_name() -> str:
+    """CPU model, core count, kernel and Python: the figures belong to this machine."""
+    return f"{cpu_model()}, {os.cpu_count()} cores, Linux {platform.release()}, Python {platform.python_version()}"

@@ -32,7 +32,6 @@ import dataclasses
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -41,7 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.machine import cpu_model  # noqa: E402
+from bench.machine import machine_name  # noqa: E402
 from daemon.devtools.daemonproc import DaemonProcess  # noqa: E402
 from daemon.devtools.hostsim import HostSimulator, OscClient  # noqa: E402
 from daemon.devtools.jackserver import JackServer  # noqa: E402
@@ -58,11 +57,6 @@ TARGETS = {
     "latest_note_on_after_stop_ms": 30.0,
     "hanging_notes": 0,
 }
-
-
-def machine_name() -> str:
-    """CPU model, core count, kernel and Python: the figures belong to this machine."""
-    return f"{cpu_model()}, {os.cpu_count()} cores, Linux {platform.release()}, Python {platform.python_version()}"
 
 
 def armed_at_ppq(client: OscClient) -> float | None:
