@@ -135,18 +135,18 @@ def refuse_numpy_hugepages() -> bool:
     """
     if not sys.platform.startswith("linux"):
         return False
-    try:
-        from numpy._core import multiarray
-    except ImportError:
+    import importlib
+
+    for name in ("numpy._core.multiarray", "numpy.core.multiarray"):  # numpy 2, numpy 1
         try:
-            from numpy.core import multiarray  # numpy < 2
+            module = importlib.import_module(name)
         except ImportError:
-            return False
-    setter = getattr(multiarray, "_set_madvise_hugepage", None)
-    if setter is None:
-        return False
-    setter(False)
-    return True
+            continue
+        setter = getattr(module, "_set_madvise_hugepage", None)
+        if setter is not None:
+            setter(False)
+            return True
+    return False
 
 
 def name_thread(name: str) -> None:
