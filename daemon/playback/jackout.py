@@ -51,6 +51,18 @@ ANCHOR_PERIODS = 16
 QueuedMessage = tuple[int, bytes]
 
 
+def _xrun_delayed_usecs(client: jack.Client) -> float:
+    """``jack_get_xrun_delayed_usecs()``: the delay the server noted with its latest xrun, µs.
+
+    The server sets it when it notes the xrun, before the next cycle (JACK2
+    ``JackEngineControl::NotifyXRun``), so a process callback sees it change
+    at the first cycle after the xrun; the xrun callback comes later, from the
+    client's notification thread.  JACK-Client passes it only to that
+    callback, so it is read through the module's cffi library.
+    """
+    return jack._lib.jack_get_xrun_delayed_usecs(client._ptr)
+
+
 class JackPortOut:
     """The sending side of one JACK MIDI output port.
 
@@ -117,7 +129,13 @@ class JackMidiClient(JackClientOwner):
     recorder in ``daemon/devtools/recorder.py`` times periods the same way).
     After an xrun the dummy and ALSA drivers start a new timeline, so the
     window starts again (JACK2 ``JackTimedDriver::ProcessWait`` re-anchors
-    after an overrun).  A message due at time ``t`` in the period
+    after an overrun), in the first callback after it: the server records
+    the xrun's delay before it starts the next cycle, where the callback reads
+    it (``jack_get_xrun_delayed_usecs``); the xrun callback comes later, from
+    the notification thread, and had left the window on the old timeline for
+    up to :data:`ANCHOR_PERIODS` periods, every message in them written as
+    late as the timeline had moved (1.3-2.3 ms in the callback logs).  A
+    message due at time ``t`` in the period
     ``[start, start + frames / rate)`` is written at frame offset
     ``(t - start) * rate``; one due earlier (late) at offset 0.  A sender that
     queues a few milliseconds ahead therefore gets frame-accurate output,
@@ -158,7 +176,8 @@ class JackMidiClient(JackClientOwner):
         self._last_base = -1
         self._frame = 0  # last_frame_time, unwrapped
         self._anchors: deque[float] = deque(maxlen=ANCHOR_PERIODS)
-        self._xruns_seen = 0
+        self._xruns_seen = 0  # xruns the period window has been restarted for
+        self._xrun_delayed_usecs = _xrun_delayed_usecs(self._client)
         #: Messages written after their due time (at offset 0 of a later period).
         self.late_messages = 0
         #: Messages dropped because the server had gone or the client was closed.
@@ -201,12 +220,18 @@ class JackMidiClient(JackClientOwner):
                 self.skipped_periods += step // frames - 1
             self._frame += step
         self._last_base = base
-        if self._xruns != self._xruns_seen:
+        frame_ns = self._frame * self._ns_per_frame
+        since_start = self._client.frames_since_cycle_start
+        delayed_usecs = _xrun_delayed_usecs(self._client)
+        if delayed_usecs != self._xrun_delayed_usecs:
+            # The server noted an xrun before this cycle: its timeline starts again (class docstring).
+            self._xrun_delayed_usecs = delayed_usecs
+            self._xruns_seen += 1
+            self._anchors.clear()
+        elif self._xruns > self._xruns_seen:  # one that test missed (the same delay twice)
             self._xruns_seen = self._xruns
             self._anchors.clear()
-        frame_ns = self._frame * self._ns_per_frame
         self._anchors.append(now_ns - frame_ns)
-        since_start = self._client.frames_since_cycle_start
         if since_start < frames * ANCHOR_PERIODS and self._end_ns > now_ns - since_start * self._ns_per_frame:
             # The last callback finished inside this cycle: a reader may be
             # reading its output now (see the class docstring). Hands off.

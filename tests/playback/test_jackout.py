@@ -157,3 +157,37 @@ def test_a_callback_after_a_late_one_leaves_its_output_and_writes_next_period(po
     time.sleep(0.1)
     assert [e.data[1] for e in recorder.events() if e.is_note_on] == [40, 41]
     assert client.held_periods - held <= 2  # a late callback now and then on a busy machine
+
+
+def test_an_xrun_the_server_noted_restarts_the_period_window_at_the_next_callback(ports_and_recorder, monkeypatch):
+    # After an xrun the dummy driver starts a new timeline; the window of period
+    # starts must restart in the first callback after it, from the delay the
+    # server noted (not when the xrun callback arrives from the notification
+    # thread). A stale window is simulated by an anchor 5 ms early: messages
+    # then come 5 ms late until it leaves the window (16 periods).
+    import daemon.playback.jackout as jackout
+
+    ports, recorder = ports_and_recorder
+    client = ports._jack
+    drums = ports.ports["drums"]
+    noted = {"delay_usecs": client._xrun_delayed_usecs}
+    monkeypatch.setattr(jackout, "_xrun_delayed_usecs", lambda _client: noted["delay_usecs"])
+    monkeypatch.setattr(client, "_xruns", 0)  # the xrun callback stays out of it
+    monkeypatch.setattr(client, "_xruns_seen", 0)
+
+    def lateness_ms(pitch: int, xrun_noted: bool) -> float:
+        time.sleep(0.05)  # a full window of real anchors
+        client._anchors.append(min(client._anchors) - 5e6)  # the old timeline, 5 ms earlier
+        if xrun_noted:
+            noted["delay_usecs"] += 1500.0
+        due = time.monotonic() + 0.006
+        drums.send((NOTE_ON | 9, pitch, 100), at_s=due)
+        drums.send((NOTE_OFF | 9, pitch, 0), at_s=due + 0.003)
+        assert recorder.wait_for_events(2, timeout_s=2.0)
+        (note,) = recorder.note_ons("drums")
+        recorder.clear()
+        return (note.time_s - due) * 1000
+
+    stale = lateness_ms(40, xrun_noted=False)
+    assert 3.5 < stale < 6.5  # the stale window does make notes late
+    assert abs(lateness_ms(41, xrun_noted=True)) < 1.5
