@@ -127,15 +127,20 @@ class JackMidiClient(JackClientOwner):
     rate`` over the last :data:`ANCHOR_PERIODS` callbacks (each callback runs a
     little after its period starts, so each gives an upper bound; the
     recorder in ``daemon/devtools/recorder.py`` times periods the same way).
-    After an xrun the dummy and ALSA drivers start a new timeline, so the
-    window starts again (JACK2 ``JackTimedDriver::ProcessWait`` re-anchors
-    after an overrun), in the first callback after it: the server records
-    the xrun's delay before it starts the next cycle, where the callback reads
-    it (``jack_get_xrun_delayed_usecs``); the xrun callback comes later, from
-    the notification thread, and had left the window on the old timeline for
-    up to :data:`ANCHOR_PERIODS` periods, every message in them written as
-    late as the timeline had moved (1.3-2.3 ms in the callback logs).  A
-    message due at time ``t`` in the period
+    After the driver overruns, the dummy and ALSA drivers start a new
+    timeline (JACK2 ``JackTimedDriver::ProcessWait`` re-anchors), so the
+    window starts again in the first callback after it: the server records
+    the overrun's delay before it starts the next cycle
+    (``JackEngineControl::NotifyXRun``), and the callback sees it change
+    (``jack_get_xrun_delayed_usecs``).  Not on the xrun callback: it comes
+    later, from the notification thread (the window stayed on the old
+    timeline meanwhile, every message written as late as the timeline had
+    moved: 1.3-2.3 ms in callback logs), and it also reports a client that
+    finished late, which moves no timeline (~1000 such xruns per minute under
+    render load, against ~150 overruns).  Two overruns in a row with the same
+    delay (whole microseconds) look like one: the window then keeps old
+    periods for at most :data:`ANCHOR_PERIODS`.  A message due at time ``t``
+    in the period
     ``[start, start + frames / rate)`` is written at frame offset
     ``(t - start) * rate``; one due earlier (late) at offset 0.  A sender that
     queues a few milliseconds ahead therefore gets frame-accurate output,
@@ -176,7 +181,6 @@ class JackMidiClient(JackClientOwner):
         self._last_base = -1
         self._frame = 0  # last_frame_time, unwrapped
         self._anchors: deque[float] = deque(maxlen=ANCHOR_PERIODS)
-        self._xruns_seen = 0  # xruns the period window has been restarted for
         self._xrun_delayed_usecs = _xrun_delayed_usecs(self._client)
         #: Messages written after their due time (at offset 0 of a later period).
         self.late_messages = 0
@@ -224,12 +228,8 @@ class JackMidiClient(JackClientOwner):
         since_start = self._client.frames_since_cycle_start
         delayed_usecs = _xrun_delayed_usecs(self._client)
         if delayed_usecs != self._xrun_delayed_usecs:
-            # The server noted an xrun before this cycle: its timeline starts again (class docstring).
+            # The driver overran before this cycle: its timeline starts again (class docstring).
             self._xrun_delayed_usecs = delayed_usecs
-            self._xruns_seen += 1
-            self._anchors.clear()
-        elif self._xruns > self._xruns_seen:  # one that test missed (the same delay twice)
-            self._xruns_seen = self._xruns
             self._anchors.clear()
         self._anchors.append(now_ns - frame_ns)
         if since_start < frames * ANCHOR_PERIODS and self._end_ns > now_ns - since_start * self._ns_per_frame:

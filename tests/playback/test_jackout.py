@@ -172,8 +172,6 @@ def test_an_xrun_the_server_noted_restarts_the_period_window_at_the_next_callbac
     drums = ports.ports["drums"]
     noted = {"delay_usecs": client._xrun_delayed_usecs}
     monkeypatch.setattr(jackout, "_xrun_delayed_usecs", lambda _client: noted["delay_usecs"])
-    monkeypatch.setattr(client, "_xruns", 0)  # the xrun callback stays out of it
-    monkeypatch.setattr(client, "_xruns_seen", 0)
 
     def lateness_ms(pitch: int, xrun_noted: bool) -> float:
         time.sleep(0.05)  # a full window of real anchors
@@ -191,3 +189,22 @@ def test_an_xrun_the_server_noted_restarts_the_period_window_at_the_next_callbac
     stale = lateness_ms(40, xrun_noted=False)
     assert 3.5 < stale < 6.5  # the stale window does make notes late
     assert abs(lateness_ms(41, xrun_noted=True)) < 1.5
+
+
+def test_an_xrun_callback_alone_leaves_the_period_window(ports_and_recorder, monkeypatch):
+    # JACK2 also calls the xrun callback when a client finished late, which
+    # moves no timeline (~1000 times a minute under render load): the window
+    # of period starts must keep its anchors then.
+    import daemon.playback.jackout as jackout
+
+    ports, _recorder = ports_and_recorder
+    client = ports._jack
+    noted = client._xrun_delayed_usecs
+    monkeypatch.setattr(jackout, "_xrun_delayed_usecs", lambda _client: noted)  # no overrun noted
+    time.sleep(0.05)
+    assert len(client._anchors) == jackout.ANCHOR_PERIODS
+    for _ in range(3):
+        client._on_xrun(0.0)
+    time.sleep(0.015)  # ~11 periods: a window restarted by then would not be full again
+    assert client.xruns >= 3
+    assert len(client._anchors) == jackout.ANCHOR_PERIODS
