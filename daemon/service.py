@@ -97,7 +97,7 @@ class BandDaemon:
         daemon_cpus, worker_cpus = split_cpus(cfg.render.cpus)
         if cfg.daemon.avoid_worker_cpus and daemon_cpus != worker_cpus:
             pin_threads(daemon_cpus)
-        refuse_numpy_hugepages()  # and its workers too: keeps khugepaged off the daemon's CPU
+        refuse_numpy_hugepages()  # the daemon's own arrays; workers do it in their initializer
         try:
             from daemon.generate import style_names
 
