@@ -92,15 +92,12 @@ def _render_loop(hugepages: bool, ready: Any, stop: Any) -> None:
     """Render process: set up like a daemon render worker, render until ``stop`` is set."""
     from bench.render_speed import workload
     from daemon.render.audio import AudioOptions, AudioRenderer
+    from daemon.priority import set_numpy_hugepages
     from daemon.render.audio_job import yield_cpu
 
     yield_cpu(10)
     if hugepages:
-        try:
-            from numpy._core import multiarray
-        except ImportError:
-            from numpy.core import multiarray  # numpy < 2
-        multiarray._set_madvise_hugepage(True)
+        set_numpy_hugepages(True)
     renderer = AudioRenderer("auto")
     arrangement, options = workload("rock"), AudioOptions()
     renderer.render(arrangement, options)  # warm

@@ -8,7 +8,7 @@ import sys
 import threading
 
 __all__ = ["SWITCH_INTERVAL_S", "name_thread", "pin_threads", "raise_priority", "refuse_numpy_hugepages",
-           "split_cpus"]
+           "set_numpy_hugepages", "split_cpus"]
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,22 @@ def refuse_numpy_hugepages() -> bool:
         True if numpy no longer marks its arrays; False where numpy has no
         such switch (not Linux, or numpy < 1.20).
     """
+    return set_numpy_hugepages(False)
+
+
+def set_numpy_hugepages(enabled: bool) -> bool:
+    """Turn numpy's huge-page marking of large arrays on or off in this process (Linux).
+
+    See :func:`refuse_numpy_hugepages` for why the daemon turns it off;
+    ``bench/cpu_stalls.py`` turns it back on to measure what it costs.
+
+    Args:
+        enabled: True = numpy's default (mark large arrays ``MADV_HUGEPAGE``).
+
+    Returns:
+        True if the switch was set; False where numpy has none (not Linux,
+        or numpy < 1.20).
+    """
     if not sys.platform.startswith("linux"):
         return False
     import importlib
@@ -144,7 +160,7 @@ def refuse_numpy_hugepages() -> bool:
             continue
         setter = getattr(module, "_set_madvise_hugepage", None)
         if setter is not None:
-            setter(False)
+            setter(enabled)
             return True
     return False
 
