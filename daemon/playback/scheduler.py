@@ -123,6 +123,9 @@ class _Slot:
 #: Lateness bounds (ms) counted in :attr:`SchedulerStats.late_over_ms`, ascending.
 LATE_BOUNDS_MS = (0.5, 1.0, 2.0, 5.0)
 
+#: How many of the latest groups later than ``LATE_BOUNDS_MS[-1]`` the status lists.
+LATE_GROUPS_KEPT = 32
+
 
 @dataclass
 class SchedulerStats:
@@ -136,6 +139,11 @@ class SchedulerStats:
     late_ms_recent: deque = field(default_factory=lambda: deque(maxlen=256))
     #: Groups sent later than each bound (ms) past their deadline, since start.
     late_over_ms: dict = field(default_factory=lambda: dict.fromkeys(LATE_BOUNDS_MS, 0))
+    #: The latest lateness of a group whose note-ons were dropped (not in :attr:`max_late_ms`).
+    max_dropped_late_ms: float = 0.0
+    #: The last :data:`LATE_GROUPS_KEPT` groups sent more than ``LATE_BOUNDS_MS[-1]`` ms
+    #: late: ``(deadline, CLOCK_MONOTONIC s; lateness, ms; note-ons dropped)``.
+    late_groups: deque = field(default_factory=lambda: deque(maxlen=LATE_GROUPS_KEPT))
 
 
 class Scheduler:
@@ -258,6 +266,9 @@ class Scheduler:
             "max_late_ms": round(s.max_late_ms, 3),
             "median_late_ms": round(recent[len(recent) // 2], 3) if recent else None,
             "late_over_ms": {f"{bound:g}": n for bound, n in s.late_over_ms.items()},
+            "max_dropped_late_ms": round(s.max_dropped_late_ms, 3),
+            "late_groups": [{"deadline_monotonic_s": round(deadline_s, 6), "late_ms": round(late_ms, 3),
+                             "note_ons_dropped": dropped} for deadline_s, late_ms, dropped in list(s.late_groups)],
             "output": self.ports.output_stats(),
         }
 
@@ -329,27 +340,35 @@ class Scheduler:
         if slot is self._pending:
             self._switch_to_pending(deadline_s)
         drop_note_ons = late_s > self.late_drop_s
+        dropped = 0
         for part, msg in slot.job.groups[index]:
             port = self.ports.ports.get(part)
             if port is None:
                 continue
             if msg[0] & 0xF0 == NOTE_ON:
                 if drop_note_ons:
-                    self.stats.late_dropped += 1
+                    dropped += 1
                     continue
                 if part in self._muted:
                     continue
                 self.stats.notes_on += 1
             port.send(msg, deadline_s)
         self.stats.groups_sent += 1
+        stats = self.stats
+        stats.late_dropped += dropped
         late_ms = late_s * 1000.0
-        self.stats.late_ms_recent.append(late_ms)
-        if late_ms > self.stats.max_late_ms and not drop_note_ons:
-            self.stats.max_late_ms = late_ms
+        stats.late_ms_recent.append(late_ms)
+        if drop_note_ons:
+            stats.max_dropped_late_ms = max(stats.max_dropped_late_ms, late_ms)
+        elif late_ms > stats.max_late_ms:
+            stats.max_late_ms = late_ms
         for bound in LATE_BOUNDS_MS:
             if late_ms <= bound:
                 break
-            self.stats.late_over_ms[bound] += 1
+            stats.late_over_ms[bound] += 1
+        if late_ms > LATE_BOUNDS_MS[-1]:
+            stats.late_groups.append((deadline_s, late_ms, dropped))
+            self._publish_status()  # at once: a stall's record must not wait for the 16th group
 
     def _wait(self, timeout_s: float) -> None:
         self._wake.wait(timeout_s)
