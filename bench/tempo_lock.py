@@ -215,8 +215,22 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
     first = min((r for r in playing_rows if r["seg"] == "play" and r["grid"] == arm_ppq),
                 key=lambda r: r["t"], default=None)
 
-    def in_recorder_gap(t: float) -> bool:
-        return any(start - 0.002 <= t <= end + 0.002 for start, end in missed_spans)
+    def in_recorder_gap(t: float, late_s: float = 0.0) -> bool:
+        """Whether a note due at ``t`` and handed to JACK ``late_s`` after that fell in a period the recorder missed.
+
+        A group the daemon handed over late is written in the first period
+        after the hand-over, so the recorder's gap is looked for there.
+        """
+        t_written = t + late_s
+        return any(start - 0.002 <= t_written <= end + 0.002 for start, end in missed_spans)
+
+    # Groups the daemon sent more than 5 ms late, by deadline (its clock model
+    # is within a millisecond of the host's: 16th notes are 107-125 ms apart).
+    late_groups = status["playback"].get("late_groups", [])
+
+    def group_lateness(t: float) -> dict | None:
+        return min((g for g in late_groups if abs(g["deadline_monotonic_s"] - t) < 0.02),
+                   key=lambda g: abs(g["deadline_monotonic_s"] - t), default=None)
     # Steady state: skip one beat after every transport change (start, tempo, relocation).
     def settled(r: dict) -> bool:
         return r["t"] - r["seg_t"] >= 60.0 / r["bpm"]
@@ -289,7 +303,13 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
                 expected_count += 1
                 if (part, grid, pitch) not in recorded:
                     t = seg.time_s + (grid - seg.ppq) * beat_s
-                    missing.append({"part": part, "pitch": pitch, "ppq": grid, "t": t, "in_recorder_gap": in_recorder_gap(t)})
+                    late = group_lateness(t)
+                    dropped = bool(late and late["note_ons_dropped"])
+                    late_s = late["late_ms"] / 1000.0 if late else 0.0
+                    missing.append({"part": part, "pitch": pitch, "ppq": grid, "t": t,
+                                    "group_late_ms": late["late_ms"] if late else None,
+                                    "dropped_by_daemon": dropped,
+                                    "in_recorder_gap": not dropped and in_recorder_gap(t, late_s)})
             grid += 0.25
     lost = [m for m in missing if not m["in_recorder_gap"]]
 
@@ -350,6 +370,8 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
         "daemon_late_dropped": status["playback"].get("late_dropped"),
         "daemon_max_late_ms": status["playback"].get("max_late_ms"),
         "daemon_groups_late_over_ms": status["playback"].get("late_over_ms"),
+        "daemon_max_dropped_late_ms": status["playback"].get("max_dropped_late_ms"),
+        "daemon_late_groups": late_groups,
         "daemon_output": status["playback"].get("output"),
         "daemon_exit_code": code,
         "daemon_stop_s": round(stop_took, 3),
@@ -384,7 +406,8 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
     if dump_notes is not None:
         sent = [{"nominal_time_s": m.nominal_time_s, "send_time_s": m.send_time_s, "reason": m.reason,
                  "state": dataclasses.asdict(m.state)} for m in sent_log]
-        dump_notes.write_text(json.dumps({"median_ms": median, "rows": rows, "sent": sent}))
+        dump_notes.write_text(json.dumps({"median_ms": median, "rows": rows, "sent": sent,
+                                          "recorder_missed_spans_s": missed_spans, "late_groups": late_groups}))
     return figures
 
 
