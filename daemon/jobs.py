@@ -26,7 +26,8 @@ from daemon import heap
 from daemon.errors import BandError, JobError, RequestError
 from daemon.generate.model import Arrangement
 from daemon.generate.request import GenerationRequest
-from daemon.render.audio_job import AUDIO_FORMATS, RenderSettings, init_render_worker, run_render, yield_cpu
+from daemon.render.audio_job import (AUDIO_FORMATS, RenderSettings, demote_process, init_render_worker, run_render,
+                                     yield_cpu)
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +145,51 @@ def _warm_up() -> bool:
     return True
 
 
+class _WorkerProcess(multiprocessing.context.ForkServerProcess):
+    """A forkserver process that its parent demotes the moment it has a pid (see :class:`WorkerContext`)."""
+
+    #: ``(nice, cpus, worker_cpus)`` for :func:`~daemon.render.audio_job.demote_process`.
+    demotion: tuple[int, int, tuple[int, ...]] = (10, 0, ())
+
+    def start(self) -> None:
+        """Start the process, then move it to the workers' CPUs, ``SCHED_IDLE`` and idle I/O."""
+        super().start()
+        demote_process(self.pid, *self.demotion)
+
+
+class WorkerContext:
+    """The ``forkserver`` multiprocessing context, for worker pools whose processes start demoted.
+
+    Pass it as ``mp_context`` to :class:`~concurrent.futures.ProcessPoolExecutor`:
+    every process the pool starts is moved to the workers' CPUs, to
+    ``SCHED_IDLE`` and to idle I/O by the daemon as soon as it exists, not
+    only by the pool's initializer, which runs after the worker has imported
+    numpy, FluidSynth and the loudness code.  Until then a worker kept what it
+    inherited from the forkserver the daemon had started: the daemon's CPU
+    (:func:`~daemon.priority.pin_threads`) and nice -10.  Traced with ftrace
+    under ``bench/tempo_lock.py --render-load``: a new render worker ran
+    1.4 s on the daemon's CPU in its first seconds, at jackd's priority.
+
+    Args:
+        settings: the ``[render]`` settings (``nice``, ``cpus``, ``worker_cpus``).
+
+    Everything else is the plain ``forkserver`` context's.
+    """
+
+    def __init__(self, settings: RenderSettings) -> None:
+        self._base = multiprocessing.get_context("forkserver")
+        self._demotion = (settings.nice, settings.cpus, tuple(settings.worker_cpus))
+
+    def Process(self, *args: object, **kwargs: object) -> _WorkerProcess:  # noqa: N802 - multiprocessing's name
+        """A worker process (``multiprocessing.Process`` arguments), demoted when started."""
+        process = _WorkerProcess(*args, **kwargs)
+        process.demotion = self._demotion
+        return process
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._base, name)
+
+
 Listener = Callable[[Job, str], None]
 
 
@@ -186,7 +232,7 @@ class JobManager:
     async def start(self) -> None:
         """Create the output folder and start (and warm up) the worker processes."""
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        ctx = multiprocessing.get_context("forkserver")
+        ctx = WorkerContext(self.render_settings)
         # Generation workers yield the CPU like render workers: live playback first.
         self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx,
                                              initializer=yield_cpu, initargs=(self.render_settings.nice,
@@ -217,7 +263,7 @@ class JobManager:
     def _render_pool(self) -> ProcessPoolExecutor:
         """The render workers, started on first use (loading a SoundFont takes a while)."""
         if self._render_executor is None:
-            ctx = multiprocessing.get_context("forkserver")
+            ctx = WorkerContext(self.render_settings)
             self._progress_queue = ctx.Queue()
             self._render_executor = ProcessPoolExecutor(
                 max_workers=self.render_workers, mp_context=ctx,

@@ -70,8 +70,8 @@ class _Worker:
     progress_queue: Any = None
 
 
-def _idle_io() -> None:
-    """Linux: put this thread's disk I/O in the idle class (``ionice -c3``); best effort.
+def _idle_io(pid: int = 0) -> None:
+    """Linux: put process ``pid``'s disk I/O (0: this thread's) in the idle class (``ionice -c3``); best effort.
 
     A render writes and fsyncs hundreds of MB (mix and stems); in the idle
     class that writeback yields to everything else.  ``ioprio_set(2)`` has no
@@ -88,7 +88,7 @@ def _idle_io() -> None:
             return
         ioprio_class_idle, ioprio_who_process = 3, 1
         libc = ctypes.CDLL(None, use_errno=True)
-        if libc.syscall(syscall, ioprio_who_process, 0, ioprio_class_idle << 13) != 0:
+        if libc.syscall(syscall, ioprio_who_process, pid, ioprio_class_idle << 13) != 0:
             log.debug("ioprio_set failed: errno %d", ctypes.get_errno())
     except OSError as exc:
         log.debug("ioprio_set unavailable: %s", exc)
@@ -97,6 +97,42 @@ def _idle_io() -> None:
 def yield_cpu(nice: int, cpus: int = 0, worker_cpus: tuple[int, ...] = ()) -> None:
     """Public name of :func:`_yield_cpu` for the generation workers' initializer."""
     _yield_cpu(nice, cpus, worker_cpus)
+
+
+def demote_process(pid: int, nice: int, cpus: int = 0, worker_cpus: tuple[int, ...] = ()) -> None:
+    """Give process ``pid`` (0: the calling thread) a worker's place: the workers' CPUs, ``SCHED_IDLE``, idle I/O.
+
+    Args:
+        pid: a process id (for a process with one thread, as a worker just
+            started is) or 0 for the calling thread; threads it creates
+            afterwards inherit all three.
+        nice: the nice value (0..19) used where ``SCHED_IDLE`` is refused.
+        cpus: how many CPUs the workers get (``[render] cpus``; 0 = all but one).
+        worker_cpus: the workers' CPU numbers, if already chosen (they must be
+            chosen before the daemon pins itself, see :class:`RenderSettings`).
+
+    Best effort: what the system refuses is logged at debug level and left.
+    See :func:`_yield_cpu` for why.
+    """
+    from daemon.priority import split_cpus
+
+    if hasattr(os, "sched_setaffinity"):
+        chosen = set(worker_cpus) if worker_cpus else set(split_cpus(cpus)[1])
+        try:
+            os.sched_setaffinity(pid, chosen)
+        except OSError as exc:
+            log.debug("could not restrict the worker's CPUs: %s", exc)
+    _idle_io(pid)
+    try:
+        os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+        return
+    except (AttributeError, OSError) as exc:
+        log.debug("SCHED_IDLE unavailable (%s); using nice %d", exc, nice)
+    try:
+        # Absolute, not os.nice()'s increment: the worker may have inherited the daemon's -10.
+        os.setpriority(os.PRIO_PROCESS, pid, nice)
+    except OSError:
+        pass
 
 
 def _yield_cpu(nice: int, cpus: int = 0, worker_cpus: tuple[int, ...] = ()) -> None:
@@ -112,27 +148,15 @@ def _yield_cpu(nice: int, cpus: int = 0, worker_cpus: tuple[int, ...] = ()) -> N
     stops marking the worker's arrays for huge pages, which kept the kernel's
     khugepaged busy on the daemon's CPU
     (:func:`daemon.priority.refuse_numpy_hugepages`).
+
+    The daemon has already done the first three from outside the moment the
+    worker started (:class:`daemon.jobs.WorkerContext`); this repeats them
+    for workers started some other way.
     """
-    from daemon.priority import refuse_numpy_hugepages, split_cpus
+    from daemon.priority import refuse_numpy_hugepages
 
     refuse_numpy_hugepages()
-    if hasattr(os, "sched_setaffinity"):
-        chosen = set(worker_cpus) if worker_cpus else set(split_cpus(cpus)[1])
-        try:
-            os.sched_setaffinity(0, chosen)
-        except OSError as exc:
-            log.debug("could not restrict the render worker's CPUs: %s", exc)
-    _idle_io()
-    try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-        return
-    except (AttributeError, OSError) as exc:
-        log.debug("SCHED_IDLE unavailable (%s); using nice %d", exc, nice)
-    try:
-        # Absolute, not os.nice()'s increment: the worker may have inherited the daemon's -10.
-        os.setpriority(os.PRIO_PROCESS, 0, nice)
-    except OSError:
-        pass
+    demote_process(0, nice, cpus, worker_cpus)
 
 
 def init_render_worker(settings: RenderSettings, progress_queue: Any) -> None:

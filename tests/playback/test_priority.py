@@ -214,3 +214,19 @@ def test_refuse_numpy_hugepages_turns_numpy_s_switch_off():
         assert multiarray._set_madvise_hugepage(True) is False  # returns the setting it replaces
     finally:
         multiarray._set_madvise_hugepage(previous)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs Linux CPU affinity")
+def test_worker_processes_start_demoted_before_any_initializer():
+    from concurrent.futures import ProcessPoolExecutor
+
+    from daemon.jobs import WorkerContext
+    from daemon.render.audio_job import RenderSettings
+
+    last_cpu = sorted(os.sched_getaffinity(0))[-1]
+    context = WorkerContext(RenderSettings(worker_cpus=(last_cpu,)))
+    with ProcessPoolExecutor(1, mp_context=context) as pool:  # no initializer: the daemon demotes the worker
+        policy = pool.submit(os.sched_getscheduler, 0).result(timeout=60)
+        cpus = pool.submit(os.sched_getaffinity, 0).result(timeout=60)
+    assert policy == os.SCHED_IDLE
+    assert cpus == {last_cpu}
