@@ -9,7 +9,7 @@ make the playback thread's note-ons several milliseconds late, measured with
 ``bench/tempo_lock.py --render-load`` (``daemon_max_late_ms`` 17-25 ms).
 
 :func:`settle` is called when long-lived objects have just been created (after
-start-up, when a job's arrangement arrives, when a job is armed): it collects
+start-up, when a job is armed): it collects
 what is garbage now, then moves every surviving object to the collector's
 permanent generation (:func:`gc.freeze`), so later collections only walk the
 objects made since.  Frozen objects are still freed by reference counting

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -243,7 +244,7 @@ def render_audio(
 
 def run_render(
     job_id: str,
-    arrangement: Arrangement,
+    arrangement: Arrangement | bytes,
     job_dir: str,
     formats: tuple[str, ...],
     stems: bool,
@@ -252,6 +253,9 @@ def run_render(
     settings: RenderSettings,
 ) -> tuple[str, object]:
     """Render worker entry point; never raises.
+
+    ``arrangement`` may come pickled (``bytes``, as the daemon keeps it: see
+    :attr:`daemon.jobs.Job.arrangement`); it is unpickled here, in the worker.
 
     Returns:
         ``("ok", (files, audio metadata))`` or ``("error", (code, message))``.
@@ -265,6 +269,8 @@ def run_render(
     try:
         if _Worker.renderer is None:
             init_render_worker(settings, queue)
+        if isinstance(arrangement, bytes):
+            arrangement = pickle.loads(arrangement)
         return "ok", render_audio(_Worker.renderer, arrangement, Path(job_dir), formats, stems,
                                   sample_rate, bit_depth, settings, progress)
     except BandError as exc:
