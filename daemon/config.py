@@ -68,6 +68,7 @@ class PlaybackSection:
     late_drop_ms: float = 25.0
     spin_ms: float = 1.5
     lookahead_ms: float = 10.0
+    jack_rtprio: int = 10
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,7 @@ CHECKS = {
     ("playback", "late_drop_ms"): _ranged(1, 1000),
     ("playback", "spin_ms"): _ranged(0, 20),
     ("playback", "lookahead_ms"): _ranged(0, 100),
+    ("playback", "jack_rtprio"): _ranged(0, 99),
     ("transport", "window_s"): _ranged(0.5, 60),
     ("transport", "relocate_threshold_ms"): _ranged(5, 1000),
     ("transport", "timeout_ms"): _ranged(100, 60000),

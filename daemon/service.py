@@ -101,7 +101,7 @@ class BandDaemon:
         try:
             from daemon.generate import style_names
 
-            self.ports = PortSet(cfg.midi.parts, cfg.midi.api, cfg.midi.client_name)
+            self.ports = PortSet(cfg.midi.parts, cfg.midi.api, cfg.midi.client_name, cfg.playback.jack_rtprio)
             self.scheduler = Scheduler(
                 self.ports,
                 output_offset_s=cfg.playback.output_offset_ms / 1000.0,

@@ -29,6 +29,7 @@ busy thread hands the GIL over within
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
@@ -61,6 +62,32 @@ def _xrun_delayed_usecs(client: jack.Client) -> float:
     callback, so it is read through the module's cffi library.
     """
     return jack._lib.jack_get_xrun_delayed_usecs(client._ptr)
+
+
+_POLICY_NAMES = {getattr(os, name): name for name in ("SCHED_OTHER", "SCHED_FIFO", "SCHED_RR", "SCHED_BATCH",
+                                                       "SCHED_IDLE") if hasattr(os, name)}
+
+
+def _make_realtime(rtprio: int) -> str:
+    """Make the calling thread ``SCHED_FIFO`` at ``rtprio`` (0: leave it) unless it is realtime already.
+
+    Returns:
+        The thread's scheduling afterwards, e.g. ``"SCHED_FIFO 10"`` or ``"SCHED_OTHER"``.
+    """
+    if not hasattr(os, "sched_setscheduler"):
+        return "unknown"
+    policy = os.sched_getscheduler(0)
+    if rtprio > 0 and policy not in (os.SCHED_FIFO, os.SCHED_RR):
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(rtprio))
+        except OSError as exc:
+            log.info("the JACK process thread stays %s (SCHED_FIFO %d refused: %s); allow it with "
+                     "LimitRTPRIO=%d in the systemd unit, or the audio group's rtprio",
+                     _POLICY_NAMES.get(policy, policy), rtprio, exc.strerror, rtprio)
+        policy = os.sched_getscheduler(0)
+    if policy in (os.SCHED_FIFO, os.SCHED_RR):
+        return f"{_POLICY_NAMES[policy]} {os.sched_getparam(0).sched_priority}"
+    return str(_POLICY_NAMES.get(policy, policy))
 
 
 class JackPortOut:
@@ -118,6 +145,16 @@ class JackMidiClient(JackClientOwner):
         client_name: JACK client name; JACK appends ``-01`` etc. if it is taken.
         servername: JACK server; ``None`` uses ``$JACK_DEFAULT_SERVER`` or the
             default server. Never starts a server.
+        rtprio: if > 0, the process thread makes itself ``SCHED_FIFO`` at this
+            priority (1..99) in its first period, unless libjack already made
+            it realtime (a realtime server's clients are).  A server started
+            ``--no-realtime`` leaves its clients' threads ordinary, and an
+            ordinary thread waits its turn behind every other thread of its
+            priority on the CPU: measured with ``bench/tempo_lock.py
+            --render-load`` (4 runs each, README), the client missed 302-376
+            periods per run as an ordinary thread at nice -10, and 19-37 at
+            ``SCHED_FIFO`` 10.  Refused (no ``CAP_SYS_NICE``, ``RLIMIT_RTPRIO``
+            too low), it is logged once and the thread stays as it is.
 
     Raises:
         MidiPortError: no JACK server is reachable, or a port cannot be registered.
@@ -162,7 +199,7 @@ class JackMidiClient(JackClientOwner):
     """
 
     def __init__(self, parts: Iterable[str], client_name: str = "ai-band",
-                 servername: str | None = None) -> None:
+                 servername: str | None = None, rtprio: int = 0) -> None:
         self._open(client_name, servername, MidiPortError)
         #: Held by :meth:`JackPortOut.unsend`; the callback only tries it.
         self.queue_lock = threading.Lock()
@@ -198,6 +235,9 @@ class JackMidiClient(JackClientOwner):
         #: (it finished after this cycle began); their messages waited a period.
         self.held_periods = 0
         self._end_ns = 0  # when the last callback finished, CLOCK_MONOTONIC ns
+        self._rtprio = rtprio
+        #: The process thread's scheduling, e.g. ``"SCHED_FIFO 10"``, once it has run.
+        self.process_thread: str | None = None
         if sys.getswitchinterval() > SWITCH_INTERVAL_S:
             sys.setswitchinterval(SWITCH_INTERVAL_S)
         self._activate(self._process)
@@ -217,6 +257,7 @@ class JackMidiClient(JackClientOwner):
             return
         if self._last_base < 0:
             name_thread("ai-band-jack")  # libjack's process thread, once
+            self.process_thread = _make_realtime(self._rtprio)
             self._frame = base
         else:
             step = (base - self._last_base) & 0xFFFFFFFF

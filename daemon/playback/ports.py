@@ -245,12 +245,15 @@ class PortSet:
         parts: part names to open ports for, in order.
         api_name: ``auto``, ``alsa``, ``jack`` or ``coremidi``.
         client_name: client name of every port.
+        jack_rtprio: JACK only: ``SCHED_FIFO`` priority for the client's process
+            thread (see :class:`~daemon.playback.jackout.JackMidiClient`); 0 = as libjack made it.
 
     Raises:
         MidiPortError: any port fails to open (ports opened so far are closed).
     """
 
-    def __init__(self, parts: Iterable[str], api_name: str = "auto", client_name: str = "ai-band") -> None:
+    def __init__(self, parts: Iterable[str], api_name: str = "auto", client_name: str = "ai-band",
+                 jack_rtprio: int = 0) -> None:
         import rtmidi
 
         self.api = resolve_api(api_name)
@@ -260,7 +263,7 @@ class PortSet:
         if self.api == rtmidi.API_UNIX_JACK:
             from daemon.playback.jackout import JackMidiClient  # imports libjack
 
-            self._jack = JackMidiClient(parts, client_name)
+            self._jack = JackMidiClient(parts, client_name, rtprio=jack_rtprio)
             for part, out in self._jack.outputs.items():
                 self.ports[part] = PartPort(part, out, out.name)
         else:
@@ -297,7 +300,9 @@ class PortSet:
         ``skipped_periods`` (periods whose callback never ran),
         ``held_periods`` (callbacks that left the previous, late callback's
         output to its readers, their own messages going out a period later) and
-        ``xruns`` (reported by the JACK server since start-up), and once the
+        ``xruns`` (reported by the JACK server since start-up),
+        ``process_thread`` (the scheduling of the client's process thread, e.g.
+        ``"SCHED_FIFO 10"``; ``None`` before its first period), and once the
         server has gone ``server_gone`` (its reason, else ``None``) and
         ``dropped_messages`` (sent since then, never written)."""
         if self._jack is None:
@@ -305,6 +310,7 @@ class PortSet:
         return {"timed": True, "late_messages": self._jack.late_messages,
                 "skipped_periods": self._jack.skipped_periods,
                 "held_periods": self._jack.held_periods, "xruns": self._jack.xruns,
+                "process_thread": self._jack.process_thread,
                 "dropped_messages": self._jack.dropped_messages,
                 "server_gone": self._jack.shutdown_reason}
 

@@ -5,8 +5,11 @@ are bench/tempo_lock.py's), but tight enough that writing at offset 0 of the
 next period (python-rtmidi's behaviour, 0..1.33 ms late) fails them.
 """
 
+import os
+import resource
 import statistics
 import time
+from pathlib import Path
 
 import pytest
 
@@ -208,3 +211,35 @@ def test_an_xrun_callback_alone_leaves_the_period_window(ports_and_recorder, mon
     time.sleep(0.015)  # ~11 periods: a window restarted by then would not be full again
     assert client.xruns >= 3
     assert len(client._anchors) == jackout.ANCHOR_PERIODS
+
+
+def _jack_thread_ids() -> list[int]:
+    return [int(tid) for tid in os.listdir("/proc/self/task")
+            if Path(f"/proc/self/task/{tid}/comm").read_text().strip() == "ai-band-jack"]
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setscheduler"), reason="needs POSIX scheduling")
+def test_the_process_thread_makes_itself_sched_fifo_when_allowed(jack_server):
+    ports = PortSet(["drums"], api_name="jack", client_name="ai-band-rt", jack_rtprio=7)
+    try:
+        deadline = time.monotonic() + 5.0
+        while ports.output_stats()["process_thread"] is None and time.monotonic() < deadline:
+            time.sleep(0.01)  # set in the first period
+        reported = ports.output_stats()["process_thread"]
+        threads = {tid: (os.sched_getscheduler(tid), os.sched_getparam(tid).sched_priority) for tid in _jack_thread_ids()}
+    finally:
+        ports.close()
+    allowed = os.geteuid() == 0 or resource.getrlimit(resource.RLIMIT_RTPRIO)[0] >= 7
+    if allowed:
+        assert reported == "SCHED_FIFO 7"
+        assert (os.SCHED_FIFO, 7) in threads.values(), threads
+    else:  # refused: reported as it is, and the client plays on
+        assert reported == "SCHED_OTHER"
+
+
+def test_without_rtprio_the_process_thread_stays_as_libjack_made_it(ports_and_recorder):
+    ports, _recorder = ports_and_recorder  # opened with the default, jack_rtprio=0
+    deadline = time.monotonic() + 5.0
+    while ports.output_stats()["process_thread"] is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert ports.output_stats()["process_thread"] == "SCHED_OTHER"  # the test server runs --no-realtime
