@@ -224,7 +224,7 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
         t_written = t + late_s
         return any(start - 0.002 <= t_written <= end + 0.002 for start, end in missed_spans)
 
-    # Groups the daemon sent more than 5 ms late, by deadline (its clock model
+    # Groups the daemon sent more than 0.5 ms late, by deadline (its clock model
     # is within a millisecond of the host's: 16th notes are 107-125 ms apart).
     late_groups = status["playback"].get("late_groups", [])
 

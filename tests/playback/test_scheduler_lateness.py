@@ -85,12 +85,15 @@ def test_a_late_group_is_played_and_listed_and_a_too_late_one_dropped(jack_serve
         scheduler.stop()
         ports.close()
 
-    late = status["late_groups"]
-    assert [g["note_ons_dropped"] for g in late] == [0, 1], late
-    assert [g["deadline_monotonic_s"] for g in late] == pytest.approx([deadline(5), deadline(7)], abs=1e-5)
-    assert 10.0 <= late[0]["late_ms"] < LATE_DROP_S * 1000, late
-    assert late[1]["late_ms"] >= 38.0, late
+    # Other groups may be listed too (more than 0.5 ms late: a wake-up of a busy machine).
+    def listed(deadline_s: float) -> dict | None:
+        return next((g for g in status["late_groups"] if abs(g["deadline_monotonic_s"] - deadline_s) < 1e-3), None)
+
+    stalled, too_late = listed(deadline(5)), listed(deadline(7))
+    assert stalled is not None and too_late is not None, status["late_groups"]
+    assert 10.0 <= stalled["late_ms"] < LATE_DROP_S * 1000 and stalled["note_ons_dropped"] == 0, stalled
+    assert too_late["late_ms"] >= 38.0 and too_late["note_ons_dropped"] == 1, too_late
     assert status["late_dropped"] == 1
-    assert status["max_late_ms"] == late[0]["late_ms"]  # a dropped group's lateness is kept apart
-    assert status["max_dropped_late_ms"] == late[1]["late_ms"]
-    assert status["late_over_ms"]["5"] == 2
+    assert status["max_late_ms"] >= stalled["late_ms"]  # a dropped group's lateness is kept apart
+    assert status["max_dropped_late_ms"] == too_late["late_ms"]
+    assert status["late_over_ms"]["5"] >= 2
