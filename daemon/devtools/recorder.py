@@ -256,8 +256,9 @@ class MidiRecorder(JackClientOwner):
         #: (their periods count as missed).
         self.torn_reads = 0
         self._missed_periods = 0
-        # (callback time in CLOCK_MONOTONIC ns, periods missed just before it), capped.
-        self._missed_spans: collections.deque[tuple[int, int]] = collections.deque(maxlen=10000)
+        # (callback time in CLOCK_MONOTONIC ns, periods missed just before it,
+        # time of the callback before them, 0 if unknown), capped.
+        self._missed_spans: collections.deque[tuple[int, int, int]] = collections.deque(maxlen=10000)
         self._envelope_cache: dict[int, int] = {}
         self._inputs: tuple[tuple[jack.OwnMidiPort, str], ...] = ()
         self._ports_lock = threading.Lock()  # serialises connect(); never taken in the callback
@@ -396,7 +397,7 @@ class MidiRecorder(JackClientOwner):
         if last >= 0 and base - last > frames:
             missed = (base - last) // frames - 1
             self._missed_periods += missed
-            self._missed_spans.append((now_ns, missed))
+            self._missed_spans.append((now_ns, missed, self._last_read[0]))
         self._last_base = base
         self._last_read = (now_ns, new)
         period = (base, now_ns)
@@ -426,10 +427,10 @@ class MidiRecorder(JackClientOwner):
             self._raw.extend(((frame - frames) & 0xFFFFFFFF, start - frames, source, data)
                              for frame, start, source, data in first)
         if self._missed_spans and self._missed_spans[-1][0] == then_ns:
-            _, missed = self._missed_spans.pop()
+            _, missed, before_ns = self._missed_spans.pop()
             self._missed_periods -= 1
             if missed > 1:
-                self._missed_spans.append((then_ns, missed - 1))
+                self._missed_spans.append((then_ns, missed - 1, before_ns))
         self._last_read = (then_ns, new)
         if new:
             self._track_until = base + self._window_frames
@@ -468,12 +469,23 @@ class MidiRecorder(JackClientOwner):
     def missed_spans_s(self) -> list[tuple[float, float]]:
         """CLOCK_MONOTONIC intervals (start_s, end_s) that held the missed periods.
 
-        Each ends at the callback that followed the gap and starts the
-        missed periods, plus one, earlier (the callback runs late in its
-        period); MIDI due inside them may be lost to this recorder.
+        The missed cycles ran after the cycle of the callback before the gap
+        began and before the callback after it: each span ends at the callback
+        that followed the gap and starts at the callback that preceded it, or
+        the missed periods plus one before its end if that is earlier.  Not just the latter: the callback after a gap often runs
+        late itself (the stall that made the gap), so the missed periods may
+        lie well before it.  MIDI written inside a span may be lost to this
+        recorder.
         """
         period_s = self._client.blocksize / self._rate
-        return [(now_ns / 1e9 - (missed + 1) * period_s, now_ns / 1e9) for now_ns, missed in list(self._missed_spans)]
+        spans = []
+        for now_ns, missed, before_ns in list(self._missed_spans):
+            end_s = now_ns / 1e9
+            start_s = end_s - (missed + 1) * period_s
+            if before_ns > 0:
+                start_s = min(start_s, before_ns / 1e9)
+            spans.append((start_s, end_s))
+        return spans
 
     def _matching_outputs(self, pattern: str) -> list[str]:
         try:

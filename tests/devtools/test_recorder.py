@@ -201,6 +201,27 @@ def test_missed_periods_are_reported_with_their_times(jack_server: JackServer) -
         assert any(start <= t1 and end >= t0 for start, end in spans), (spans, t0, t1)
 
 
+def test_a_gap_ended_by_a_late_callback_spans_back_to_the_callback_before_it(jack_server: JackServer) -> None:
+    # The callbacks are fed by hand (client deactivated).  Three periods are
+    # missed, and the callback after them runs 15 ms late: the missed cycles
+    # ran between the two callbacks, so the span must reach back to the first.
+    with MidiRecorder(jack_server.name) as rec:
+        rec._client.deactivate()
+        period_ns = 64 * 1_000_000_000 // rec.samplerate
+        t = time.monotonic_ns()
+        base = rec._last_base + 64
+        rec._on_period(64, t, base, [])
+        rec._on_period(64, t + 4 * period_ns + 15_000_000, base + 4 * 64, [])
+        start_s, end_s = rec.missed_spans_s()[-1]
+        assert end_s == pytest.approx((t + 4 * period_ns + 15_000_000) / 1e9)
+        assert start_s == pytest.approx(t / 1e9)  # not 4 periods before the end: the gap began after t
+        # An on-time callback after a gap: the span is the missed periods plus one, as before.
+        rec._on_period(64, t + 4 * period_ns + 16_000_000, base + 5 * 64, [])
+        rec._on_period(64, t + 7 * period_ns + 16_000_000, base + 8 * 64, [])
+        start_s, end_s = rec.missed_spans_s()[-1]
+        assert end_s - start_s == pytest.approx(3 * period_ns / 1e9, abs=2e-6)
+
+
 def test_a_late_read_exposed_by_the_next_callback_moves_back_one_period(jack_server: JackServer) -> None:
     # JACK2's frame time is the server's: a callback that starts after the next
     # cycle began reads the new frame time over its own period's buffers. The
