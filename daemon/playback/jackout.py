@@ -151,9 +151,9 @@ class JackMidiClient(JackClientOwner):
             ``--no-realtime`` leaves its clients' threads ordinary, and an
             ordinary thread waits its turn behind every other thread of its
             priority on the CPU: measured with ``bench/tempo_lock.py
-            --render-load`` (4 runs each, README), the client missed 302-376
-            periods per run as an ordinary thread at nice -10, and 19-37 at
-            ``SCHED_FIFO`` 10.  Refused (no ``CAP_SYS_NICE``, ``RLIMIT_RTPRIO``
+            --render-load`` (10 interleaved runs each, README), the client
+            missed 296-428 periods per run as an ordinary thread at nice -10,
+            and 13-37 at ``SCHED_FIFO`` 10.  Refused (no ``CAP_SYS_NICE``, ``RLIMIT_RTPRIO``
             too low), it is logged once and the thread stays as it is.
 
     Raises:

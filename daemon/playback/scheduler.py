@@ -139,7 +139,7 @@ class SchedulerStats:
     late_ms_recent: deque = field(default_factory=lambda: deque(maxlen=256))
     #: Groups sent later than each bound (ms) past their deadline, since start.
     late_over_ms: dict = field(default_factory=lambda: dict.fromkeys(LATE_BOUNDS_MS, 0))
-    #: The latest lateness of a group whose note-ons were dropped (not in :attr:`max_late_ms`).
+    #: The greatest lateness (ms) of a group whose note-ons were dropped (kept out of :attr:`max_late_ms`).
     max_dropped_late_ms: float = 0.0
     #: The last :data:`LATE_GROUPS_KEPT` groups sent more than ``LATE_BOUNDS_MS[0]`` ms
     #: late: ``(deadline, CLOCK_MONOTONIC s; lateness, ms; note-ons dropped)``.  On JACK
