@@ -28,6 +28,7 @@ Usage: python bench/tempo_lock.py [--seconds 40] [--render-load] [--daemon-confi
 from __future__ import annotations
 
 import argparse
+import bisect
 import dataclasses
 import json
 import math
@@ -142,7 +143,9 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
     with tempfile.TemporaryDirectory() as out, JackServer(realtime=jack_realtime) as jack:
         env = jack.env()
         os.environ["JACK_DEFAULT_SERVER"] = jack.name
+        write_log = Path(out) / "jack-writes.json"
         extra = ("--config", str(daemon_config)) if daemon_config else ()
+        extra += ("--jack-write-log", str(write_log))
         with DaemonProcess(Path(out), env=env, extra_args=extra) as daemon, RecorderProcess(jack.name, "ai-band", count=len(KNOWN_PARTS)) as rec:
             target = ("127.0.0.1", daemon.port)
             with HostSimulator(target, rate_hz=rate_hz, jitter_ms=jitter_ms, seed=5) as host, OscClient(target) as client:
@@ -177,7 +180,12 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
             stats = rec.stats()
             xruns, missed = stats["xruns"], stats["missed_periods"]
             missed_spans = stats["missed_spans_s"]
+            missed_frames = stats["missed_frame_ranges"]
             code, stop_took = daemon.terminate()
+            try:
+                writes = json.loads(write_log.read_text())["note_ons"]
+            except (OSError, ValueError, KeyError):
+                writes = None  # the daemon wrote no log: the time-based rule only
 
     note_ons = [e for e in events if e.is_note_on]
     changes = clock.changes
@@ -227,6 +235,28 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
     # Groups the daemon sent more than 0.5 ms late, by deadline (its clock model
     # is within a millisecond of the host's: 16th notes are 107-125 ms apart).
     late_groups = status["playback"].get("late_groups", [])
+
+    # Frame-exact, when the daemon logged the frame of every note-on its JACK
+    # client wrote: a missing note was written into a period the recorder
+    # missed, or written where the recorder read (lost after the write), or
+    # never written.  A time maps to a frame through the nearest recorded note.
+    anchors = sorted((e.time_s, e.frame) for e in note_ons)
+    anchor_times = [a[0] for a in anchors]
+    writes_by_note: dict[tuple[str, int], list[int]] = {}
+    for frame, port, pitch in writes or ():
+        writes_by_note.setdefault((port.split(":")[-1], pitch), []).append(frame)
+
+    def written_frame(part: str, pitch: int, t: float) -> int | None:
+        if not anchors:
+            return None
+        i = min(range(max(0, bisect.bisect_left(anchor_times, t) - 1), min(len(anchors), bisect.bisect_left(anchor_times, t) + 1)),
+                key=lambda k: abs(anchors[k][0] - t))
+        guess = anchors[i][1] + round((t - anchors[i][0]) * jack.rate)
+        near = [f for f in writes_by_note.get((part, pitch), ()) if abs(f - guess) <= 0.03 * jack.rate]
+        return min(near, key=lambda f: abs(f - guess)) if near else None
+
+    def in_missed_frames(frame: int) -> bool:
+        return any(first <= frame < after for first, after in missed_frames)
 
     def group_lateness(t: float) -> dict | None:
         return min((g for g in late_groups if abs(g["deadline_monotonic_s"] - t) < 0.02),
@@ -306,10 +336,15 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
                     late = group_lateness(t)
                     dropped = bool(late and late["note_ons_dropped"])
                     late_s = late["late_ms"] / 1000.0 if late else 0.0
-                    missing.append({"part": part, "pitch": pitch, "ppq": grid, "t": t,
-                                    "group_late_ms": late["late_ms"] if late else None,
-                                    "dropped_by_daemon": dropped,
-                                    "in_recorder_gap": not dropped and in_recorder_gap(t, late_s)})
+                    entry = {"part": part, "pitch": pitch, "ppq": grid, "t": t,
+                             "group_late_ms": late["late_ms"] if late else None, "dropped_by_daemon": dropped}
+                    if writes is None:
+                        entry["in_recorder_gap"] = not dropped and in_recorder_gap(t, late_s)
+                    else:
+                        frame = written_frame(part, pitch, t)
+                        entry["written_frame"] = frame
+                        entry["in_recorder_gap"] = frame is not None and in_missed_frames(frame)
+                    missing.append(entry)
             grid += 0.25
     lost = [m for m in missing if not m["in_recorder_gap"]]
 
@@ -358,6 +393,9 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
         "notes_expected": expected_count,
         "notes_missing": len(missing),
         "notes_missing_in_recorder_gaps": len(missing) - len(lost),
+        "lost_notes_accounted": ("frame-exact: daemon's JACK write log against the recorder's missed frames"
+                                 if writes is not None else "by time: recorder gaps around the due time"),
+        "notes_lost_never_written": sum(1 for m in lost if m.get("written_frame", 0) is None),
         "notes_lost": lost[:10],
         "duplicate_notes": len(duplicates),
         "duplicates": duplicates[:10],

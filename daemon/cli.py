@@ -43,6 +43,7 @@ def _run_overrides(args: argparse.Namespace) -> dict[str, dict]:
     put("osc", "host", args.osc_host)
     put("osc", "port", args.osc_port)
     put("midi", "api", args.midi_api)
+    put("playback", "jack_write_log", args.jack_write_log)
     if args.zeroconf_interfaces is not None:
         if args.zeroconf_interfaces.strip().lower() == "none":
             put("zeroconf", "enabled", False)
@@ -136,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--zeroconf-interfaces", metavar="LIST|none",
                      help="comma list of interface IPv4 addresses to advertise on, 'all', or 'none'")
     run.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    run.add_argument("--jack-write-log", metavar="PATH",
+                     help="diagnostics: on stop, write the JACK frame of every note-on written (JSON)")
     run.set_defaults(func=cmd_run)
 
     gen = sub.add_parser("generate", help="generate one arrangement into MIDI files, offline")

@@ -69,6 +69,7 @@ class PlaybackSection:
     spin_ms: float = 1.5
     lookahead_ms: float = 10.0
     jack_rtprio: int = 10
+    jack_write_log: str = ""
 
 
 @dataclass(frozen=True)

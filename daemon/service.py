@@ -16,6 +16,7 @@ import signal
 import sys
 import time
 from contextlib import suppress
+from pathlib import Path
 
 from daemon import __version__, heap
 from daemon.priority import SWITCH_INTERVAL_S, pin_threads, raise_priority, refuse_numpy_hugepages, split_cpus
@@ -30,6 +31,9 @@ from daemon.playback.scheduler import Scheduler
 from daemon.transport import TransportModel
 
 log = logging.getLogger(__name__)
+
+#: Note-ons kept for ``[playback] jack_write_log`` (about 3 minutes of 8 busy parts).
+JACK_WRITE_LOG_SIZE = 200_000
 
 
 def render_settings(cfg: Config, worker_cpus: frozenset[int] = frozenset()) -> "RenderSettings":
@@ -101,7 +105,8 @@ class BandDaemon:
         try:
             from daemon.generate import style_names
 
-            self.ports = PortSet(cfg.midi.parts, cfg.midi.api, cfg.midi.client_name, cfg.playback.jack_rtprio)
+            self.ports = PortSet(cfg.midi.parts, cfg.midi.api, cfg.midi.client_name, cfg.playback.jack_rtprio,
+                                 JACK_WRITE_LOG_SIZE if cfg.playback.jack_write_log else 0)
             self.scheduler = Scheduler(
                 self.ports,
                 output_offset_s=cfg.playback.output_offset_ms / 1000.0,
@@ -197,9 +202,26 @@ class BandDaemon:
             self.scheduler.stop()
             self.scheduler = None
         if self.ports is not None:
+            self._write_jack_log()
             self.ports.close()
             self.ports = None
         log.info("ai-band stopped")
+
+    def _write_jack_log(self) -> None:
+        """``[playback] jack_write_log``: the note-ons' frames as JSON, written atomically; never raises."""
+        path = self.config.playback.jack_write_log
+        if not path or self.ports is None:
+            return
+        import json
+
+        from daemon.render.atomic import write_atomic
+
+        try:
+            data = {"note_ons": self.ports.jack_write_log()}
+            write_atomic(Path(path).expanduser(), json.dumps(data).encode("utf-8"))
+            log.info("JACK write log: %d note-ons in %s", len(data["note_ons"]), path)
+        except Exception as exc:  # noqa: BLE001 - diagnostics must not spoil the stop
+            log.warning("cannot write the JACK write log %s: %s", path, exc)
 
     def request_stop(self, signame: str = "request") -> None:
         """Ask for a graceful stop (first call); a second call exits at once."""

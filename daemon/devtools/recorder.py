@@ -259,6 +259,8 @@ class MidiRecorder(JackClientOwner):
         # (callback time in CLOCK_MONOTONIC ns, periods missed just before it,
         # time of the callback before them, 0 if unknown), capped.
         self._missed_spans: collections.deque[tuple[int, int, int]] = collections.deque(maxlen=10000)
+        # The same gaps as JACK frame ranges [first missed, first read after).
+        self._missed_frames: collections.deque[tuple[int, int]] = collections.deque(maxlen=10000)
         self._envelope_cache: dict[int, int] = {}
         self._inputs: tuple[tuple[jack.OwnMidiPort, str], ...] = ()
         self._ports_lock = threading.Lock()  # serialises connect(); never taken in the callback
@@ -398,6 +400,7 @@ class MidiRecorder(JackClientOwner):
             missed = (base - last) // frames - 1
             self._missed_periods += missed
             self._missed_spans.append((now_ns, missed, self._last_read[0]))
+            self._missed_frames.append((last + frames, base))
         self._last_base = base
         self._last_read = (now_ns, new)
         period = (base, now_ns)
@@ -431,6 +434,10 @@ class MidiRecorder(JackClientOwner):
             self._missed_periods -= 1
             if missed > 1:
                 self._missed_spans.append((then_ns, missed - 1, before_ns))
+            if self._missed_frames:
+                first, after = self._missed_frames.pop()
+                if after - frames > first:
+                    self._missed_frames.append((first, after - frames))
         self._last_read = (then_ns, new)
         if new:
             self._track_until = base + self._window_frames
@@ -486,6 +493,14 @@ class MidiRecorder(JackClientOwner):
                 start_s = min(start_s, before_ns / 1e9)
             spans.append((start_s, end_s))
         return spans
+
+    def missed_frame_ranges(self) -> list[tuple[int, int]]:
+        """The missed periods as JACK frame ranges ``(first frame, first frame read after)``, oldest first.
+
+        Exact, unlike :meth:`missed_spans_s`: MIDI written at a frame inside
+        one of them was never read by this recorder.  Frames wrap at 2**32.
+        """
+        return list(self._missed_frames)
 
     def _matching_outputs(self, pattern: str) -> list[str]:
         try:

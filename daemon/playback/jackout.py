@@ -155,6 +155,8 @@ class JackMidiClient(JackClientOwner):
             missed 296-428 periods per run as an ordinary thread at nice -10,
             and 13-37 at ``SCHED_FIFO`` 10.  Refused (no ``CAP_SYS_NICE``, ``RLIMIT_RTPRIO``
             too low), it is logged once and the thread stays as it is.
+        write_log_size: if > 0, :attr:`write_log` keeps the last this many
+            note-ons written (diagnostics: which frame each went out in).
 
     Raises:
         MidiPortError: no JACK server is reachable, or a port cannot be registered.
@@ -199,7 +201,7 @@ class JackMidiClient(JackClientOwner):
     """
 
     def __init__(self, parts: Iterable[str], client_name: str = "ai-band",
-                 servername: str | None = None, rtprio: int = 0) -> None:
+                 servername: str | None = None, rtprio: int = 0, write_log_size: int = 0) -> None:
         self._open(client_name, servername, MidiPortError)
         #: Held by :meth:`JackPortOut.unsend`; the callback only tries it.
         self.queue_lock = threading.Lock()
@@ -211,7 +213,7 @@ class JackMidiClient(JackClientOwner):
         except jack.JackError as exc:
             self._client.close()
             raise MidiPortError(f"cannot register JACK MIDI port: {exc}") from exc
-        self._ports = tuple((out.port, out.queue) for out in self.outputs.values())
+        self._ports = tuple((out.port, out.queue, out.name) for out in self.outputs.values())
         self.samplerate = self._client.samplerate
         self._ns_per_frame = 1e9 / self.samplerate
         self._frames_per_ns = self.samplerate / 1e9
@@ -238,6 +240,9 @@ class JackMidiClient(JackClientOwner):
         self._rtprio = rtprio
         #: The process thread's scheduling, e.g. ``"SCHED_FIFO 10"``, once it has run.
         self.process_thread: str | None = None
+        #: With ``write_log_size``: ``(JACK frame, port name, pitch)`` of each note-on
+        #: written (velocity > 0), the frame wrapped at 2**32 as JACK's are.
+        self.write_log: deque[tuple[int, str, int]] | None = deque(maxlen=write_log_size) if write_log_size > 0 else None
         if sys.getswitchinterval() > SWITCH_INTERVAL_S:
             sys.setswitchinterval(SWITCH_INTERVAL_S)
         self._activate(self._process)
@@ -283,7 +288,8 @@ class JackMidiClient(JackClientOwner):
         frames_per_ns = self._frames_per_ns
         locked = self.queue_lock.acquire(blocking=False)
         try:
-            for port, queue in self._ports:
+            write_log = self.write_log
+            for port, queue, name in self._ports:
                 port.clear_buffer()
                 if not locked or self.paused:
                     continue  # unsend() is rewriting the queues, or output is held: next period
@@ -303,6 +309,8 @@ class JackMidiClient(JackClientOwner):
                     except jack.JackError:
                         break  # this period's buffer is full: the rest goes out next period
                     queue.popleft()
+                    if write_log is not None and data[0] & 0xF0 == 0x90 and len(data) > 2 and data[2]:
+                        write_log.append(((base + offset) & 0xFFFFFFFF, name, data[1]))
                     last = offset
         finally:
             if locked:
@@ -310,6 +318,6 @@ class JackMidiClient(JackClientOwner):
 
     def _on_shutdown(self, status: jack.Status, reason: str) -> None:
         super()._on_shutdown(status, reason)
-        for _port, queue in self._ports:
+        for _port, queue, _name in self._ports:
             queue.clear()  # nothing will write them
         log.error("JACK server dropped the MIDI client: %s", self.shutdown_reason)

@@ -247,13 +247,15 @@ class PortSet:
         client_name: client name of every port.
         jack_rtprio: JACK only: ``SCHED_FIFO`` priority for the client's process
             thread (see :class:`~daemon.playback.jackout.JackMidiClient`); 0 = as libjack made it.
+        jack_write_log_size: JACK only: keep the frames of the last this many
+            note-ons written (:meth:`jack_write_log`); 0 = none.
 
     Raises:
         MidiPortError: any port fails to open (ports opened so far are closed).
     """
 
     def __init__(self, parts: Iterable[str], api_name: str = "auto", client_name: str = "ai-band",
-                 jack_rtprio: int = 0) -> None:
+                 jack_rtprio: int = 0, jack_write_log_size: int = 0) -> None:
         import rtmidi
 
         self.api = resolve_api(api_name)
@@ -263,7 +265,7 @@ class PortSet:
         if self.api == rtmidi.API_UNIX_JACK:
             from daemon.playback.jackout import JackMidiClient  # imports libjack
 
-            self._jack = JackMidiClient(parts, client_name, rtprio=jack_rtprio)
+            self._jack = JackMidiClient(parts, client_name, rtprio=jack_rtprio, write_log_size=jack_write_log_size)
             for part, out in self._jack.outputs.items():
                 self.ports[part] = PartPort(part, out, out.name)
         else:
@@ -313,6 +315,12 @@ class PortSet:
                 "process_thread": self._jack.process_thread,
                 "dropped_messages": self._jack.dropped_messages,
                 "server_gone": self._jack.shutdown_reason}
+
+    def jack_write_log(self) -> list[tuple[int, str, int]]:
+        """``(JACK frame, port name, pitch)`` of the note-ons written, oldest first; empty unless kept (JACK only)."""
+        if self._jack is None or self._jack.write_log is None:
+            return []
+        return list(self._jack.write_log)
 
     def names(self) -> dict[str, str]:
         """Part name -> the port's full system name (e.g. ``ai-band:bass`` on JACK)."""

@@ -215,6 +215,7 @@ def test_a_gap_ended_by_a_late_callback_spans_back_to_the_callback_before_it(jac
         start_s, end_s = rec.missed_spans_s()[-1]
         assert end_s == pytest.approx((t + 4 * period_ns + 15_000_000) / 1e9)
         assert start_s == pytest.approx(t / 1e9)  # not 4 periods before the end: the gap began after t
+        assert rec.missed_frame_ranges()[-1] == (base + 64, base + 4 * 64)  # exact, whatever the callback times
         # An on-time callback after a gap: the span is the missed periods plus one, as before.
         rec._on_period(64, t + 4 * period_ns + 16_000_000, base + 5 * 64, [])
         rec._on_period(64, t + 7 * period_ns + 16_000_000, base + 8 * 64, [])
@@ -244,6 +245,8 @@ def test_a_late_read_exposed_by_the_next_callback_moves_back_one_period(jack_ser
         assert [(e.frame, e.data) for e in rec.events()] == [(base + 69, on), (base + 135, off)]
         assert rec.late_reads == 1
         assert rec.missed_periods == missed_before  # the period was read after all
+        assert all(first < after for first, after in rec.missed_frame_ranges())
+        assert (base + 64, base + 128) not in rec.missed_frame_ranges()
         # The same buffers read twice are one read: nothing doubles.
         rec._on_period(64, t + 2_900_000, base + 128, [(base + 135, base + 128, "a:drums", off)])
         rec._on_period(64, t + 4_000_000, base + 192, [])

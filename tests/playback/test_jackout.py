@@ -243,3 +243,25 @@ def test_without_rtprio_the_process_thread_stays_as_libjack_made_it(ports_and_re
     while ports.output_stats()["process_thread"] is None and time.monotonic() < deadline:
         time.sleep(0.01)
     assert ports.output_stats()["process_thread"] == "SCHED_OTHER"  # the test server runs --no-realtime
+
+
+def test_the_write_log_has_the_frame_each_note_on_went_out_in(jack_server):
+    ports = PortSet(["drums"], api_name="jack", client_name="ai-band-log", jack_write_log_size=100)
+    try:
+        with MidiRecorder(servername=jack_server.name) as recorder:
+            recorder.wait_for_ports("ai-band-log", count=1, timeout_s=10)
+            recorder.connect("ai-band-log")
+            time.sleep(0.1)  # JACK applies new connections at a later cycle
+            with DropoutGuard(recorder, count_xruns=True):
+                drums = ports.ports["drums"]
+                start = time.monotonic() + 0.05
+                for i in range(10):
+                    drums.send((NOTE_ON | 9, 40 + i, 100), at_s=start + i * 0.011)
+                    drums.send((NOTE_OFF | 9, 40 + i, 0), at_s=start + i * 0.011 + 0.004)
+                assert recorder.wait_for_events(20, timeout_s=5.0)
+                recorded = [(n.frame, n.data[1]) for n in recorder.note_ons("drums")]
+                logged = [(frame, pitch) for frame, port, pitch in ports.jack_write_log()]
+                assert all(port == "ai-band-log:drums" for _, port, _ in ports.jack_write_log())
+                assert logged == recorded  # note-offs are not logged
+    finally:
+        ports.close()
