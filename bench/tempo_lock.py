@@ -445,7 +445,8 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
         sent = [{"nominal_time_s": m.nominal_time_s, "send_time_s": m.send_time_s, "reason": m.reason,
                  "state": dataclasses.asdict(m.state)} for m in sent_log]
         dump_notes.write_text(json.dumps({"median_ms": median, "rows": rows, "sent": sent,
-                                          "recorder_missed_spans_s": missed_spans, "late_groups": late_groups}))
+                                          "recorder_missed_spans_s": missed_spans, "late_groups": late_groups,
+                                          "recorder_missed_frame_ranges": missed_frames, "daemon_note_on_writes": writes}))
     return figures
 
 
