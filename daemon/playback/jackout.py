@@ -241,7 +241,11 @@ class JackMidiClient(JackClientOwner):
         #: The process thread's scheduling, e.g. ``"SCHED_FIFO 10"``, once it has run.
         self.process_thread: str | None = None
         #: With ``write_log_size``: ``(JACK frame, port name, pitch)`` of each note-on
-        #: written (velocity > 0), the frame wrapped at 2**32 as JACK's are.
+        #: written (velocity > 0), the frame wrapped at 2**32 as JACK's are.  The
+        #: frame is the callback's ``last_frame_time`` plus the offset: for a
+        #: callback that started after the server began the next cycle that is
+        #: the next cycle's frame time (the server's), one period after the
+        #: buffer written (the recorder corrects its own such reads; this log does not).
         self.write_log: deque[tuple[int, str, int]] | None = deque(maxlen=write_log_size) if write_log_size > 0 else None
         if sys.getswitchinterval() > SWITCH_INTERVAL_S:
             sys.setswitchinterval(SWITCH_INTERVAL_S)
