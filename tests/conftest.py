@@ -68,7 +68,7 @@ def generate_args(**fields: object) -> list[object]:
     return [x for kv in fields.items() for x in kv]
 
 
-__all__ = ["wait_job", "generate_args", "Path", "DropoutGuard", "guard_dropouts"]
+__all__ = ["wait_job", "generate_args", "Path", "DropoutGuard", "guard_dropouts", "recorder_on"]
 
 
 class DropoutGuard:
@@ -112,3 +112,21 @@ def guard_dropouts(test):
             return test(*args, **kwargs)
 
     return wrapper
+
+
+def recorder_on(jack_server: JackServer, client_name: str, count: int = 1):
+    """Context manager: a MidiRecorder on ``jack_server``, connected to ``count`` ports of ``client_name``."""
+    import contextlib
+    import time
+
+    from daemon.devtools.recorder import MidiRecorder
+
+    @contextlib.contextmanager
+    def recording():
+        with MidiRecorder(servername=jack_server.name) as recorder:
+            recorder.wait_for_ports(client_name, count=count, timeout_s=10)
+            recorder.connect(client_name)
+            time.sleep(0.1)  # JACK applies new connections at a later cycle
+            yield recorder
+
+    return recording()

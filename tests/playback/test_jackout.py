@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DropoutGuard
+from conftest import DropoutGuard, recorder_on
 from daemon.devtools.recorder import MidiRecorder
 from daemon.playback.ports import NOTE_OFF, NOTE_ON, PortSet
 
@@ -248,10 +248,7 @@ def test_without_rtprio_the_process_thread_stays_as_libjack_made_it(ports_and_re
 def test_the_write_log_has_the_frame_each_note_on_went_out_in(jack_server):
     ports = PortSet(["drums"], api_name="jack", client_name="ai-band-log", jack_write_log_size=100)
     try:
-        with MidiRecorder(servername=jack_server.name) as recorder:
-            recorder.wait_for_ports("ai-band-log", count=1, timeout_s=10)
-            recorder.connect("ai-band-log")
-            time.sleep(0.1)  # JACK applies new connections at a later cycle
+        with recorder_on(jack_server, "ai-band-log") as recorder:
             with DropoutGuard(recorder, count_xruns=True):
                 drums = ports.ports["drums"]
                 start = time.monotonic() + 0.05

@@ -11,8 +11,7 @@ import time
 
 import pytest
 
-from conftest import DropoutGuard
-from daemon.devtools.recorder import MidiRecorder
+from conftest import DropoutGuard, recorder_on
 from daemon.playback.ports import NOTE_OFF, NOTE_ON, PortSet
 from daemon.playback.scheduler import PlayableJob, Scheduler
 from daemon.transport import TransportSnapshot
@@ -55,10 +54,7 @@ def test_a_late_group_is_played_and_listed_and_a_too_late_one_dropped(jack_serve
     clock = JumpingClock()
     scheduler = Scheduler(ports, late_drop_s=LATE_DROP_S, lookahead_s=LOOKAHEAD_S, clock=clock)
     try:
-        with MidiRecorder(servername=jack_server.name) as recorder:
-            recorder.wait_for_ports("ai-band-late", count=1, timeout_s=10)
-            recorder.connect("ai-band-late")
-            time.sleep(0.1)  # JACK applies new connections at a later cycle
+        with recorder_on(jack_server, "ai-band-late") as recorder:
             with DropoutGuard(recorder, count_xruns=True):
                 t0 = time.monotonic() - 0.1  # the host is past ppq 0: the job starts at ppq 4
                 scheduler.start()
