@@ -184,7 +184,9 @@ def test_vanished_host_stops_the_band(osc, band, recorder):
 
 
 def test_sigterm_while_playing_releases_notes_and_exits_zero(jack_server, tmp_path):
-    with DaemonProcess(tmp_path, env=jack_server.env()) as daemon, MidiRecorder(servername=jack_server.name) as rec:
+    write_log = tmp_path / "jack-writes.json"
+    with DaemonProcess(tmp_path, env=jack_server.env(), extra_args=("--jack-write-log", str(write_log))) as daemon, \
+            MidiRecorder(servername=jack_server.name) as rec:
         # This daemon's own ports: "ai-band:*", or "ai-band-01:*" when the
         # module's daemon runs on the same server (JACK renames the client).
         with OscClient(("127.0.0.1", daemon.port)) as client:
@@ -211,3 +213,14 @@ def test_sigterm_while_playing_releases_notes_and_exits_zero(jack_server, tmp_pa
         except AssertionError as exc:
             guard.__exit__(AssertionError, exc, None)
             raise
+        # The daemon's write log (--jack-write-log): the frame of every note-on it
+        # wrote.  Each recorded note-on is in it at its frame, or a period later
+        # where the writer's or the reader's callback started late (the frame
+        # time JACK gives a late callback is the next cycle's).
+        logged = [(frame, port, pitch) for frame, port, pitch in json.loads(write_log.read_text())["note_ons"]]
+        recorded = [(e.frame, e.source_port, e.data[1]) for e in rec.events() if e.is_note_on]
+        assert logged and recorded
+        exact = set(recorded) & set(logged)
+        for frame, port, pitch in recorded:
+            assert any(p == port and n == pitch and abs(f - frame) <= 64 for f, p, n in logged), (frame, port, pitch)
+        assert len(exact) >= 0.8 * len(recorded), (len(exact), len(recorded))
