@@ -25,7 +25,7 @@ def ports_and_recorder(jack_server):
     ports = PortSet(["drums", "keys"], api_name="jack", client_name="ai-band")
     try:
         with MidiRecorder(servername=jack_server.name) as rec:
-            rec.wait_for_ports("ai-band", count=2, timeout_s=10)
+            rec.wait_for_ports("^ai-band:", count=2, timeout_s=10)  # not ai-band-rt:, ai-band-log: (other tests)
             time.sleep(0.1)  # JACK applies new connections at a later cycle
             yield ports, rec
     finally:
