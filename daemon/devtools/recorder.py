@@ -256,11 +256,10 @@ class MidiRecorder(JackClientOwner):
         #: (their periods count as missed).
         self.torn_reads = 0
         self._missed_periods = 0
-        # (callback time in CLOCK_MONOTONIC ns, periods missed just before it,
-        # time of the callback before them, 0 if unknown), capped.
-        self._missed_spans: collections.deque[tuple[int, int, int]] = collections.deque(maxlen=10000)
-        # The same gaps as JACK frame ranges [first missed, first read after).
-        self._missed_frames: collections.deque[tuple[int, int]] = collections.deque(maxlen=10000)
+        # Each gap: (time of the callback after it, of the callback before it
+        # (0 if unknown), both CLOCK_MONOTONIC ns; its JACK frames [first
+        # missed, first read after)), capped.
+        self._gaps: collections.deque[tuple[int, int, int, int]] = collections.deque(maxlen=10000)
         self._envelope_cache: dict[int, int] = {}
         self._inputs: tuple[tuple[jack.OwnMidiPort, str], ...] = ()
         self._ports_lock = threading.Lock()  # serialises connect(); never taken in the callback
@@ -399,8 +398,7 @@ class MidiRecorder(JackClientOwner):
         if last >= 0 and base - last > frames:
             missed = (base - last) // frames - 1
             self._missed_periods += missed
-            self._missed_spans.append((now_ns, missed, self._last_read[0]))
-            self._missed_frames.append((last + frames, base))
+            self._gaps.append((now_ns, self._last_read[0], last + frames, base))
         self._last_base = base
         self._last_read = (now_ns, new)
         period = (base, now_ns)
@@ -429,15 +427,11 @@ class MidiRecorder(JackClientOwner):
                 self._raw.pop()
             self._raw.extend(((frame - frames) & 0xFFFFFFFF, start - frames, source, data)
                              for frame, start, source, data in first)
-        if self._missed_spans and self._missed_spans[-1][0] == then_ns:
-            _, missed, before_ns = self._missed_spans.pop()
+        if self._gaps and self._gaps[-1][0] == then_ns:
+            _, before_ns, first_frame, after_frame = self._gaps.pop()
             self._missed_periods -= 1
-            if missed > 1:
-                self._missed_spans.append((then_ns, missed - 1, before_ns))
-            if self._missed_frames:
-                first, after = self._missed_frames.pop()
-                if after - frames > first:
-                    self._missed_frames.append((first, after - frames))
+            if after_frame - frames > first_frame:
+                self._gaps.append((then_ns, before_ns, first_frame, after_frame - frames))
         self._last_read = (then_ns, new)
         if new:
             self._track_until = base + self._window_frames
@@ -479,16 +473,17 @@ class MidiRecorder(JackClientOwner):
         The missed cycles ran after the cycle of the callback before the gap
         began and before the callback after it: each span ends at the callback
         that followed the gap and starts at the callback that preceded it, or
-        the missed periods plus one before its end if that is earlier.  Not just the latter: the callback after a gap often runs
-        late itself (the stall that made the gap), so the missed periods may
-        lie well before it.  MIDI written inside a span may be lost to this
-        recorder.
+        the missed periods plus one before its end if that is earlier.  Not
+        just the latter: the callback after a gap often runs late itself (the
+        stall that made the gap), so the missed periods may lie well before
+        it.  MIDI written inside a span may be lost to this recorder.
         """
-        period_s = self._client.blocksize / self._rate
+        frames = self._client.blocksize
+        period_s = frames / self._rate
         spans = []
-        for now_ns, missed, before_ns in list(self._missed_spans):
+        for now_ns, before_ns, first_frame, after_frame in list(self._gaps):
             end_s = now_ns / 1e9
-            start_s = end_s - (missed + 1) * period_s
+            start_s = end_s - ((after_frame - first_frame) // frames + 1) * period_s
             if before_ns > 0:
                 start_s = min(start_s, before_ns / 1e9)
             spans.append((start_s, end_s))
@@ -500,7 +495,7 @@ class MidiRecorder(JackClientOwner):
         Exact, unlike :meth:`missed_spans_s`: MIDI written at a frame inside
         one of them was never read by this recorder.  Frames wrap at 2**32.
         """
-        return list(self._missed_frames)
+        return [(first_frame, after_frame) for _, _, first_frame, after_frame in list(self._gaps)]
 
     def _matching_outputs(self, pattern: str) -> list[str]:
         try:
