@@ -115,7 +115,7 @@ def guard_dropouts(test):
 
 
 def recorder_on(jack_server: JackServer, client_name: str, count: int = 1):
-    """Context manager: a MidiRecorder on ``jack_server``, connected to ``count`` ports of ``client_name``."""
+    """Context manager: a MidiRecorder on ``jack_server``, connected to ``count`` ports matching ``client_name``."""
     import contextlib
     import time
 
@@ -124,8 +124,7 @@ def recorder_on(jack_server: JackServer, client_name: str, count: int = 1):
     @contextlib.contextmanager
     def recording():
         with MidiRecorder(servername=jack_server.name) as recorder:
-            recorder.wait_for_ports(client_name, count=count, timeout_s=10)
-            recorder.connect(client_name)
+            recorder.wait_for_ports(client_name, count=count, timeout_s=10)  # and connects them
             time.sleep(0.1)  # JACK applies new connections at a later cycle
             yield recorder
 

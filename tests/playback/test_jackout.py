@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from conftest import DropoutGuard, recorder_on
-from daemon.devtools.recorder import MidiRecorder
 from daemon.playback.ports import NOTE_OFF, NOTE_ON, PortSet
 
 pytestmark = pytest.mark.jack
@@ -24,9 +23,7 @@ pytestmark = pytest.mark.jack
 def ports_and_recorder(jack_server):
     ports = PortSet(["drums", "keys"], api_name="jack", client_name="ai-band")
     try:
-        with MidiRecorder(servername=jack_server.name) as rec:
-            rec.wait_for_ports("^ai-band:", count=2, timeout_s=10)  # not ai-band-rt:, ai-band-log: (other tests)
-            time.sleep(0.1)  # JACK applies new connections at a later cycle
+        with recorder_on(jack_server, "^ai-band:", count=2) as rec:  # not ai-band-rt:, ai-band-log: (other tests)
             yield ports, rec
     finally:
         ports.close()
