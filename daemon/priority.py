@@ -7,8 +7,8 @@ import os
 import sys
 import threading
 
-__all__ = ["SWITCH_INTERVAL_S", "name_thread", "pin_threads", "raise_priority", "refuse_numpy_hugepages",
-           "set_numpy_hugepages", "split_cpus"]
+__all__ = ["SWITCH_INTERVAL_S", "make_realtime", "name_thread", "pin_threads", "raise_priority",
+           "refuse_numpy_hugepages", "set_numpy_hugepages", "split_cpus"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,40 @@ def raise_priority(nice: int) -> bool:
         return False
     log.debug("this thread and the threads it starts run at nice %d", nice)
     return True
+
+
+_POLICY_NAMES = {getattr(os, name): name for name in ("SCHED_OTHER", "SCHED_FIFO", "SCHED_RR", "SCHED_BATCH",
+                                                       "SCHED_IDLE") if hasattr(os, name)}
+
+
+def make_realtime(rtprio: int) -> str:
+    """Make the calling thread ``SCHED_FIFO`` at ``rtprio`` (0: leave it) unless it is realtime already.
+
+    The JACK client's process thread calls it (:class:`daemon.playback.jackout.JackMidiClient`):
+    a realtime JACK server makes its clients' threads realtime, one started
+    ``--no-realtime`` does not.  Needs ``CAP_SYS_NICE`` or an ``RLIMIT_RTPRIO``
+    of at least ``rtprio``; refused, it logs and leaves the thread as it is.
+
+    Args:
+        rtprio: ``SCHED_FIFO`` priority, 1..99; 0 = only report.
+
+    Returns:
+        The thread's scheduling afterwards, e.g. ``"SCHED_FIFO 10"`` or ``"SCHED_OTHER"``.
+    """
+    if not hasattr(os, "sched_setscheduler"):
+        return "unknown"
+    policy = os.sched_getscheduler(0)
+    if rtprio > 0 and policy not in (os.SCHED_FIFO, os.SCHED_RR):
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(rtprio))
+        except OSError as exc:
+            log.info("the JACK process thread stays %s (SCHED_FIFO %d refused: %s); allow it with "
+                     "LimitRTPRIO=%d in the systemd unit, or the audio group's rtprio",
+                     _POLICY_NAMES.get(policy, policy), rtprio, exc.strerror, rtprio)
+        policy = os.sched_getscheduler(0)
+    if policy in (os.SCHED_FIFO, os.SCHED_RR):
+        return f"{_POLICY_NAMES[policy]} {os.sched_getparam(0).sched_priority}"
+    return str(_POLICY_NAMES.get(policy, policy))
 
 
 def split_cpus(worker_cpus: int = 0) -> tuple[frozenset[int], frozenset[int]]:

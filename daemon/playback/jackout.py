@@ -29,7 +29,6 @@ busy thread hands the GIL over within
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import threading
 import time
@@ -40,7 +39,7 @@ import jack
 
 from daemon.errors import MidiPortError
 from daemon.jackclient import JackClientOwner
-from daemon.priority import SWITCH_INTERVAL_S, name_thread
+from daemon.priority import SWITCH_INTERVAL_S, make_realtime, name_thread
 
 log = logging.getLogger(__name__)
 
@@ -62,32 +61,6 @@ def _xrun_delayed_usecs(client: jack.Client) -> float:
     callback, so it is read through the module's cffi library.
     """
     return jack._lib.jack_get_xrun_delayed_usecs(client._ptr)
-
-
-_POLICY_NAMES = {getattr(os, name): name for name in ("SCHED_OTHER", "SCHED_FIFO", "SCHED_RR", "SCHED_BATCH",
-                                                       "SCHED_IDLE") if hasattr(os, name)}
-
-
-def _make_realtime(rtprio: int) -> str:
-    """Make the calling thread ``SCHED_FIFO`` at ``rtprio`` (0: leave it) unless it is realtime already.
-
-    Returns:
-        The thread's scheduling afterwards, e.g. ``"SCHED_FIFO 10"`` or ``"SCHED_OTHER"``.
-    """
-    if not hasattr(os, "sched_setscheduler"):
-        return "unknown"
-    policy = os.sched_getscheduler(0)
-    if rtprio > 0 and policy not in (os.SCHED_FIFO, os.SCHED_RR):
-        try:
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(rtprio))
-        except OSError as exc:
-            log.info("the JACK process thread stays %s (SCHED_FIFO %d refused: %s); allow it with "
-                     "LimitRTPRIO=%d in the systemd unit, or the audio group's rtprio",
-                     _POLICY_NAMES.get(policy, policy), rtprio, exc.strerror, rtprio)
-        policy = os.sched_getscheduler(0)
-    if policy in (os.SCHED_FIFO, os.SCHED_RR):
-        return f"{_POLICY_NAMES[policy]} {os.sched_getparam(0).sched_priority}"
-    return str(_POLICY_NAMES.get(policy, policy))
 
 
 class JackPortOut:
@@ -266,7 +239,7 @@ class JackMidiClient(JackClientOwner):
             return
         if self._last_base < 0:
             name_thread("ai-band-jack")  # libjack's process thread, once
-            self.process_thread = _make_realtime(self._rtprio)
+            self.process_thread = make_realtime(self._rtprio)
             self._frame = base
         else:
             step = (base - self._last_base) & 0xFFFFFFFF
