@@ -249,8 +249,8 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
     def written_frame(part: str, pitch: int, t: float) -> int | None:
         if not anchors:
             return None
-        i = min(range(max(0, bisect.bisect_left(anchor_times, t) - 1), min(len(anchors), bisect.bisect_left(anchor_times, t) + 1)),
-                key=lambda k: abs(anchors[k][0] - t))
+        at = bisect.bisect_left(anchor_times, t)
+        i = min(range(max(0, at - 1), min(len(anchors), at + 1)), key=lambda k: abs(anchors[k][0] - t))
         guess = anchors[i][1] + round((t - anchors[i][0]) * jack.rate)
         near = [f for f in writes_by_note.get((part, pitch), ()) if abs(f - guess) <= 0.03 * jack.rate]
         return min(near, key=lambda f: abs(f - guess)) if near else None
