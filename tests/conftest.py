@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -117,7 +118,6 @@ def guard_dropouts(test):
 def recorder_on(jack_server: JackServer, client_name: str, count: int = 1):
     """Context manager: a MidiRecorder on ``jack_server``, connected to ``count`` ports matching ``client_name``."""
     import contextlib
-    import time
 
     from daemon.devtools.recorder import MidiRecorder
 
@@ -129,3 +129,23 @@ def recorder_on(jack_server: JackServer, client_name: str, count: int = 1):
             yield recorder
 
     return recording()
+
+
+class ClientFrameTimeReadLate:
+    """A ``jack.Client`` whose next ``last_frame_time`` read is descheduled for ``delay_s`` first."""
+
+    def __init__(self, client, delay_s: float) -> None:
+        self._client = client
+        self.delay_s = delay_s
+        self.read_at_s: float | None = None
+
+    @property
+    def last_frame_time(self) -> int:
+        if self.delay_s:
+            time.sleep(self.delay_s)
+            self.delay_s = 0.0
+            self.read_at_s = time.monotonic()
+        return self._client.last_frame_time
+
+    def __getattr__(self, name: str):
+        return getattr(self._client, name)

@@ -110,10 +110,10 @@ class AudioRecorder(JackClientOwner):
     # ------------------------------------------------------ JACK callbacks (RT)
 
     def _process(self, frames: int) -> None:
-        now_ns = time.monotonic_ns()
         if not self._thread_tuned:
             self._tune_thread()
         base = self._client.last_frame_time
+        now_ns = time.monotonic_ns()  # after the frame time: an upper bound of the block's start
         last = self._last_base
         if base == last:  # a late thread catching up: this period's buffers are already read
             return

@@ -373,8 +373,12 @@ class MidiRecorder(JackClientOwner):
     # ------------------------------------------------------ JACK callbacks (RT)
 
     def _process(self, frames: int) -> None:
-        now_ns = time.monotonic_ns()
+        # Frame time first, clock second, so that ``now_ns`` bounds the
+        # period's start from above even if the thread is descheduled between
+        # the two reads (the other order gave bounds too early by the wait,
+        # and every event of the 40 periods before was timed that much early).
         base = self._client.last_frame_time
+        now_ns = time.monotonic_ns()
         new: list[_RawEvent] = []
         for port, source in self._inputs:
             for offset, data in port.incoming_midi_events():

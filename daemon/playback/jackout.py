@@ -231,8 +231,13 @@ class JackMidiClient(JackClientOwner):
             self._end_ns = time.monotonic_ns()  # the next callback's hold test
 
     def _write_period(self, frames: int) -> None:
-        now_ns = time.monotonic_ns()
+        # Frame time first, clock second: ``now_ns - frame`` is then an upper
+        # bound of the period's start even if the thread is descheduled (or
+        # waits for the GIL) between the two reads.  The other order gave an
+        # anchor as early as that wait (5 ms seen), and with it every message
+        # of the next 16 periods went out that much late.
         base = self._client.last_frame_time
+        now_ns = time.monotonic_ns()
         if base == self._last_base:
             # A late client thread can run two callbacks for one period (same
             # frame time, same buffers): what the first wrote must stay.

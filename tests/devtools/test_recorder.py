@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from conftest import DropoutGuard
+from conftest import ClientFrameTimeReadLate, DropoutGuard
 import rtmidi
 
 from daemon.devtools.jackserver import JackServer
@@ -255,6 +255,14 @@ def test_a_late_read_exposed_by_the_next_callback_moves_back_one_period(jack_ser
         assert rec.late_reads == 1
 
 
+def _wait_for_a_period(rec: MidiRecorder) -> None:
+    """Wait until JACK has called the recorder's process callback at least once."""
+    deadline = time.monotonic() + 5.0
+    while rec._last_base < 0 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert rec._last_base >= 0, "JACK never called the recorder"
+
+
 class _PortReadSlowly:
     """Stands in for a JACK MIDI input whose reading is descheduled for ``delay_s``."""
 
@@ -271,6 +279,7 @@ def test_a_read_the_server_moved_on_during_is_dropped_and_counted_missed(jack_se
     # writers' next cycle and some after. The frame time (the real server's,
     # which keeps running) tells: it moved on, so the read is dropped.
     with MidiRecorder(jack_server.name) as rec:
+        _wait_for_a_period(rec)  # else the first read below has no period before it to miss from
         rec._client.deactivate()
         rec.clear()
         rec._inputs = ((_PortReadSlowly(0.005), "a:drums"),)  # ~4 periods
@@ -286,3 +295,27 @@ def test_a_read_the_server_moved_on_during_is_dropped_and_counted_missed(jack_se
             time.sleep(0.002)
         assert [e.data for e in rec.events()] == [bytes((0x99, 36, 100))]
         assert rec.missed_periods > missed  # the dropped read's periods
+
+
+def test_a_callback_descheduled_before_it_reads_the_frame_time_does_not_time_its_period_early(
+        jack_server: JackServer) -> None:
+    # The callback time bounds its period's start from above only if it is read
+    # after the frame time: read before, a thread descheduled between the two
+    # reads (5 ms here; the GIL or the CPU) pairs an old time with a newer
+    # period, and the events of the 40 periods before were timed 5 ms early.
+    with MidiRecorder(jack_server.name) as rec:
+        rec._client.deactivate()
+        rec.clear()
+        rec._inputs = ((_PortReadSlowly(0.0), "a:drums"),)
+        real = rec._client
+        for _ in range(20):  # a cycle can begin mid-read (a torn read): retry
+            slow = ClientFrameTimeReadLate(real, 0.005)
+            rec._client = slow
+            rec._process(64)
+            if rec.events():
+                break
+        rec._client = real
+        (event,) = rec.events()
+        # The period holding the frame time read at read_at_s began at most a
+        # period or so before then (the dummy driver, a real server).
+        assert event.time_s >= slow.read_at_s - 0.002, (event.time_s - slow.read_at_s) * 1000

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DropoutGuard, recorder_on
+from conftest import ClientFrameTimeReadLate, DropoutGuard, recorder_on
 from daemon.playback.ports import NOTE_OFF, NOTE_ON, PortSet
 
 pytestmark = pytest.mark.jack
@@ -208,6 +208,27 @@ def test_an_xrun_callback_alone_leaves_the_period_window(ports_and_recorder, mon
     time.sleep(0.015)  # ~11 periods: a window restarted by then would not be full again
     assert client.xruns >= 3
     assert len(client._anchors) == jackout.ANCHOR_PERIODS
+
+
+def test_a_callback_descheduled_before_it_reads_the_frame_time_keeps_its_anchor_an_upper_bound(ports_and_recorder):
+    # Each callback adds an anchor, ``callback time - frame time``: an upper
+    # bound of the timeline's start only if the time is read after the frame
+    # time.  Read before, a callback descheduled in between (5 ms here) adds an
+    # anchor 5 ms early, and the next 16 periods' messages go out 5 ms late
+    # (the stale-window case above).  Fed by hand, client deactivated.
+    ports, _recorder = ports_and_recorder
+    client = ports._jack
+    client._client.deactivate()
+    real = client._client
+    try:
+        client._client = slow = ClientFrameTimeReadLate(real, 0.005)
+        client._write_period(64)
+    finally:
+        client._client = real
+    period_start_ns = client._anchors[-1] + client._frame * client._ns_per_frame
+    # The frame time read at read_at_s is a period that began before then, by
+    # about a period on the dummy driver: the bound may not be below that.
+    assert period_start_ns / 1e9 >= slow.read_at_s - 0.002, (period_start_ns / 1e9 - slow.read_at_s) * 1000
 
 
 def _jack_thread_ids() -> list[int]:
