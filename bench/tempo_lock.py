@@ -59,6 +59,10 @@ TARGETS = {
     "hanging_notes": 0,
 }
 
+#: A missing note's write is looked for between the notes recorded this long
+#: (seconds) before and after it was due: 16th notes are >= 107 ms apart here.
+BRACKET_S = 0.02
+
 
 def armed_at_ppq(client: OscClient) -> float | None:
     """The host ppq at which the daemon says the armed job starts (``/band/status``), or None."""
@@ -183,9 +187,10 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
             missed_frames = stats["missed_frame_ranges"]
             code, stop_took = daemon.terminate()
             try:
-                writes = json.loads(write_log.read_text())["note_ons"]
+                write_data = json.loads(write_log.read_text())
+                writes, write_callbacks = write_data["note_ons"], write_data.get("callbacks", [])
             except (OSError, ValueError, KeyError):
-                writes = None  # the daemon wrote no log: the time-based rule only
+                writes, write_callbacks = None, []  # the daemon wrote no log: the time-based rule only
 
     note_ons = [e for e in events if e.is_note_on]
     changes = clock.changes
@@ -239,7 +244,12 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
     # Frame-exact, when the daemon logged the frame of every note-on its JACK
     # client wrote: a missing note was written into a period the recorder
     # missed, or written where the recorder read (lost after the write), or
-    # never written.  A time maps to a frame through the nearest recorded note.
+    # never written.  A time maps to a frame through the nearest recorded note;
+    # the note's write is looked for between the frames of the notes recorded
+    # at least BRACKET_S before and after it.  Not within a fixed distance of
+    # that mapping: the timeline can re-anchor by tens of milliseconds between
+    # two recorded groups (seen: 53 ms within half a second, and a write 35 ms
+    # of frames before the interpolated frame).
     anchors = sorted((e.time_s, e.frame) for e in note_ons)
     anchor_times = [a[0] for a in anchors]
     writes_by_note: dict[tuple[str, int], list[int]] = {}
@@ -252,8 +262,23 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
         at = bisect.bisect_left(anchor_times, t)
         i = min(range(max(0, at - 1), min(len(anchors), at + 1)), key=lambda k: abs(anchors[k][0] - t))
         guess = anchors[i][1] + round((t - anchors[i][0]) * jack.rate)
-        near = [f for f in writes_by_note.get((part, pitch), ()) if abs(f - guess) <= 0.03 * jack.rate]
+        before = bisect.bisect_right(anchor_times, t - BRACKET_S) - 1
+        after = bisect.bisect_left(anchor_times, t + BRACKET_S)
+        lo = anchors[before][1] if before >= 0 else guess - BRACKET_S * jack.rate
+        hi = anchors[after][1] if after < len(anchors) else guess + BRACKET_S * jack.rate
+        near = [f for f in writes_by_note.get((part, pitch), ()) if lo < f < hi]
         return min(near, key=lambda f: abs(f - guess)) if near else None
+
+    callback_bases = [c[0] for c in write_callbacks]
+
+    def write_callback(frame: int) -> dict | None:
+        # The daemon's callback that wrote ``frame``: its period starts at or before it.
+        i = bisect.bisect_right(callback_bases, frame) - 1
+        if i < 0 or frame - callback_bases[i] >= 4096:
+            return None
+        base, since_start, lead_us, late_end = write_callbacks[i]
+        return {"frame_time": base, "frames_since_cycle_start": since_start,
+                "previous_end_before_cycle_us": lead_us, "ended_after_next_cycle_began": late_end}
 
     def in_missed_frames(frame: int) -> bool:
         return any(first <= frame < after for first, after in missed_frames)
@@ -344,6 +369,8 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
                         frame = written_frame(part, pitch, t)
                         entry["written_frame"] = frame
                         entry["in_recorder_gap"] = frame is not None and in_missed_frames(frame)
+                        if frame is not None:
+                            entry["write_callback"] = write_callback(frame)
                     missing.append(entry)
             grid += 0.25
     lost = [m for m in missing if not m["in_recorder_gap"]]
@@ -446,7 +473,8 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
                  "state": dataclasses.asdict(m.state)} for m in sent_log]
         dump_notes.write_text(json.dumps({"median_ms": median, "rows": rows, "sent": sent,
                                           "recorder_missed_spans_s": missed_spans, "late_groups": late_groups,
-                                          "recorder_missed_frame_ranges": missed_frames, "daemon_note_on_writes": writes}))
+                                          "recorder_missed_frame_ranges": missed_frames, "daemon_note_on_writes": writes,
+                                          "daemon_write_callbacks": write_callbacks}))
     return figures
 
 

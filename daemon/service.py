@@ -217,7 +217,7 @@ class BandDaemon:
         from daemon.render.atomic import write_atomic
 
         try:
-            data = {"note_ons": self.ports.jack_write_log()}
+            data = {"note_ons": self.ports.jack_write_log(), "callbacks": self.ports.jack_write_callbacks()}
             write_atomic(Path(path).expanduser(), json.dumps(data).encode("utf-8"))
             log.info("JACK write log: %d note-ons in %s", len(data["note_ons"]), path)
         except Exception as exc:  # noqa: BLE001 - diagnostics must not spoil the stop

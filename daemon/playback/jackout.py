@@ -50,6 +50,14 @@ ANCHOR_PERIODS = 16
 #: Queued item: (due time in CLOCK_MONOTONIC ns, 0 = at once; MIDI bytes).
 QueuedMessage = tuple[int, bytes]
 
+#: A callback whose predecessor's Python code ended less than this before the
+#: server began the current cycle also holds (see :class:`JackMidiClient`):
+#: libjack signals the readers only after the Python callback has returned and
+#: released the GIL, a little later than the end it notes.  A quarter period
+#: at 64 frames / 48 kHz; a hold costs at most one period's delay to what is
+#: due in that period.
+HOLD_MARGIN_NS = 333_000
+
 
 def _xrun_delayed_usecs(client: jack.Client) -> float:
     """``jack_get_xrun_delayed_usecs()``: the delay the server noted with its latest xrun, µs.
@@ -167,7 +175,8 @@ class JackMidiClient(JackClientOwner):
     could find them empty, and the late callback's messages would be lost
     to every reader, the DAW included. So a callback whose
     predecessor finished after the current cycle began (the server's cycle start,
-    ``jack_frames_since_cycle_start``) leaves the buffers as they are and
+    ``jack_frames_since_cycle_start``), or less than :data:`HOLD_MARGIN_NS`
+    before it, leaves the buffers as they are and
     writes nothing: what is due goes out in the next period, at most one
     period late (counted in :attr:`held_periods`). The README gives the
     notes ``bench/tempo_lock.py --render-load`` found missing before and after.
@@ -220,6 +229,14 @@ class JackMidiClient(JackClientOwner):
         #: the next cycle's frame time (the server's), one period after the
         #: buffer written (the recorder corrects its own such reads; this log does not).
         self.write_log: deque[tuple[int, str, int]] | None = deque(maxlen=write_log_size) if write_log_size > 0 else None
+        #: With ``write_log_size``: for each callback that wrote a note-on,
+        #: ``(last_frame_time, frames since the server began the cycle when the
+        #: callback started, µs from the end of the callback before to the
+        #: cycle's start (negative: it ended after), whether the frame time had
+        #: moved on when it ended)`` (diagnostics of lost notes).
+        self.write_callbacks: deque[tuple[int, int, float, bool]] | None = (
+            deque(maxlen=write_log_size) if write_log_size > 0 else None)
+        self._late_end = False  # the last callback ended after the server had begun the next cycle
         if sys.getswitchinterval() > SWITCH_INTERVAL_S:
             sys.setswitchinterval(SWITCH_INTERVAL_S)
         self._activate(self._process)
@@ -229,6 +246,10 @@ class JackMidiClient(JackClientOwner):
             self._write_period(frames)
         finally:
             self._end_ns = time.monotonic_ns()  # the next callback's hold test
+            self._late_end = self._client.last_frame_time != self._last_base
+            if self.write_callbacks and self.write_callbacks[-1][0] == self._last_base:
+                base, since, lead_us, _late = self.write_callbacks[-1]
+                self.write_callbacks[-1] = (base, since, lead_us, self._late_end)
 
     def _write_period(self, frames: int) -> None:
         # Frame time first, clock second: ``now_ns - frame`` is then an upper
@@ -260,9 +281,12 @@ class JackMidiClient(JackClientOwner):
             self._xrun_delayed_usecs = delayed_usecs
             self._anchors.clear()
         self._anchors.append(now_ns - frame_ns)
-        if since_start < frames * ANCHOR_PERIODS and self._end_ns > now_ns - since_start * self._ns_per_frame:
-            # The last callback finished inside this cycle: a reader may be
-            # reading its output now (see the class docstring). Hands off.
+        cycle_start_ns = now_ns - since_start * self._ns_per_frame
+        if self._late_end or (since_start < frames * ANCHOR_PERIODS
+                              and self._end_ns > cycle_start_ns - HOLD_MARGIN_NS):
+            # The last callback finished inside this cycle (or just before
+            # it): a reader may be reading its output now (see the class
+            # docstring). Hands off.
             self.held_periods += 1
             return
         start_ns = frame_ns + min(self._anchors)
@@ -293,6 +317,9 @@ class JackMidiClient(JackClientOwner):
                     queue.popleft()
                     if write_log is not None and data[0] & 0xF0 == 0x90 and len(data) > 2 and data[2]:
                         write_log.append(((base + offset) & 0xFFFFFFFF, name, data[1]))
+                        if not self.write_callbacks or self.write_callbacks[-1][0] != base:
+                            self.write_callbacks.append(
+                                (base, since_start, round((cycle_start_ns - self._end_ns) / 1000.0, 1), False))
                     last = offset
         finally:
             if locked:

@@ -322,6 +322,18 @@ class PortSet:
             return []
         return list(self._jack.write_log)
 
+    def jack_write_callbacks(self) -> list[tuple[int, int, float, bool]]:
+        """The callbacks that wrote the note-ons of :meth:`jack_write_log`, oldest first (JACK only).
+
+        Each is ``(last_frame_time, frames since the server began the cycle at
+        the callback's start, µs from the end of the callback before to the
+        cycle's start, whether the frame time had moved on when it ended)``;
+        see :attr:`~daemon.playback.jackout.JackMidiClient.write_callbacks`.
+        """
+        if self._jack is None or self._jack.write_callbacks is None:
+            return []
+        return list(self._jack.write_callbacks)
+
     def names(self) -> dict[str, str]:
         """Part name -> the port's full system name (e.g. ``ai-band:bass`` on JACK)."""
         return {part: port.full_name for part, port in self.ports.items()}

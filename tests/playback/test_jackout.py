@@ -278,5 +278,54 @@ def test_the_write_log_has_the_frame_each_note_on_went_out_in(jack_server):
                 logged = [(frame, pitch) for frame, port, pitch in ports.jack_write_log()]
                 assert all(port == "ai-band-log:drums" for _, port, _ in ports.jack_write_log())
                 assert logged == recorded  # note-offs are not logged
+                # Each note-on's callback is listed once, with its period's frame time.
+                callbacks = ports.jack_write_callbacks()
+                bases = [base for base, _since, _lead_us, _late in callbacks]
+                assert bases == sorted(set(bases)) and len(bases) == 10
+                for frame, _pitch in logged:
+                    assert any(base <= frame < base + 64 for base in bases), (frame, bases)
+                assert all(0 <= since < 64 * 16 for _base, since, _lead_us, _late in callbacks)
     finally:
         ports.close()
+
+
+def _hand_fed_period_held(client, end_before_cycle_start_ns: int, late_end: bool = False) -> bool | None:
+    """Feed one callback by hand with the last one ending this long before the cycle began.
+
+    Returns whether it held its output, or ``None`` when the server began a
+    new cycle during the call (the end then relates to the wrong cycle).
+    """
+    time.sleep(0.003)  # the server moves on: a period this client has not seen
+    before_base = client._client.last_frame_time
+    since = client._client.frames_since_cycle_start
+    client._end_ns = int(time.monotonic_ns() - since * client._ns_per_frame - end_before_cycle_start_ns)
+    client._late_end = late_end
+    held = client.held_periods
+    client._write_period(64)
+    if client._client.last_frame_time != before_base:
+        return None
+    return client.held_periods == held + 1
+
+
+def test_a_callback_holds_after_one_that_ended_just_before_its_cycle_or_after_the_next_began(ports_and_recorder):
+    # libjack signals the readers after the Python callback has returned: one
+    # that ended just before the cycle began may have signalled after, so the
+    # next callback holds within HOLD_MARGIN_NS too.  And one that saw the
+    # frame time move on before it ended certainly ended late.  Hand-fed.
+    import daemon.playback.jackout as jackout
+
+    ports, _recorder = ports_and_recorder
+    client = ports._jack
+    client._client.deactivate()
+
+    def held(end_before_ns: int, late_end: bool = False) -> bool:
+        for _ in range(50):  # a cycle can begin during the call: feed again
+            result = _hand_fed_period_held(client, end_before_ns, late_end)
+            if result is not None:
+                return result
+        raise AssertionError("every hand-fed callback straddled a cycle start")
+
+    assert held(-100_000)  # ended after the cycle began
+    assert held(jackout.HOLD_MARGIN_NS // 3)  # ended just before
+    assert not held(jackout.HOLD_MARGIN_NS + 200_000)  # well before: writes
+    assert held(jackout.HOLD_MARGIN_NS + 200_000, late_end=True)
