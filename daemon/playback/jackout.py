@@ -50,14 +50,6 @@ ANCHOR_PERIODS = 16
 #: Queued item: (due time in CLOCK_MONOTONIC ns, 0 = at once; MIDI bytes).
 QueuedMessage = tuple[int, bytes]
 
-#: A callback whose predecessor's Python code ended less than this before the
-#: server began the current cycle also holds (see :class:`JackMidiClient`):
-#: libjack signals the readers only after the Python callback has returned and
-#: released the GIL, a little later than the end it notes.  A quarter period
-#: at 64 frames / 48 kHz; a hold costs at most one period's delay to what is
-#: due in that period.
-HOLD_MARGIN_NS = 333_000
-
 
 def _xrun_delayed_usecs(client: jack.Client) -> float:
     """``jack_get_xrun_delayed_usecs()``: the delay the server noted with its latest xrun, µs.
@@ -175,11 +167,15 @@ class JackMidiClient(JackClientOwner):
     could find them empty, and the late callback's messages would be lost
     to every reader, the DAW included. So a callback whose
     predecessor finished after the current cycle began (the server's cycle start,
-    ``jack_frames_since_cycle_start``), or less than :data:`HOLD_MARGIN_NS`
-    before it, leaves the buffers as they are and
+    ``jack_frames_since_cycle_start``), or saw the frame time move on before
+    it ended, leaves the buffers as they are and
     writes nothing: what is due goes out in the next period, at most one
     period late (counted in :attr:`held_periods`). The README gives the
     notes ``bench/tempo_lock.py --render-load`` found missing before and after.
+    Holding is only right after such a late finish: a callback that leaves the
+    buffers of a predecessor whose readers have already read them has them read
+    again, in this cycle (a margin of a quarter period before the cycle start
+    held ~200 periods per run and recorded 6-12 notes twice in 5 of 7 runs).
     """
 
     def __init__(self, parts: Iterable[str], client_name: str = "ai-band",
@@ -282,11 +278,9 @@ class JackMidiClient(JackClientOwner):
             self._anchors.clear()
         self._anchors.append(now_ns - frame_ns)
         cycle_start_ns = now_ns - since_start * self._ns_per_frame
-        if self._late_end or (since_start < frames * ANCHOR_PERIODS
-                              and self._end_ns > cycle_start_ns - HOLD_MARGIN_NS):
-            # The last callback finished inside this cycle (or just before
-            # it): a reader may be reading its output now (see the class
-            # docstring). Hands off.
+        if self._late_end or (since_start < frames * ANCHOR_PERIODS and self._end_ns > cycle_start_ns):
+            # The last callback finished inside this cycle: a reader may be
+            # reading its output now (see the class docstring). Hands off.
             self.held_periods += 1
             return
         start_ns = frame_ns + min(self._anchors)
