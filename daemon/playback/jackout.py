@@ -319,6 +319,29 @@ class JackMidiClient(JackClientOwner):
             if locked:
                 self.queue_lock.release()
 
+    def retime(self, moves: dict[int, int]) -> int:
+        """Move queued messages not yet written from one due time to another.
+
+        Args:
+            moves: CLOCK_MONOTONIC ns a message is queued for -> the ns it is
+                now due.  Keep the queues in time order: map times
+                monotonically (a message waits behind the ones queued before it).
+
+        Returns:
+            How many messages moved.  Holds :attr:`queue_lock` for the rewrite
+            (the process callback writes nothing in a period that finds it taken).
+        """
+        moved = 0
+        with self.queue_lock:
+            for _port, queue, _name in self._ports:
+                if not any(at_ns in moves for at_ns, _data in queue):
+                    continue
+                items = [(moves.get(at_ns, at_ns), data) for at_ns, data in queue]
+                moved += sum(1 for at_ns, _data in queue if at_ns in moves)
+                queue.clear()
+                queue.extend(items)
+        return moved
+
     def _on_shutdown(self, status: jack.Status, reason: str) -> None:
         super()._on_shutdown(status, reason)
         for _port, queue, _name in self._ports:

@@ -354,6 +354,19 @@ class PortSet:
         if self._jack is not None:
             self._jack.paused = False
 
+    def retime(self, moves: dict[int, int]) -> int:
+        """Timed ports: move queued messages due at one time to another; returns how many moved.
+
+        Args:
+            moves: CLOCK_MONOTONIC ns a message was queued for -> the ns it is
+                now due (``int(at_s * 1e9)`` of :meth:`PartPort.send`).
+
+        Untimed ports send at once and queue nothing: 0.
+        """
+        if self._jack is None:
+            return 0
+        return self._jack.retime(moves)
+
     def release_all(self, at_s: float | None = None) -> int:
         """Note-offs for every sounding note on every port; returns the count.
 

@@ -9,7 +9,10 @@ On JACK the ports are timed (:mod:`daemon.playback.jackout`): the thread
 hands each group over ``lookahead_s`` before its deadline, with the deadline,
 and the JACK process callback writes it at that frame.  A wake-up of the
 thread up to ``lookahead_s`` late then costs nothing.  A transport change
-(stop, relocation) takes back what was queued and not yet written.  Other
+(stop, relocation) takes back what was queued and not yet written; a new
+tempo, or a new estimate of the host's clock, moves what was queued to its
+new deadline (:meth:`Scheduler._retime`), so a long lookahead costs no
+timing when the host changes tempo.  Other
 ports (python-rtmidi on ALSA or CoreMIDI) send at once: the thread sleeps
 until shortly before the deadline, then spins the last stretch (``spin_s``)
 so that it is not at the mercy of timer slack.
@@ -120,6 +123,10 @@ class _Slot:
     anchor_ppq: float | None  # None: armed, waits for the transport to play
 
 
+#: Groups handed over whose deadline a new snapshot moves by more than this
+#: (ns) are moved in the JACK queues; ~1 frame at 48 kHz.
+RETIME_MIN_NS = 20_000
+
 #: Lateness bounds (ms) counted in :attr:`SchedulerStats.late_over_ms`, ascending.
 LATE_BOUNDS_MS = (0.5, 1.0, 2.0, 5.0)
 
@@ -146,6 +153,9 @@ class SchedulerStats:
     #: groups are handed over ``lookahead_s`` early, so these are few (1-5 per minute
     #: under render load) and each went out later than it was due.
     late_groups: deque = field(default_factory=lambda: deque(maxlen=LATE_GROUPS_KEPT))
+    #: Groups handed over early whose deadline a later snapshot moved (tempo
+    #: change, new clock estimate) and that were moved in the queues to match.
+    retimed_groups: int = 0
 
 
 class Scheduler:
@@ -172,7 +182,7 @@ class Scheduler:
         output_offset_s: float = 0.0,
         late_drop_s: float = 0.025,
         spin_s: float = 0.0015,
-        lookahead_s: float = 0.010,
+        lookahead_s: float = 0.030,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ports = ports
@@ -194,6 +204,10 @@ class Scheduler:
         self._pending: _Slot | None = None
         self._muted: set[str] = set()
         self._status: dict = {}
+        # Groups handed to timed ports and not yet due: (host ppq, deadline in
+        # CLOCK_MONOTONIC ns as queued), and the snapshot they were last timed by.
+        self._handed: deque[tuple[float, int]] = deque()
+        self._handed_snapshot: TransportSnapshot | None = None
 
     # -- API for the event loop ---------------------------------------------
     def start(self) -> None:
@@ -269,6 +283,7 @@ class Scheduler:
             "median_late_ms": round(recent[len(recent) // 2], 3) if recent else None,
             "late_over_ms": {f"{bound:g}": n for bound, n in s.late_over_ms.items()},
             "max_dropped_late_ms": round(s.max_dropped_late_ms, 3),
+            "retimed_groups": s.retimed_groups,
             "late_groups": [{"deadline_monotonic_s": round(deadline_s, 6), "late_ms": round(late_ms, 3),
                              "note_ons_dropped": dropped} for deadline_s, late_ms, dropped in list(s.late_groups)],
             "output": self.ports.output_stats(),
@@ -303,6 +318,7 @@ class Scheduler:
         self._publish_status()
 
     def _on_new_run(self, snap: TransportSnapshot, now: float) -> None:
+        self._handed.clear()  # release_all() takes back what is queued
         self.stats.notes_off_released += self.ports.release_all()
         self.ports.resume_output()
         self._seen_run = snap.run
@@ -372,6 +388,32 @@ class Scheduler:
             stats.late_groups.append((deadline_s, late_ms, dropped))
             self._publish_status()  # at once: a stall's record must not wait for the 16th group
 
+    def _retime(self, snap: TransportSnapshot) -> None:
+        """Move the groups handed over and not yet due to their deadlines under ``snap``.
+
+        A group is handed to the JACK client ``lookahead_s`` before its
+        deadline; a snapshot that arrives meanwhile (a tempo change, or the
+        clock model's new estimate of the host's clock) may move that
+        deadline.  Deadlines are monotonic in ppq under every snapshot, so the
+        queues stay in time order.
+        """
+        self._handed_snapshot = snap
+        now_ns = int(self.clock() * 1e9)
+        handed = self._handed
+        while handed and handed[0][1] <= now_ns:
+            handed.popleft()  # due: written or being written
+        if not handed or not snap.playing:
+            return
+        moves: dict[int, int] = {}
+        for i, (ppq, old_ns) in enumerate(handed):
+            new_ns = int((snap.time_at(ppq) - self.output_offset_s) * 1e9)
+            if abs(new_ns - old_ns) > RETIME_MIN_NS:
+                moves[old_ns] = new_ns
+                handed[i] = (ppq, new_ns)
+        if moves:
+            self.ports.retime(moves)
+            self.stats.retimed_groups += len(moves)
+
     def _wait(self, timeout_s: float) -> None:
         self._wake.wait(timeout_s)
         self._wake.clear()
@@ -382,6 +424,8 @@ class Scheduler:
         now = self.clock()
         if snap.run != self._seen_run:
             self._on_new_run(snap, now)
+        if self._handed and snap is not self._handed_snapshot:
+            self._retime(snap)
         if self._commands:
             self._drain_commands(snap, now)
             return
@@ -405,6 +449,9 @@ class Scheduler:
             time.sleep(0)
         self._dispatch(slot, index, deadline)
         self._cursor_ppq = ppq + GROUP_EPSILON_PPQ
+        if self.lookahead_s > 0.0:
+            self._handed.append((ppq, int(deadline * 1e9)))  # as the ports queue it
+            self._handed_snapshot = snap
         if self.stats.groups_sent % 16 == 0:
             self._publish_status()
 
