@@ -67,7 +67,7 @@ class PlaybackSection:
     output_offset_ms: float = 0.0
     late_drop_ms: float = 25.0
     spin_ms: float = 1.5
-    lookahead_ms: float = 30.0
+    lookahead_ms: float = 80.0
     jack_rtprio: int = 10
     jack_write_log: str = ""
 

@@ -182,7 +182,7 @@ class Scheduler:
         output_offset_s: float = 0.0,
         late_drop_s: float = 0.025,
         spin_s: float = 0.0015,
-        lookahead_s: float = 0.030,
+        lookahead_s: float = 0.080,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ports = ports
@@ -450,7 +450,11 @@ class Scheduler:
         self._dispatch(slot, index, deadline)
         self._cursor_ppq = ppq + GROUP_EPSILON_PPQ
         if self.lookahead_s > 0.0:
-            self._handed.append((ppq, int(deadline * 1e9)))  # as the ports queue it
+            handed = self._handed
+            now_ns = int(self.clock() * 1e9)
+            while handed and handed[0][1] <= now_ns:
+                handed.popleft()  # due (no snapshot came to prune it)
+            handed.append((ppq, int(deadline * 1e9)))  # as the ports queue it
             self._handed_snapshot = snap
         if self.stats.groups_sent % 16 == 0:
             self._publish_status()
