@@ -468,6 +468,7 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
         "daemon_groups_late_over_ms": status["playback"].get("late_over_ms"),
         "daemon_max_dropped_late_ms": status["playback"].get("max_dropped_late_ms"),
         "daemon_late_groups": late_groups,
+        "daemon_retimed_groups": status["playback"].get("retimed_groups"),
         "daemon_output": status["playback"].get("output"),
         "daemon_exit_code": code,
         "daemon_stop_s": round(stop_took, 3),

@@ -303,6 +303,7 @@ class Scheduler:
                 log.info("job %s armed, starts at ppq %s", job.job_id, anchor)
             elif name == "stop":
                 self._current = self._pending = None
+                self._handed.clear()  # release_all() takes back what is queued
                 self.stats.notes_off_released += self.ports.release_all()
             elif name == "mute":
                 part, muted = cmd[1], cmd[2]
@@ -410,8 +411,7 @@ class Scheduler:
             if abs(new_ns - old_ns) > RETIME_MIN_NS:
                 moves[old_ns] = new_ns
                 handed[i] = (ppq, new_ns)
-        if moves:
-            self.ports.retime(moves)
+        if moves and self.ports.retime(moves):
             self.stats.retimed_groups += len(moves)
 
     def _wait(self, timeout_s: float) -> None:
