@@ -149,3 +149,15 @@ class ClientFrameTimeReadLate:
 
     def __getattr__(self, name: str):
         return getattr(self._client, name)
+
+
+def kick_per_beat_job(job_id: str):
+    """A one-bar scheduler job: a kick on every beat (pitches 36..39 on channel 10), each a 16th long."""
+    from daemon.playback.ports import NOTE_OFF, NOTE_ON
+    from daemon.playback.scheduler import PlayableJob
+
+    offsets, groups = [], []
+    for beat in range(4):
+        offsets += [float(beat), beat + 0.25]
+        groups += [(("drums", (NOTE_ON | 9, 36 + beat, 100)),), (("drums", (NOTE_OFF | 9, 36 + beat, 0)),)]
+    return PlayableJob(job_id, 4.0, tuple(offsets), tuple(groups), {"drums": (9, 0)})

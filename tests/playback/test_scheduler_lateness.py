@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from conftest import DropoutGuard, recorder_on
-from daemon.playback.ports import NOTE_OFF, NOTE_ON, PortSet
-from daemon.playback.scheduler import PlayableJob, Scheduler
+from conftest import DropoutGuard, kick_per_beat_job, recorder_on
+from daemon.playback.ports import PortSet
+from daemon.playback.scheduler import Scheduler
 from daemon.transport import TransportSnapshot
 
 pytestmark = pytest.mark.jack
@@ -40,15 +40,6 @@ class JumpingClock:
         return now + offset
 
 
-def quarter_note_job() -> PlayableJob:
-    """A one-bar loop: a kick on every beat (pitches 36..39), each a 16th long."""
-    offsets, groups = [], []
-    for beat in range(4):
-        offsets += [float(beat), beat + 0.25]
-        groups += [(("drums", (NOTE_ON | 9, 36 + beat, 100)),), (("drums", (NOTE_OFF | 9, 36 + beat, 0)),)]
-    return PlayableJob("late-test", 4.0, tuple(offsets), tuple(groups), {"drums": (9, 0)})
-
-
 def test_a_late_group_is_played_and_listed_and_a_too_late_one_dropped(jack_server):
     ports = PortSet(["drums"], api_name="jack", client_name="ai-band-late")
     clock = JumpingClock()
@@ -60,7 +51,7 @@ def test_a_late_group_is_played_and_listed_and_a_too_late_one_dropped(jack_serve
                 scheduler.start()
                 scheduler.set_transport(TransportSnapshot(playing=True, bpm=120.0, anchor_time_s=t0, anchor_ppq=0.0,
                                                           run=1, run_start_ppq=0.0))
-                scheduler.play(quarter_note_job())  # armed at the next bar line, ppq 4
+                scheduler.play(kick_per_beat_job("late-test"))  # armed at the next bar line, ppq 4
 
                 def deadline(ppq: float) -> float:
                     return t0 + ppq * BEAT_S

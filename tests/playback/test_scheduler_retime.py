@@ -10,24 +10,15 @@ import time
 
 import pytest
 
-from conftest import DropoutGuard, recorder_on
-from daemon.playback.ports import NOTE_OFF, NOTE_ON, PortSet
-from daemon.playback.scheduler import PlayableJob, Scheduler
+from conftest import DropoutGuard, kick_per_beat_job, recorder_on
+from daemon.playback.ports import PortSet
+from daemon.playback.scheduler import Scheduler
 from daemon.transport import TransportSnapshot
 
 pytestmark = pytest.mark.jack
 
 LOOKAHEAD_S = 0.060
 CHANGE_BEFORE_S = 0.030  # the tempo changes this long before beat 5 is due: after its hand-over
-
-
-def kick_job() -> PlayableJob:
-    """A one-bar loop: a kick on every beat (pitches 36..39), each a 16th long."""
-    offsets, groups = [], []
-    for beat in range(4):
-        offsets += [float(beat), beat + 0.25]
-        groups += [(("drums", (NOTE_ON | 9, 36 + beat, 100)),), (("drums", (NOTE_OFF | 9, 36 + beat, 0)),)]
-    return PlayableJob("retime-test", 4.0, tuple(offsets), tuple(groups), {"drums": (9, 0)})
 
 
 def test_a_tempo_change_moves_a_group_already_handed_over_to_its_new_time(jack_server):
@@ -41,7 +32,7 @@ def test_a_tempo_change_moves_a_group_already_handed_over_to_its_new_time(jack_s
                                          run=1, run_start_ppq=0.0)
                 scheduler.start()
                 scheduler.set_transport(slow)
-                scheduler.play(kick_job())  # armed at the next bar line, ppq 4
+                scheduler.play(kick_per_beat_job("retime-test"))  # armed at the next bar line, ppq 4
                 change_s = slow.time_at(5.0) - CHANGE_BEFORE_S
                 time.sleep(max(0.0, change_s - time.monotonic()))
                 fast = TransportSnapshot(playing=True, bpm=180.0, anchor_time_s=change_s,
