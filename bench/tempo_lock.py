@@ -462,6 +462,7 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
         "recorder_xruns": xruns,
         "recorder_missed_periods": missed,
         "recorder_late_reads": stats["late_reads"],
+        "recorder_partial_reads": stats.get("partial_reads"),
         "recorder_torn_reads": stats["torn_reads"],
         "daemon_late_dropped": status["playback"].get("late_dropped"),
         "daemon_max_late_ms": status["playback"].get("max_late_ms"),

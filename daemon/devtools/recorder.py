@@ -49,7 +49,11 @@ Limitations: the process callback is Python, so it needs the GIL.
   the next cycle's frame time over the buffers of its own. When the following
   callback then reads the same frame time but different buffers, the first
   read is moved back one period (:attr:`MidiRecorder.late_reads` counts them).
-  A late read that no second callback exposes stays one period late.
+  A late read that no second callback exposes stays one period late.  If
+  everything the first read found is in the second read too, at the same
+  frames, the first read was of this period's buffers while a writer was
+  still writing them (seen: 2 of a group's 6 note-ons, then all 6 at the same
+  frames): the part is dropped (:attr:`MidiRecorder.partial_reads`).
 * A callback descheduled while it reads the ports can read some of them
   before the writers' next cycle and some after (measured: a note group
   recorded twice, 4 ms apart, its drum note only once). When the frame time has moved
@@ -255,6 +259,10 @@ class MidiRecorder(JackClientOwner):
         #: Callbacks whose reading spanned a new cycle of the server, ignored
         #: (their periods count as missed).
         self.torn_reads = 0
+        #: Late callbacks that read part of what a writer was still writing
+        #: in the current period, exposed by the next callback's full read of
+        #: the same frame time (the part was dropped, the full read kept).
+        self.partial_reads = 0
         self._missed_periods = 0
         # Each gap: (time of the callback after it, of the callback before it
         # (0 if unknown), both CLOCK_MONOTONIC ns; its JACK frames [first
@@ -424,6 +432,18 @@ class MidiRecorder(JackClientOwner):
         # that period was not missed.
         then_ns, first = self._last_read
         if new == first:
+            return
+        if first and set(first) <= set(new):
+            # Everything the first read found is here again, at the same
+            # frames: it read this period's buffers while the writer was
+            # still writing them (it ran late, for an earlier cycle), not the
+            # period before's.  Keep the full read only.
+            self.partial_reads += 1
+            for _ in first:
+                self._raw.pop()
+            self._last_read = (then_ns, new)
+            self._track_until = base + self._window_frames
+            self._store(new)
             return
         self.late_reads += 1
         if first:

@@ -47,6 +47,7 @@ def _serve(conn: Connection, servername: str, pattern: str, count: int, timeout_
                     conn.send(True)
                 elif cmd == "stats":
                     conn.send({"xruns": rec.xruns, "missed_periods": rec.missed_periods, "late_reads": rec.late_reads, "torn_reads": rec.torn_reads,
+                               "partial_reads": rec.partial_reads,
                                "missed_spans_s": rec.missed_spans_s(),
                                "missed_frame_ranges": rec.missed_frame_ranges()})
                 elif cmd == "close":
@@ -101,7 +102,7 @@ class RecorderProcess:
         self._ask("clear")
 
     def stats(self) -> dict[str, Any]:
-        """``{"xruns": n, "missed_periods": n, "late_reads": n, "torn_reads": n, "missed_spans_s": [(start_s, end_s), ...],
+        """``{"xruns": n, "missed_periods": n, "late_reads": n, "torn_reads": n, "partial_reads": n, "missed_spans_s": [(start_s, end_s), ...],
         "missed_frame_ranges": [(first, after), ...]}``
         as the recorder counted them (see :meth:`MidiRecorder.missed_spans_s`)."""
         return self._ask("stats")
