@@ -233,6 +233,8 @@ class JackMidiClient(JackClientOwner):
         self.write_callbacks: deque[tuple[int, int, float, bool]] | None = (
             deque(maxlen=write_log_size) if write_log_size > 0 else None)
         self._late_end = False  # the last callback ended after the server had begun the next cycle
+        # This callback's entry for write_callbacks, less the late-end flag known only at its end.
+        self._write_callback: tuple[int, int, float] | None = None
         if sys.getswitchinterval() > SWITCH_INTERVAL_S:
             sys.setswitchinterval(SWITCH_INTERVAL_S)
         self._activate(self._process)
@@ -243,9 +245,9 @@ class JackMidiClient(JackClientOwner):
         finally:
             self._end_ns = time.monotonic_ns()  # the next callback's hold test
             self._late_end = self._client.last_frame_time != self._last_base
-            if self.write_callbacks and self.write_callbacks[-1][0] == self._last_base:
-                base, since, lead_us, _late = self.write_callbacks[-1]
-                self.write_callbacks[-1] = (base, since, lead_us, self._late_end)
+            if self._write_callback is not None:
+                self.write_callbacks.append((*self._write_callback, self._late_end))
+                self._write_callback = None
 
     def _write_period(self, frames: int) -> None:
         # Frame time first, clock second: ``now_ns - frame`` is then an upper
@@ -311,9 +313,7 @@ class JackMidiClient(JackClientOwner):
                     queue.popleft()
                     if write_log is not None and data[0] & 0xF0 == 0x90 and len(data) > 2 and data[2]:
                         write_log.append(((base + offset) & 0xFFFFFFFF, name, data[1]))
-                        if not self.write_callbacks or self.write_callbacks[-1][0] != base:
-                            self.write_callbacks.append(
-                                (base, since_start, round((cycle_start_ns - self._end_ns) / 1000.0, 1), False))
+                        self._write_callback = (base, since_start, round((cycle_start_ns - self._end_ns) / 1000.0, 1))
                     last = offset
         finally:
             if locked:
@@ -334,12 +334,12 @@ class JackMidiClient(JackClientOwner):
         moved = 0
         with self.queue_lock:
             for _port, queue, _name in self._ports:
-                if not any(at_ns in moves for at_ns, _data in queue):
-                    continue
                 items = [(moves.get(at_ns, at_ns), data) for at_ns, data in queue]
-                moved += sum(1 for at_ns, _data in queue if at_ns in moves)
-                queue.clear()
-                queue.extend(items)
+                changed = sum(1 for (new_ns, _), (at_ns, _) in zip(items, queue) if new_ns != at_ns)
+                if changed:
+                    moved += changed
+                    queue.clear()
+                    queue.extend(items)
         return moved
 
     def _on_shutdown(self, status: jack.Status, reason: str) -> None:

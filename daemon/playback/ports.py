@@ -35,6 +35,15 @@ CC_ALL_NOTES_OFF = 123
 API_NAMES = ("auto", "alsa", "jack", "coremidi")
 
 
+def due_ns(at_s: float) -> int:
+    """CLOCK_MONOTONIC seconds as the ns a timed port queues a message for.
+
+    The one conversion :meth:`PartPort.send` and the scheduler's retiming
+    (:meth:`PortSet.retime` keys) both use, so that their times match exactly.
+    """
+    return int(at_s * 1e9)
+
+
 def resolve_api(name: str) -> int:
     """Map ``auto|alsa|jack|coremidi`` to a python-rtmidi API constant.
 
@@ -97,7 +106,7 @@ class PartPort:
 
     def _send(self, message: Iterable[int], at_s: float | None = None) -> None:
         if self.timed:
-            self._out.send_message(message, 0 if at_s is None else int(at_s * 1e9))
+            self._out.send_message(message, 0 if at_s is None else due_ns(at_s))
         else:
             self._out.send_message(message)
         self.sent_messages += 1
@@ -359,7 +368,7 @@ class PortSet:
 
         Args:
             moves: CLOCK_MONOTONIC ns a message was queued for -> the ns it is
-                now due (``int(at_s * 1e9)`` of :meth:`PartPort.send`).
+                now due (:func:`due_ns` of the times given to :meth:`PartPort.send`).
 
         Untimed ports send at once and queue nothing: 0.
         """

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from daemon.generate.model import Arrangement
-from daemon.playback.ports import NOTE_OFF, NOTE_ON, PROGRAM_CHANGE, PortSet
+from daemon.playback.ports import NOTE_OFF, NOTE_ON, PROGRAM_CHANGE, PortSet, due_ns
 from daemon.priority import name_thread
 from daemon.transport import TransportSnapshot
 
@@ -399,20 +399,29 @@ class Scheduler:
         queues stay in time order.
         """
         self._handed_snapshot = snap
-        now_ns = int(self.clock() * 1e9)
-        handed = self._handed
-        while handed and handed[0][1] <= now_ns:
-            handed.popleft()  # due: written or being written
+        handed = self._forget_due_handed()
         if not handed or not snap.playing:
             return
         moves: dict[int, int] = {}
         for i, (ppq, old_ns) in enumerate(handed):
-            new_ns = int((snap.time_at(ppq) - self.output_offset_s) * 1e9)
+            new_ns = due_ns(self._deadline_s(snap, ppq))
             if abs(new_ns - old_ns) > RETIME_MIN_NS:
                 moves[old_ns] = new_ns
                 handed[i] = (ppq, new_ns)
         if moves and self.ports.retime(moves):
             self.stats.retimed_groups += len(moves)
+
+    def _forget_due_handed(self) -> deque[tuple[float, int]]:
+        """Drop the handed-over groups now due (written, or being written); return the rest."""
+        now_ns = due_ns(self.clock())
+        handed = self._handed
+        while handed and handed[0][1] <= now_ns:
+            handed.popleft()
+        return handed
+
+    def _deadline_s(self, snap: TransportSnapshot, ppq: float) -> float:
+        """When a group at host ``ppq`` is due under ``snap``: CLOCK_MONOTONIC s, output offset applied."""
+        return snap.time_at(ppq) - self.output_offset_s
 
     def _wait(self, timeout_s: float) -> None:
         self._wake.wait(timeout_s)
@@ -437,7 +446,7 @@ class Scheduler:
             self._wait(0.1)
             return
         ppq, slot, index = nxt
-        deadline = snap.time_at(ppq) - self.output_offset_s
+        deadline = self._deadline_s(snap, ppq)
         hand_over = deadline - self.lookahead_s
         remaining = hand_over - self.clock()
         if remaining > self.spin_s:
@@ -450,11 +459,7 @@ class Scheduler:
         self._dispatch(slot, index, deadline)
         self._cursor_ppq = ppq + GROUP_EPSILON_PPQ
         if self.lookahead_s > 0.0:
-            handed = self._handed
-            now_ns = int(self.clock() * 1e9)
-            while handed and handed[0][1] <= now_ns:
-                handed.popleft()  # due (no snapshot came to prune it)
-            handed.append((ppq, int(deadline * 1e9)))  # as the ports queue it
+            self._forget_due_handed().append((ppq, due_ns(deadline)))  # pruned here too: snapshots may not come
             self._handed_snapshot = snap
         if self.stats.groups_sent % 16 == 0:
             self._publish_status()
