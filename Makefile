@@ -28,22 +28,22 @@ $(VENV)/.installed: pyproject.toml
 setup: system-deps $(VENV)/.installed
 
 demo: setup
-	$(VENV)/bin/ai-band demo --output-dir demo-output
+	$(PY) -m ai_band.testing.demo --output-dir demo-output
 
 test: setup
 	$(PY) -m pytest -q
 
 bench: setup
-	$(PY) bench/tempo_lock.py
+	$(PY) -m bench.tempo_lock
 
 bench-gen: setup
-	$(PY) bench/gen_speed.py
+	$(PY) -m bench.gen_speed
 
 # Quality against real music: MMA (Debian package) and music21's corpus (PyPI wheel).
 quality: setup
 	@command -v mma >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mma >/dev/null
 	$(PY) -m pip install -q 'music21>=9.1'
-	$(PY) bench/quality.py --write-docs
+	$(PY) -m bench.quality --write-docs
 
 clean:
 	rm -rf $(VENV) demo-output bench/results

@@ -11,7 +11,7 @@ the hypervisor taking the CPU away.  The daemon's JACK and playback threads
 run at a lower priority, so they see at least these stalls.
 
 The render is the real one: a process set up as the daemon sets up its
-render workers (:func:`daemon.render.audio_job.yield_cpu`: the workers' CPUs,
+render workers (:func:`ai_band.render.audio_job.yield_cpu`: the workers' CPUs,
 ``SCHED_IDLE``, the idle I/O class, numpy's huge-page marking off), rendering
 the ``bench/render_speed.py`` workload back to back (FluidSynth, or the numpy
 synthesizer without a SoundFont).
@@ -22,7 +22,7 @@ Modes, interleaved over ``--rounds`` rounds of ``--seconds`` each:
 * ``render``: a render worker as the daemon starts it;
 * ``render-hugepages``: the same, except that numpy marks its large arrays
   ``madvise(MADV_HUGEPAGE)`` (numpy's default, and the workers' until
-  :func:`daemon.priority.refuse_numpy_hugepages`), so the kernel's khugepaged
+  :func:`ai_band.system.priority.refuse_numpy_hugepages`), so the kernel's khugepaged
   thread collapses them into huge pages, on whatever CPU it runs.
 
 Prints, per mode and CPU, over all rounds: wake-ups, median / p99 / p99.9 /
@@ -31,7 +31,7 @@ within 5 ms of one on every other CPU (the whole machine stopped: the
 hypervisor, not this guest), plus khugepaged's CPU time and huge-page
 collapses (``/proc/vmstat`` ``thp_collapse_alloc``) per mode.  Linux only.
 
-Usage: python bench/cpu_stalls.py [--seconds 20] [--rounds 3]
+Usage: python -m bench.cpu_stalls [--seconds 20] [--rounds 3]
        [--modes idle,render,render-hugepages] [--json FILE]
 """
 
@@ -49,9 +49,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from bench.machine import cpu_model, machine_name  # noqa: E402
+from bench.machine import cpu_model, machine_name
 
 #: Probe period, s: one JACK period of 64 frames at 48 kHz.
 PERIOD_S = 64 / 48000
@@ -91,9 +90,9 @@ def _probe(cpu: int, seconds: float, conn: Any) -> None:
 def _render_loop(hugepages: bool, ready: Any, stop: Any) -> None:
     """Render process: set up like a daemon render worker, render until ``stop`` is set."""
     from bench.render_speed import workload
-    from daemon.render.audio import AudioOptions, AudioRenderer
-    from daemon.priority import set_numpy_hugepages
-    from daemon.render.audio_job import yield_cpu
+    from ai_band.render.audio import AudioOptions, AudioRenderer
+    from ai_band.system.priority import set_numpy_hugepages
+    from ai_band.render.audio_job import yield_cpu
 
     yield_cpu(10)
     if hugepages:

@@ -17,7 +17,7 @@ shared machine spreads over all of them.  Prints median and p99 (ms) per
 style and case and over all styles, plus the machine; exit code 1 when a
 style's median misses its target.
 
-Usage: python bench/gen_speed.py [--reps-small 30] [--reps-song 10]
+Usage: python -m bench.gen_speed [--reps-small 30] [--reps-song 10]
        [--styles jazz,rock] [--json bench/results/gen_speed.json]
 """
 
@@ -37,13 +37,12 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from bench.machine import cpu_model, usable_cpus  # noqa: E402
-from daemon.errors import BandError  # noqa: E402
-from daemon.generate import generate, style_names  # noqa: E402
-from daemon.generate.model import Arrangement  # noqa: E402
-from daemon.generate.request import KNOWN_PARTS, parse_request  # noqa: E402
+from bench.machine import cpu_model, usable_cpus
+from ai_band.errors import BandError
+from ai_band.generate.pipeline import generate, style_names
+from ai_band.model import Arrangement
+from ai_band.request import KNOWN_PARTS, parse_request
 
 #: Median targets per case, milliseconds.
 TARGETS_MS = {"small": 100.0, "song": 1000.0}
@@ -66,7 +65,7 @@ def supported_parts(
     """
     accepted: list[str] = []
     rejected: dict[str, str] = {}
-    gen_logger = logging.getLogger("daemon.generate")
+    gen_logger = logging.getLogger("ai_band.generate.pipeline")
     was_disabled = gen_logger.disabled
     gen_logger.disabled = True  # a rejected part is expected here, not worth a traceback
     try:

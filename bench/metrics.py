@@ -133,7 +133,7 @@ RHYTHM_METRICS = ("note_density", "empty_beat_rate", "groove_consistency")
 def beat_offsets(ts_num: int, ts_den: int) -> tuple[tuple[float, float], ...]:
     """Felt beats of a ``ts_num/ts_den`` bar as ``(offset, length)`` in quarter notes.
 
-    The same grouping as ai-band's ``daemon.generate.meter`` for the usual
+    The same grouping as ai-band's ``ai_band.theory.meter`` for the usual
     meters: ``den <= 4`` every unit is a beat (4/4, 3/4, 2/2); ``den >= 8``
     with ``num`` a multiple of 3 gives dotted beats of three units (6/8,
     12/8); other ``den >= 8`` group units 2+2+...+3 (7/8 = 2+2+3); beats

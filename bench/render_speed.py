@@ -5,7 +5,7 @@ Workload: ``generate(parse_request({...}))`` of style rock (default), parts
 drums, bass, keys, melody, 32 bars of ``| C | Am | F | G |`` at 120 bpm,
 seed 1: 64 s of music plus the 2 s tail, 44.1 kHz.  For each engine
 (FluidSynth with the installed GM SoundFont, and the built-in numpy
-synthesizer) one :class:`~daemon.render.audio.AudioRenderer` is created
+synthesizer) one :class:`~ai_band.render.audio.AudioRenderer` is created
 (the SoundFont load is timed), warmed up with one render, then
 ``AudioRenderer.render`` is timed ``--reps`` times with the renderer kept
 warm.  File writing is not included.  The engines are interleaved, so a
@@ -18,7 +18,7 @@ the machine (CPU model, cores, Python).  Exit code 1 when the FluidSynth
 median ratio is below ``--target`` (50x real time); 2 when FluidSynth is not
 available at all.
 
-Usage: python bench/render_speed.py [--reps 15] [--style rock] [--target 50]
+Usage: python -m bench.render_speed [--reps 15] [--style rock] [--target 50]
        [--sample-rate 44100] [--json bench/results/render_speed.json]
 """
 
@@ -38,15 +38,14 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from bench.machine import cpu_model, usable_cpus
-from daemon.errors import RenderError
-from daemon.generate import generate
-from daemon.generate.model import Arrangement
-from daemon.generate.request import parse_request
-from daemon.priority import refuse_numpy_hugepages
-from daemon.render.audio import AudioOptions, AudioRenderer
+from ai_band.errors import RenderError
+from ai_band.generate.pipeline import generate
+from ai_band.model import Arrangement
+from ai_band.request import parse_request
+from ai_band.system.priority import refuse_numpy_hugepages
+from ai_band.render.audio import AudioOptions, AudioRenderer
 
 #: Median real-time ratio FluidSynth must reach.
 TARGET_RATIO = 50.0

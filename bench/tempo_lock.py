@@ -4,7 +4,7 @@
 What it does (issue 2, item 8):
   * starts a private JACK server (dummy driver, 48 kHz, period 64) and the
     daemon as its own process (``ai-band run``, JACK MIDI API);
-  * a simulated DAW host (daemon.devtools.hostsim) sends ``/band/transport``
+  * a simulated DAW host (ai_band.host) sends ``/band/transport``
     over UDP to 127.0.0.1 at 25 Hz; every message carries the ppq of its
     nominal time but is sent with +/-10 ms uniform jitter;
   * generates a job (humanize 0, swing 0: every note on the 16th grid),
@@ -24,7 +24,7 @@ counted apart, frame-exactly from the daemon's write log), and no note
 recorded twice.
 Exit code 1 if a target is missed.
 
-Usage: python bench/tempo_lock.py [--seconds 40] [--render-load] [--daemon-config ai-band.toml]
+Usage: python -m bench.tempo_lock [--seconds 40] [--render-load] [--daemon-config ai-band.toml]
        [--json bench/results/tempo_lock.json]
 """
 
@@ -42,16 +42,15 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.machine import machine_name  # noqa: E402
-from daemon.devtools.daemonproc import DaemonProcess  # noqa: E402
-from daemon.devtools.hostsim import HostSimulator, OscClient  # noqa: E402
-from daemon.devtools.jackserver import JackServer  # noqa: E402
-from daemon.devtools.recorder import sounding_notes  # noqa: E402
-from daemon.devtools.recorder_process import RecorderProcess  # noqa: E402
-from daemon.generate import generate  # noqa: E402
-from daemon.generate.request import KNOWN_PARTS, parse_request  # noqa: E402
+from bench.machine import machine_name
+from ai_band.testing.daemonproc import DaemonProcess
+from ai_band.host import HostSimulator, OscClient
+from ai_band.testing.jackserver import JackServer
+from ai_band.testing.recorder import sounding_notes
+from ai_band.testing.recorder_process import RecorderProcess
+from ai_band.generate.pipeline import generate
+from ai_band.request import KNOWN_PARTS, parse_request
 
 TARGETS = {
     "p99_dev_ms": 1.5,

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from daemon.devtools.jackserver import JackServer
+from ai_band.testing.jackserver import JackServer
 
 # ---------------------------------------------------------------------------
 # devtools fixtures: a private JACK server (dummy driver) per test module.
@@ -33,13 +33,13 @@ def jack_server() -> Iterator[JackServer]:
 
 from pathlib import Path  # noqa: E402
 
-from daemon.devtools.daemonproc import DaemonProcess  # noqa: E402
-from daemon.devtools.hostsim import OscClient  # noqa: E402
+from ai_band.testing.daemonproc import DaemonProcess  # noqa: E402
+from ai_band.host import OscClient  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def band(jack_server: JackServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
-    """The real daemon (``python -m daemon run``) on the module's JACK server, OSC on 127.0.0.1.
+    """The real daemon (``python -m ai_band run``) on the module's JACK server, OSC on 127.0.0.1.
 
     On teardown it is stopped with SIGTERM and must exit 0.
     """
@@ -119,7 +119,7 @@ def recorder_on(jack_server: JackServer, client_name: str, count: int = 1):
     """Context manager: a MidiRecorder on ``jack_server``, connected to ``count`` ports matching ``client_name``."""
     import contextlib
 
-    from daemon.devtools.recorder import MidiRecorder
+    from ai_band.testing.recorder import MidiRecorder
 
     @contextlib.contextmanager
     def recording():
@@ -153,8 +153,8 @@ class ClientFrameTimeReadLate:
 
 def kick_per_beat_job(job_id: str):
     """A one-bar scheduler job: a kick on every beat (pitches 36..39 on channel 10), each a 16th long."""
-    from daemon.playback.ports import NOTE_OFF, NOTE_ON
-    from daemon.playback.scheduler import PlayableJob
+    from ai_band.playback.ports import NOTE_OFF, NOTE_ON
+    from ai_band.playback.scheduler import PlayableJob
 
     offsets, groups = [], []
     for beat in range(4):

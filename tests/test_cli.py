@@ -9,13 +9,13 @@ import mido
 import pretty_midi
 import pytest
 
-from daemon.devtools.daemonproc import DaemonProcess
+from ai_band.testing.daemonproc import DaemonProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def ai_band(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "daemon", *args], capture_output=True, text=True, cwd=ROOT, timeout=60, **kw)
+    return subprocess.run([sys.executable, "-m", "ai_band", *args], capture_output=True, text=True, cwd=ROOT, timeout=60, **kw)
 
 
 def test_generate_offline_writes_readable_files(tmp_path):
@@ -76,7 +76,7 @@ def test_signals_stop_within_5_s_with_exit_0(jack_server, tmp_path, sig):
 def test_job_json_holds_the_resolved_request_and_reproduces_the_job(tmp_path):
     import json
 
-    from daemon import __version__
+    from ai_band import __version__
 
     result = ai_band("generate", "--chords", "| Dm7 G7 | Cmaj7 | N.C. | A7 |", "--style", "jazz", "--prompt", "slow sad ballad",
                      "--bars", "8", "-o", str(tmp_path), "--job-id", "meta")

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.cli import _run_overrides, build_parser
-from daemon.config import Config, build_config, config_as_dict, load_config
-from daemon.errors import ConfigError
+from ai_band.cli import _run_overrides, build_parser
+from ai_band.config import Config, build_config, config_as_dict, load_config
+from ai_band.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 

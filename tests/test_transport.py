@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.transport import TransportModel, TransportSnapshot, TransportState
+from ai_band.transport import TransportModel, TransportSnapshot, TransportState
 
 
 def feed(model, bpm, t0, ppq0, seconds, rate_hz=25, jitter_s=0.0, rng=None, ts=(4, 4), latency_s=0.0):

@@ -6,8 +6,8 @@ import time
 
 from zeroconf import IPVersion, ServiceBrowser, ServiceListener, Zeroconf
 
-from daemon import __version__
-from daemon.devtools.daemonproc import DaemonProcess
+from ai_band import __version__
+from ai_band.testing.daemonproc import DaemonProcess
 
 
 class Listener(ServiceListener):
@@ -66,4 +66,4 @@ def test_zeroconf_none_disables_advertising(jack_server, tmp_path):
     with DaemonProcess(tmp_path, env=jack_server.env(), zeroconf_interfaces="none") as daemon:
         pass
     assert "zeroconf: disabled" in daemon.log_text()
-    assert "daemon.discovery" not in daemon.log_text()
+    assert "ai_band.discovery" not in daemon.log_text()

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from array import array
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.cpu_stalls import PERIOD_S, percentile, summarize  # noqa: E402
+from bench.cpu_stalls import PERIOD_S, percentile, summarize
 
 
 def _round(late_by_cpu: dict[int, dict[int, float]], wakeups: int = 1000) -> dict:

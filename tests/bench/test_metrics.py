@@ -6,14 +6,12 @@ Pure Python: no music21, no MMA, no generator.
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.metrics import (  # noqa: E402
+from bench.metrics import (
     beat_offsets,
     chord_tone_ratio,
     empty_beat_rate,

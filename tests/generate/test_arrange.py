@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.errors import ChordError, RequestError, StyleError
-from daemon.generate import MAX_BARS, STYLES, generate, resolve_request, validate_request
-from daemon.generate.arrange import (
+from ai_band.errors import ChordError, RequestError, StyleError
+from ai_band.generate.pipeline import MAX_BARS, STYLES, generate, resolve_request, validate_request
+from ai_band.generate.arrange import (
     AB_PERIOD,
     ENDING_MIN_BARS,
     allocate_bars,
@@ -18,8 +18,8 @@ from daemon.generate.arrange import (
     plan_song,
     section_role,
 )
-from daemon.generate.model import Arrangement
-from daemon.generate.request import KNOWN_PARTS, GenerationRequest, parse_request
+from ai_band.model import Arrangement
+from ai_band.request import KNOWN_PARTS, GenerationRequest, parse_request
 
 SONG = ("intro", "verse", "chorus", "verse", "chorus", "outro")
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.generate import STYLES, generate
-from daemon.generate.bass import BASS_HIGH, BASS_LOW
-from daemon.generate.model import Arrangement, Note
-from daemon.generate.request import GenerationRequest
+from ai_band.generate.pipeline import STYLES, generate
+from ai_band.generate.parts.bass import BASS_HIGH, BASS_LOW
+from ai_band.model import Arrangement, Note
+from ai_band.request import GenerationRequest
 
 ON_BEAT_SHEETS = ["| C/E F G7 A7/C# |", "| Dm7 . G7/B . | C/Bb | D/F# | G7sus4 |", "C Am F G"]
 

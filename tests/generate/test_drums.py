@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.generate import STYLES, generate
-from daemon.generate.model import Arrangement, Note
-from daemon.generate.request import GenerationRequest
+from ai_band.generate.pipeline import STYLES, generate
+from ai_band.model import Arrangement, Note
+from ai_band.request import GenerationRequest
 
 KICK, SNARE, CLOSED_HAT, PEDAL_HAT, CRASH, RIDE, CLAP = 36, 38, 42, 44, 49, 51, 39
 TOMS = {41, 43, 45, 47, 48, 50}

@@ -16,17 +16,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daemon.errors import ChordError, RequestError, StyleError
-from daemon.generate import STYLES, generate, request_seed, style_names, validate_request
-from daemon.generate.bass import generate_bass
-from daemon.generate.context import PartContext, build_slots
-from daemon.generate.drums import generate_drums
-from daemon.generate.groove import finalize
-from daemon.generate.keys import generate_keys
-from daemon.generate.meter import Meter
-from daemon.generate.model import Arrangement
-from daemon.generate.request import KNOWN_PARTS, GenerationRequest, parse_request
-from daemon.theory import parse_key, parse_progression
+from ai_band.errors import ChordError, RequestError, StyleError
+from ai_band.generate.pipeline import STYLES, generate, request_seed, style_names, validate_request
+from ai_band.generate.parts.bass import generate_bass
+from ai_band.generate.context import PartContext, build_slots
+from ai_band.generate.parts.drums import generate_drums
+from ai_band.generate.groove import finalize
+from ai_band.generate.parts.keys import generate_keys
+from ai_band.theory.meter import Meter
+from ai_band.model import Arrangement
+from ai_band.request import KNOWN_PARTS, GenerationRequest, parse_request
+from ai_band.theory import parse_key, parse_progression
 
 ALL_PARTS = ("drums", "bass", "keys")
 #: The meters every style must groove in (issue 3).
@@ -381,8 +381,8 @@ def test_validate_request_accepts_good_and_rejects_bad() -> None:
 def test_same_notes_in_another_process_with_another_hash_seed() -> None:
     code = (
         "import hashlib\n"
-        "from daemon.generate import generate\n"
-        "from daemon.generate.request import GenerationRequest as R\n"
+        "from ai_band.generate.pipeline import generate\n"
+        "from ai_band.request import GenerationRequest as R\n"
         "a = generate(R(chords='| Dm7 G7/B | C/E | % | F#ø7 . B7 . |', style='jazz', ts=(7, 8),"
         " bars=9, parts=('drums', 'bass', 'keys')))\n"
         "print(hashlib.sha256(repr(a).encode()).hexdigest())\n"

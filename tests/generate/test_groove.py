@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from daemon.generate.groove import MAX_SHIFT_PPQ, apply_swing, finalize, humanize, mute_bars
-from daemon.generate.meter import Meter
-from daemon.generate.model import Note
+from ai_band.generate.groove import MAX_SHIFT_PPQ, apply_swing, finalize, humanize, mute_bars
+from ai_band.theory.meter import Meter
+from ai_band.model import Note
 
 
 def _eighths(bars: int, meter: Meter) -> list[Note]:

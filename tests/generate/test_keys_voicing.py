@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from daemon.generate import STYLES, generate
-from daemon.generate.keys import (
+from ai_band.generate.pipeline import STYLES, generate
+from ai_band.generate.parts.keys import (
     KEYS_HIGH,
     KEYS_LOW,
     choose_voicing,
@@ -15,9 +15,9 @@ from daemon.generate.keys import (
     voicing_candidates,
     voicing_tones,
 )
-from daemon.generate.model import Arrangement
-from daemon.generate.request import GenerationRequest
-from daemon.theory.chords import parse_chord
+from ai_band.model import Arrangement
+from ai_band.request import GenerationRequest
+from ai_band.theory.chords import parse_chord
 
 SHEET = "| Dm9 G13 | Cmaj7/E | F#ø7 B7b9 | Em7 A7 | C/Bb | D/F# G7sus4 | Ab6 | C5 |"
 

@@ -9,14 +9,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daemon.generate import STYLES, generate
-from daemon.generate.guitar import TUNING, chord_shapes, power_shape
-from daemon.generate.melody import safe_pitch_classes
-from daemon.generate.model import Arrangement, ChordSpan, Note
-from daemon.generate.request import KNOWN_PARTS, GenerationRequest
-from daemon.generate.strings import CELLO_HIGH, UPPER_LOW
-from daemon.generate.styles import RANGES
-from daemon.theory import parse_chord
+from ai_band.generate.pipeline import STYLES, generate
+from ai_band.generate.parts.guitar import TUNING, chord_shapes, power_shape
+from ai_band.generate.parts.melody import safe_pitch_classes
+from ai_band.model import Arrangement, ChordSpan, Note
+from ai_band.request import KNOWN_PARTS, GenerationRequest
+from ai_band.generate.parts.strings import CELLO_HIGH, UPPER_LOW
+from ai_band.generate.styles import RANGES
+from ai_band.theory import parse_chord
 
 SHEET = "| Dm9 G13 | Cmaj7/E | F#ø7 B7b9 | Em7 A7 | C/Bb | D/F# G7sus4 | Ab6 | C5 |"
 PITCHED = tuple(p for p in KNOWN_PARTS if p != "drums")
@@ -84,7 +84,7 @@ def _melody_clashes(arrangement: Arrangement) -> list[tuple[str, Note]]:
 
 
 def _beat_starts(arrangement: Arrangement) -> list[float]:
-    from daemon.generate.meter import Meter
+    from ai_band.theory.meter import Meter
 
     style = STYLES[arrangement.style]
     meter = Meter.from_ts(

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.generate.prompt import PROMPT_VOCABULARY, Effect, apply_prompt, interpret_prompt
-from daemon.generate.request import KNOWN_PARTS, parse_request
-from daemon.generate.styles import STYLES
-from daemon.theory.keys import parse_key
+from ai_band.generate.prompt import PROMPT_VOCABULARY, Effect, apply_prompt, interpret_prompt
+from ai_band.request import KNOWN_PARTS, parse_request
+from ai_band.generate.styles import STYLES
+from ai_band.theory.keys import parse_key
 
 
 def _parts(result: dict[str, object]) -> list[str]:
@@ -235,7 +235,7 @@ def test_first_genre_wins() -> None:
 def test_unknown_styles_are_never_returned(monkeypatch: pytest.MonkeyPatch) -> None:
     from types import MappingProxyType
 
-    from daemon.generate import styles
+    from ai_band.generate import styles
 
     only_rock = MappingProxyType({"rock": styles.STYLES["rock"]})
     monkeypatch.setattr(styles, "STYLES", only_rock)

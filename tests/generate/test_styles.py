@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.errors import StyleError
-from daemon.generate import STYLES, style_names
-from daemon.generate.bass import PATTERNS
-from daemon.generate.drums import GROOVES
-from daemon.generate.guitar import PATTERNS as GUITAR_PATTERNS
-from daemon.generate.keys import COMPING
-from daemon.generate.request import KNOWN_PARTS
-from daemon.generate.styles import ALIASES, CHANNELS, DEFAULT_STYLE, PART_ORDER, RANGES, get_style
+from ai_band.errors import StyleError
+from ai_band.generate.pipeline import STYLES, style_names
+from ai_band.generate.parts.bass import PATTERNS
+from ai_band.generate.parts.drums import GROOVES
+from ai_band.generate.parts.guitar import PATTERNS as GUITAR_PATTERNS
+from ai_band.generate.parts.keys import COMPING
+from ai_band.request import KNOWN_PARTS
+from ai_band.generate.styles import ALIASES, CHANNELS, DEFAULT_STYLE, PART_ORDER, RANGES, get_style
 
 REQUIRED = {
     "classical",

@@ -23,7 +23,7 @@ def test_hello_registers_and_welcomes(osc, band):
 
 
 def test_registered_client_gets_replies_to_other_senders(band):
-    from daemon.devtools.hostsim import OscClient
+    from ai_band.host import OscClient
 
     with OscClient(("127.0.0.1", band.port)) as listener, OscClient(("127.0.0.1", band.port)) as other:
         listener.hello("listener")
@@ -53,7 +53,7 @@ def test_status_reports_everything(osc, band):
     for key in ("version", "uptime_s", "clients", "transport", "jobs", "ports", "counters", "playback"):
         assert key in status
     assert status["osc_port"] == band.port
-    from daemon.generate.request import KNOWN_PARTS
+    from ai_band.request import KNOWN_PARTS
 
     # One JACK client, one port per part: ai-band:drums, ai-band:bass, ...
     expected = {part: f"ai-band:{part}" for part in KNOWN_PARTS}

@@ -7,7 +7,7 @@ import struct
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daemon.devtools.hostsim import build_message
+from ai_band.host import build_message
 
 
 def still_alive(osc, tag="alive"):

@@ -3,9 +3,9 @@
 import pytest
 from pythonosc.osc_message import OscMessage
 
-from daemon.errors import ProtocolError, RequestError
-from daemon.osc.api import SPECS
-from daemon.osc.protocol import check_args, encode_message, to_juce_safe
+from ai_band.errors import ProtocolError, RequestError
+from ai_band.osc.api import SPECS
+from ai_band.osc.protocol import check_args, encode_message, to_juce_safe
 
 
 def test_replies_use_only_juce_types():

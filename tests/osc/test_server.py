@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from daemon.osc.server import OscEndpoint
+from ai_band.osc.server import OscEndpoint
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SIOCGSTAMPNS is Linux")
 

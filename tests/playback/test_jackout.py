@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ClientFrameTimeReadLate, DropoutGuard, recorder_on
-from daemon.playback.ports import NOTE_OFF, NOTE_ON, PortSet
+from ai_band.playback.ports import NOTE_OFF, NOTE_ON, PortSet
 
 pytestmark = pytest.mark.jack
 
@@ -75,7 +75,7 @@ def test_release_takes_back_what_is_queued_and_leaves_nothing_sounding(ports_and
 
 
 def test_after_the_server_goes_messages_are_dropped_and_counted_not_queued(monkeypatch):
-    from daemon.devtools.jackserver import JackServer
+    from ai_band.testing.jackserver import JackServer
 
     with JackServer() as server:
         monkeypatch.setenv("JACK_DEFAULT_SERVER", server.name)
@@ -165,7 +165,7 @@ def test_an_xrun_the_server_noted_restarts_the_period_window_at_the_next_callbac
     # server noted (not when the xrun callback arrives from the notification
     # thread). A stale window is simulated by an anchor 5 ms early: messages
     # then come 5 ms late until it leaves the window (16 periods).
-    import daemon.playback.jackout as jackout
+    import ai_band.playback.outputs.jack as jackout
 
     ports, recorder = ports_and_recorder
     client = ports._jack
@@ -195,7 +195,7 @@ def test_an_xrun_callback_alone_leaves_the_period_window(ports_and_recorder, mon
     # JACK2 also calls the xrun callback when a client finished late, which
     # moves no timeline (~1000 times a minute under render load): the window
     # of period starts must keep its anchors then.
-    import daemon.playback.jackout as jackout
+    import ai_band.playback.outputs.jack as jackout
 
     ports, _recorder = ports_and_recorder
     client = ports._jack

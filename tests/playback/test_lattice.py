@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.generate.model import Arrangement, Note, Part
-from daemon.playback.scheduler import PlayableJob
+from ai_band.model import Arrangement, Note, Part
+from ai_band.playback.scheduler import PlayableJob
 
 
 def arrangement(notes, bars=1, ts=(4, 4)):

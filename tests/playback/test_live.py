@@ -11,11 +11,11 @@ import time
 import pytest
 
 from conftest import DropoutGuard, generate_args, guard_dropouts, wait_job
-from daemon.devtools.daemonproc import DaemonProcess
-from daemon.devtools.hostsim import HostSimulator, OscClient
-from daemon.devtools.recorder import MidiRecorder
-from daemon.generate import generate
-from daemon.generate.request import KNOWN_PARTS, parse_request
+from ai_band.testing.daemonproc import DaemonProcess
+from ai_band.host import HostSimulator, OscClient
+from ai_band.testing.recorder import MidiRecorder
+from ai_band.generate.pipeline import generate
+from ai_band.request import KNOWN_PARTS, parse_request
 
 COARSE_MS = 6.0
 

@@ -11,9 +11,9 @@ import time
 import pytest
 
 from conftest import DropoutGuard, kick_per_beat_job, recorder_on
-from daemon.playback.ports import PortSet
-from daemon.playback.scheduler import Scheduler
-from daemon.transport import TransportSnapshot
+from ai_band.playback.ports import PortSet
+from ai_band.playback.scheduler import Scheduler
+from ai_band.transport import TransportSnapshot
 
 pytestmark = pytest.mark.jack
 

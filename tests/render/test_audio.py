@@ -20,12 +20,12 @@ import pytest
 import soundfile
 from scipy.signal import resample_poly
 
-import daemon.render.audio as audio_module
-from daemon.errors import RenderError
-from daemon.generate import generate
-from daemon.generate.model import Arrangement, Note, Part
-from daemon.generate.request import GenerationRequest
-from daemon.render.audio import (
+import ai_band.render.audio as audio_module
+from ai_band.errors import RenderError
+from ai_band.generate.pipeline import generate
+from ai_band.model import Arrangement, Note, Part
+from ai_band.request import GenerationRequest
+from ai_band.render.audio import (
     AudioOptions,
     AudioRenderer,
     RenderedAudio,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from daemon.errors import RenderError
-from daemon.generate.model import Arrangement, Note, Part
-from daemon.render.audio import AudioRenderer, find_soundfont
-from daemon.render.synth import NumpySynth, patch_for
+from ai_band.errors import RenderError
+from ai_band.model import Arrangement, Note, Part
+from ai_band.render.audio import AudioRenderer, find_soundfont
+from ai_band.render.synth import NumpySynth, patch_for
 
 SR = 44100
 
@@ -84,7 +84,7 @@ def fluid():
     pytest.importorskip("fluidsynth", reason="pyfluidsynth/libfluidsynth3 missing")
     if find_soundfont() is None:
         pytest.skip("no GM SoundFont (apt install fluid-soundfont-gm)")
-    from daemon.render.fluid import FluidEngine
+    from ai_band.render.fluid import FluidEngine
 
     engine = FluidEngine(find_soundfont())
     yield engine

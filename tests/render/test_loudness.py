@@ -9,7 +9,7 @@ import pyloudnorm
 import pytest
 from scipy.signal import butter, resample_poly, sosfilt
 
-from daemon.render.loudness import (
+from ai_band.render.loudness import (
     FLOOR_DBTP,
     SILENCE_LUFS,
     integrated_loudness,
@@ -75,7 +75,7 @@ def test_envelope_matches_resample_poly_in_chunks() -> None:
 
 
 def _annex_filter() -> np.ndarray:
-    from daemon.render.loudness import _PHASES
+    from ai_band.render.loudness import _PHASES
 
     return _PHASES.T.reshape(-1) / 4.0
 

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.errors import ChordError
-from daemon.theory.chords import note_to_pc, parse_chord, parse_progression
+from ai_band.errors import ChordError
+from ai_band.theory.chords import note_to_pc, parse_chord, parse_progression
 
 C, Db, D, Eb, E, F, Gb, G, Ab, A, Bb, B = range(12)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.errors import RequestError
-from daemon.theory.chords import parse_chord
-from daemon.theory.keys import Key, Mode, infer_key, parse_key
+from ai_band.errors import RequestError
+from ai_band.theory.chords import parse_chord
+from ai_band.theory.keys import Key, Mode, infer_key, parse_key
 
 
 @pytest.mark.parametrize(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.errors import ChordError
-from daemon.theory.chords import parse_chord, parse_progression
-from daemon.theory.keys import parse_key
-from daemon.theory.roman import is_numeral
+from ai_band.errors import ChordError
+from ai_band.theory.chords import parse_chord, parse_progression
+from ai_band.theory.keys import parse_key
+from ai_band.theory.roman import is_numeral
 
 C, Db, D, Eb, E, F, Gb, G, Ab, A, Bb, B = range(12)
 

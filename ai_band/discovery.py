@@ -1,0 +1,112 @@
+"""DNS-SD advertisement of the OSC endpoint over mDNS (python-zeroconf).
+
+Service type ``_osc._udp.local.`` (the registered DNS-SD type for Open Sound
+Control), instance ``<name> on <hostname>``, TXT ``proto=ai-band/1``,
+``version=<package version>``, ``osc=/band``.  Following Mopidy's zeroconf
+module, a failure to advertise is logged and never fatal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+
+from ai_band import __version__
+
+log = logging.getLogger(__name__)
+
+SERVICE_TYPE = "_osc._udp.local."
+PROTOCOL = "ai-band/1"
+
+
+def advertised_addresses(interfaces: tuple[str, ...], bind_host: str) -> list[str]:
+    """IPv4 addresses to put in the A records.
+
+    Args:
+        interfaces: configured interface addresses; empty means all.
+        bind_host: the OSC bind address; a specific one is advertised as is.
+
+    Returns:
+        Dotted-quad strings; loopback only if nothing else exists or was asked for.
+    """
+    if interfaces:
+        return list(interfaces)
+    if bind_host not in ("0.0.0.0", "::"):
+        return [bind_host]
+    import ifaddr
+
+    found: list[str] = []
+    for adapter in ifaddr.get_adapters():
+        for ip in adapter.ips:
+            if isinstance(ip.ip, str) and not ipaddress.ip_address(ip.ip).is_loopback:
+                found.append(ip.ip)
+    return found or ["127.0.0.1"]
+
+
+class Advertiser:
+    """Registers and withdraws the ``_osc._udp`` service.
+
+    Args:
+        name: instance name; the service is ``"<name> on <hostname>"``.
+        port: the OSC UDP port.
+        interfaces: IPv4 addresses of the interfaces to use; empty = all.
+        bind_host: the OSC bind address.
+    """
+
+    def __init__(self, name: str, port: int, interfaces: tuple[str, ...] = (), bind_host: str = "0.0.0.0") -> None:
+        self.hostname = socket.gethostname().split(".")[0]
+        self.instance = f"{name} on {self.hostname}"
+        self.port = port
+        self.interfaces = interfaces
+        self.bind_host = bind_host
+        self.registered_name: str | None = None
+        self._zc = None
+        self._info = None
+
+    async def start(self) -> bool:
+        """Advertise; returns False (and logs) on any failure instead of raising."""
+        try:
+            from zeroconf import IPVersion
+            from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
+
+            addresses = advertised_addresses(self.interfaces, self.bind_host)
+            kwargs = {"interfaces": list(self.interfaces)} if self.interfaces else {}
+            self._zc = AsyncZeroconf(ip_version=IPVersion.V4Only, **kwargs)
+            self._info = AsyncServiceInfo(
+                SERVICE_TYPE,
+                f"{self.instance}.{SERVICE_TYPE}",
+                port=self.port,
+                properties={"proto": PROTOCOL, "version": __version__, "osc": "/band"},
+                parsed_addresses=addresses,
+                server=f"{self.hostname}.local.",
+            )
+            await asyncio.wait_for(
+                await self._zc.async_register_service(self._info, allow_name_change=True), timeout=10
+            )
+            self.registered_name = self._info.name
+            log.info("zeroconf: advertising %r on %s port %d", self._info.name, ", ".join(addresses), self.port)
+            return True
+        except Exception as exc:  # noqa: BLE001 - advertising is a convenience, never fatal
+            log.warning("zeroconf: could not advertise the OSC service: %s", exc)
+            await self.stop()
+            return False
+
+    async def stop(self) -> None:
+        """Send the goodbye (unregister) and close; idempotent, never raises."""
+        zc, info = self._zc, self._info
+        self._zc = self._info = None
+        if zc is None:
+            return
+        try:
+            if info is not None and self.registered_name:
+                await asyncio.wait_for(await zc.async_unregister_service(info), timeout=3)
+                log.info("zeroconf: goodbye sent for %r", self.registered_name)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("zeroconf: unregister failed: %s", exc)
+        finally:
+            try:
+                await asyncio.wait_for(zc.async_close(), timeout=3)
+            except Exception as exc:  # noqa: BLE001
+                log.debug("zeroconf: close failed: %s", exc)

@@ -1,0 +1,416 @@
+"""Generation jobs: queued on the event loop, generated and written in worker processes.
+
+Generation is CPU-bound Python; in a thread it would hold the GIL and delay
+the scheduler thread, so it runs in a :class:`~concurrent.futures.ProcessPoolExecutor`
+(``forkserver`` start method: safe in a process that already has threads).
+The worker writes the files itself (atomically, see
+:mod:`ai_band.render.midi`) and returns the arrangement (pickled: see
+:attr:`Job.arrangement`) and the paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import logging
+import multiprocessing
+import pickle
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ai_band.errors import BandError, JobError, RequestError
+from ai_band.model import Arrangement
+from ai_band.request import GenerationRequest
+from ai_band.render.audio_job import (AUDIO_FORMATS, RenderSettings, demote_process, init_render_worker, run_render,
+                                     yield_cpu)
+
+log = logging.getLogger(__name__)
+
+#: Job states in the order they happen; the last three are final.
+STATES = ("queued", "generating", "rendering", "done", "failed", "cancelled")
+FINAL_STATES = ("done", "failed", "cancelled")
+
+
+@dataclass
+class Job:
+    """One generation request and its outcome.
+
+    Attributes:
+        job_id: unique id, also the name of the job's output folder.
+        request: the validated request.
+        reply_to: (ip, port) of the requester, or None (offline use).
+        state: one of :data:`STATES`.
+        progress: 0..1.
+        arrangement_pickle: the generated parts once done, pickled by the
+            worker; :attr:`arrangement` unpickles them when first asked.
+        files: ``(part, path)`` of every file written, in writing order: each
+            part's .mid, ``full`` (full.mid), ``job`` (job.json), then with
+            audio ``mix`` (mix.wav / mix.flac) and the stems (``<part>.wav``).
+        announced: how many of ``files`` have been announced with ``/band/file``.
+        audio: the audio section of job.json once rendered.
+        error: ``(code, message)`` once failed.
+        elapsed_ms: wall time of generation plus writing, milliseconds.
+    """
+
+    job_id: str
+    request: GenerationRequest
+    reply_to: tuple[str, int] | None = None
+    state: str = "queued"
+    progress: float = 0.0
+    arrangement_pickle: bytes | None = None
+    files: list[tuple[str, str]] = field(default_factory=list)
+    announced: int = 0
+    audio: dict | None = None
+    error: tuple[str, str] | None = None
+    elapsed_ms: float | None = None
+    created_s: float = field(default_factory=time.time)
+    _arrangement: Arrangement | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def arrangement(self) -> Arrangement | None:
+        """The generated parts (None until done), unpickled on first use and kept.
+
+        They travel from the generation worker to the daemon, and on to a
+        render worker, as one ``bytes`` object, so that the daemon does no
+        per-note work for a job nobody plays: unpickled, an 8-part, 64-bar
+        arrangement (8400 notes) is 15 ms of Python, and pickled again for
+        the render worker 4 ms more, all of it on the daemon's CPU, next to
+        jackd (see :meth:`Part.__reduce__ <ai_band.model.Part.__reduce__>`).
+        """
+        if self._arrangement is None and self.arrangement_pickle is not None:
+            self._arrangement = pickle.loads(self.arrangement_pickle)
+        return self._arrangement
+
+    def as_dict(self) -> dict:
+        """JSON-ready summary for ``/band/status``."""
+        return {
+            "id": self.job_id,
+            "request_id": self.request.id,
+            "state": self.state,
+            "progress": self.progress,
+            "files": [list(f) for f in self.files],
+            "audio": {k: self.audio[k] for k in ("engine", "loudness_lufs", "true_peak_dbtp", "realtime_ratio")}
+            if self.audio else None,
+            "error": list(self.error) if self.error else None,
+            "elapsed_ms": self.elapsed_ms,
+        }
+
+
+def new_job_id() -> str:
+    """A sortable unique id: UTC time plus 4 random hex digits, e.g. ``20261121-141502-3fa2``."""
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{secrets.token_hex(2)}"
+
+
+def produce(request: GenerationRequest, job_dir: Path) -> tuple[Arrangement, dict[str, str], float]:
+    """Resolve, generate and write one job's files: the work of a job, offline or in a worker.
+
+    Args:
+        request: the validated request.
+        job_dir: the job's folder (created); its name is the job id.
+
+    Returns:
+        ``(arrangement, {part | "full" | "job": path}, generation_ms)``.
+
+    Raises:
+        BandError: bad request content (style, chords, ...) or a failed write.
+    """
+    from ai_band.generate.pipeline import generate, resolve_request
+    from ai_band.render.metadata import job_metadata, write_job_metadata
+    from ai_band.render.midi import write_midi_files
+
+    t0 = time.perf_counter()
+    resolved = resolve_request(request)
+    arrangement = generate(resolved)
+    generation_ms = (time.perf_counter() - t0) * 1000.0
+    job_dir.mkdir(parents=True, exist_ok=True)
+    files = {name: str(p) for name, p in write_midi_files(arrangement, job_dir).items()}
+    meta = job_metadata(job_dir.name, request, resolved, arrangement, generation_ms)
+    files["job"] = str(write_job_metadata(job_dir, meta))
+    return arrangement, files, generation_ms
+
+
+def run_job(request: GenerationRequest, job_dir: str) -> tuple[str, object]:
+    """Worker entry point: :func:`produce`, never raising.
+
+    Returns:
+        ``("ok", (arrangement pickled, files, elapsed_ms))`` or ``("error", (code, message))``:
+        the arrangement as ``bytes`` (see :attr:`Job.arrangement`).
+        Errors travel as plain tuples: exception subclasses with custom
+        constructors do not always survive pickling.
+    """
+    t0 = time.perf_counter()
+    try:
+        arrangement, files, _ = produce(request, Path(job_dir))
+        files = list(files.items())
+    except BandError as exc:
+        return "error", (exc.code, str(exc))
+    except Exception as exc:  # noqa: BLE001 - reported to the client, logged by the caller
+        return "error", ("generation_failed", f"{type(exc).__name__}: {exc}")
+    return "ok", (pickle.dumps(arrangement, pickle.HIGHEST_PROTOCOL), files, (time.perf_counter() - t0) * 1000.0)
+
+
+def _warm_up() -> bool:
+    import ai_band.generate.pipeline  # noqa: F401 - import cost paid at start-up, not on the first job
+    import ai_band.render.metadata  # noqa: F401
+    import ai_band.render.midi  # noqa: F401
+
+    return True
+
+
+class _WorkerProcess(multiprocessing.context.ForkServerProcess):
+    """A forkserver process that its parent demotes the moment it has a pid (see :class:`WorkerContext`)."""
+
+    #: ``(nice, cpus, worker_cpus)`` for :func:`~ai_band.render.audio_job.demote_process`.
+    demotion: tuple[int, int, tuple[int, ...]] = (10, 0, ())
+
+    def start(self) -> None:
+        """Start the process, then move it to the workers' CPUs, ``SCHED_IDLE`` and idle I/O."""
+        super().start()
+        demote_process(self.pid, *self.demotion)
+
+
+class WorkerContext:
+    """The ``forkserver`` multiprocessing context, for worker pools whose processes start demoted.
+
+    Pass it as ``mp_context`` to :class:`~concurrent.futures.ProcessPoolExecutor`:
+    every process the pool starts is moved to the workers' CPUs, to
+    ``SCHED_IDLE`` and to idle I/O by the daemon as soon as it exists, not
+    only by the pool's initializer, which runs after the worker has imported
+    numpy, FluidSynth and the loudness code.  Until then a worker kept what it
+    inherited from the forkserver the daemon had started: the daemon's CPU
+    (:func:`~ai_band.system.priority.pin_threads`) and nice -10.  Traced with ftrace
+    under ``bench/tempo_lock.py --render-load``: a new render worker ran
+    1.4 s on the daemon's CPU in its first seconds, at jackd's priority.
+
+    Args:
+        settings: the ``[render]`` settings (``nice``, ``cpus``, ``worker_cpus``).
+
+    Everything else is the plain ``forkserver`` context's.
+    """
+
+    def __init__(self, settings: RenderSettings) -> None:
+        self._base = multiprocessing.get_context("forkserver")
+        self._demotion = (settings.nice, settings.cpus, tuple(settings.worker_cpus))
+
+    def Process(self, *args: object, **kwargs: object) -> _WorkerProcess:  # noqa: N802 - multiprocessing's name
+        """A worker process (``multiprocessing.Process`` arguments), demoted when started."""
+        process = _WorkerProcess(*args, **kwargs)
+        process.demotion = self._demotion
+        return process
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._base, name)
+
+
+Listener = Callable[[Job, str], None]
+
+
+class JobManager:
+    """Queue, run and remember generation jobs.
+
+    Args:
+        output_dir: files go to ``output_dir / job_id``.
+        workers: worker processes (>= 1).
+        max_queued: jobs queued or generating beyond this are refused.
+        listener: called on the event loop as ``listener(job, event)`` with
+            event ``"state"`` on every state change.
+        keep: how many finished jobs are remembered for ``/band/play``.
+    """
+
+    def __init__(
+        self,
+        output_dir: Path,
+        workers: int = 1,
+        max_queued: int = 16,
+        listener: Listener | None = None,
+        keep: int = 200,
+        render_settings: RenderSettings | None = None,
+        render_workers: int = 1,
+    ) -> None:
+        self.output_dir = output_dir
+        self.render_settings = render_settings or RenderSettings()
+        self.render_workers = render_workers
+        self._render_executor: ProcessPoolExecutor | None = None
+        self._progress_queue = None
+        self._progress_thread: threading.Thread | None = None
+        self.workers = workers
+        self.max_queued = max_queued
+        self.listener = listener
+        self.keep = keep
+        self.jobs: OrderedDict[str, Job] = OrderedDict()
+        self._tasks: dict[str, asyncio.Task] = {}
+        self._executor: ProcessPoolExecutor | None = None
+
+    async def start(self) -> None:
+        """Create the output folder and start (and warm up) the worker processes."""
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        ctx = WorkerContext(self.render_settings)
+        # Generation workers yield the CPU like render workers: live playback first.
+        self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx,
+                                             initializer=yield_cpu, initargs=(self.render_settings.nice,
+                                                                              self.render_settings.cpus,
+                                                                              self.render_settings.worker_cpus))
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(self._executor, _warm_up) for _ in range(self.workers)))
+        log.info("generation: %d worker process(es) ready; files in %s", self.workers, self.output_dir)
+
+    async def close(self) -> None:
+        """Cancel unfinished jobs and stop the workers."""
+        for job_id, task in list(self._tasks.items()):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+        if self._render_executor is not None:
+            self._render_executor.shutdown(wait=True, cancel_futures=True)
+            self._render_executor = None
+        if self._progress_queue is not None:
+            self._progress_queue.put(None)
+            if self._progress_thread is not None:
+                self._progress_thread.join(2)
+            self._progress_queue = None
+
+    def _render_pool(self) -> ProcessPoolExecutor:
+        """The render workers, started on first use (loading a SoundFont takes a while)."""
+        if self._render_executor is None:
+            ctx = WorkerContext(self.render_settings)
+            self._progress_queue = ctx.Queue()
+            self._render_executor = ProcessPoolExecutor(
+                max_workers=self.render_workers, mp_context=ctx,
+                initializer=init_render_worker, initargs=(self.render_settings, self._progress_queue),
+            )
+            loop = asyncio.get_running_loop()
+            queue = self._progress_queue
+
+            def pump() -> None:
+                while True:
+                    item = queue.get()
+                    if item is None:
+                        return
+                    try:
+                        loop.call_soon_threadsafe(self._on_progress, *item)
+                    except RuntimeError:  # the loop is closed
+                        return
+
+            self._progress_thread = threading.Thread(target=pump, name="render-progress", daemon=True)
+            self._progress_thread.start()
+        return self._render_executor
+
+    def _on_progress(self, job_id: str, fraction: float) -> None:
+        job = self.jobs.get(job_id)
+        if job is not None and job.state == "rendering":
+            self._set(job, "rendering", round(0.5 + 0.45 * fraction, 3))
+
+    def get(self, job_id: str) -> Job:
+        """Return the job; raises :class:`JobError` when unknown."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise JobError(f"unknown job {job_id!r}")
+        return job
+
+    def active_count(self) -> int:
+        """Jobs queued or generating."""
+        return sum(1 for j in self.jobs.values() if j.state not in FINAL_STATES)
+
+    def submit(self, request: GenerationRequest, reply_to: tuple[str, int] | None = None) -> Job:
+        """Queue a job and start it; returns at once.
+
+        Raises:
+            RequestError: code ``busy`` when ``max_queued`` jobs are waiting.
+        """
+        if self._executor is None:
+            raise JobError("the job manager is not running")
+        if self.active_count() >= self.max_queued:
+            raise RequestError("request", f"{self.max_queued} jobs are already queued; try later", "busy")
+        job = Job(job_id=new_job_id(), request=request, reply_to=reply_to)
+        while job.job_id in self.jobs:
+            job.job_id = new_job_id()
+        self.jobs[job.job_id] = job
+        self._trim()
+        self._notify(job)
+        self._tasks[job.job_id] = asyncio.get_running_loop().create_task(self._run(job))
+        return job
+
+    def cancel(self, job_id: str) -> Job:
+        """Cancel a queued or generating job.
+
+        Raises:
+            JobError: unknown job, or already finished.
+        """
+        job = self.get(job_id)
+        task = self._tasks.get(job_id)
+        if job.state in FINAL_STATES or task is None:
+            raise JobError(f"job {job_id} is already {job.state}")
+        task.cancel()
+        return job
+
+    async def wait(self, job_id: str) -> Job:
+        """Wait until the job is final; return it."""
+        task = self._tasks.get(job_id)
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+        return self.get(job_id)
+
+    def _trim(self) -> None:
+        while len(self.jobs) > self.keep:
+            oldest_id, oldest = next(iter(self.jobs.items()))
+            if oldest.state not in FINAL_STATES:
+                break
+            del self.jobs[oldest_id]
+
+    def _notify(self, job: Job) -> None:
+        if self.listener is not None:
+            try:
+                self.listener(job, "state")
+            except Exception:  # noqa: BLE001 - a reply failing must not kill the job
+                log.exception("job listener failed for %s", job.job_id)
+
+    def _fail(self, job: Job, error: tuple[str, str]) -> None:
+        job.error = error
+        log.warning("job %s failed: %s", job.job_id, error[1])
+        self._set(job, "failed", 1.0)
+
+    def _set(self, job: Job, state: str, progress: float) -> None:
+        job.state, job.progress = state, progress
+        self._notify(job)
+
+    async def _run(self, job: Job) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            self._set(job, "generating", 0.1)
+            job_dir = self.output_dir / job.job_id
+            status, payload = await loop.run_in_executor(self._executor, run_job, job.request, str(job_dir))
+            if status != "ok":
+                return self._fail(job, payload)  # type: ignore[arg-type]
+            job.arrangement_pickle, job.files, job.elapsed_ms = payload  # type: ignore[misc]
+            audio_formats = tuple(f for f in (job.request.render or ()) if f in AUDIO_FORMATS)
+            if audio_formats:
+                self._set(job, "rendering", 0.5)
+                req, cfg = job.request, self.render_settings
+                status, payload = await loop.run_in_executor(
+                    self._render_pool(), run_render, job.job_id, job.arrangement_pickle, str(job_dir), audio_formats,
+                    req.stems, req.sample_rate or cfg.sample_rate, req.bit_depth or cfg.bit_depth, cfg,
+                )
+                if status != "ok":
+                    return self._fail(job, payload)  # type: ignore[arg-type]
+                files, job.audio = payload  # type: ignore[misc]
+                job.files.extend(files)
+            log.info("job %s done: %s", job.job_id, ", ".join(f"{p}={Path(f).name}" for p, f in job.files))
+            self._set(job, "done", 1.0)
+        except asyncio.CancelledError:
+            self._set(job, "cancelled", job.progress)
+        except Exception as exc:  # noqa: BLE001 - e.g. a worker process died
+            job.error = ("generation_failed", f"{type(exc).__name__}: {exc}")
+            log.exception("job %s failed", job.job_id)
+            self._set(job, "failed", 1.0)
+        finally:
+            self._tasks.pop(job.job_id, None)

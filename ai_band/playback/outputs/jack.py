@@ -1,0 +1,349 @@
+"""JACK MIDI output: one JACK client with one MIDI output port per part.
+
+python-rtmidi opens one JACK client per virtual port, so eight parts made the
+daemon eight clients in the JACK graph, each woken by jackd every period.
+Without realtime scheduling every client in the graph is one more thread
+the kernel must schedule in time, every period (750 times a second at
+64 frames / 48 kHz). Measured on the 2-vCPU VM named in the README, jackd
+``--no-realtime -d dummy -r 48000 -p 64`` plus a recorder, over 15 s, with
+the render's loudness stage running on the other vCPU:
+
+* 8 python-rtmidi clients: 256 xruns (43 with no load);
+* 1 client with 8 ports: 47 xruns (15 with no load).
+
+So on JACK the daemon uses JACK-Client (the ``jack`` module, which the
+recorder already used) for one client, ``ai-band``, with ports
+``ai-band:drums``, ``ai-band:bass``, ... Owning the client also lets each
+message carry the time it is due: the process callback writes it at that
+frame of the period (python-rtmidi's JACK backend can only write at offset 0
+of the next period, so its timing was quantised to the period and exposed
+to every late wake-up of the sending thread).
+
+The process callback is Python, so it needs the GIL each period: the daemon
+keeps GIL hold times short (see ``daemon/generate/model.py`` and
+``daemon/heap.py``) and lowers the interpreter's switch interval so that a
+busy thread hands the GIL over within
+:data:`ai_band.system.priority.SWITCH_INTERVAL_S`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+
+import jack
+
+from ai_band.errors import MidiPortError
+from ai_band.system.jackclient import JackClientOwner
+from ai_band.system.priority import SWITCH_INTERVAL_S, make_realtime, name_thread
+
+log = logging.getLogger(__name__)
+
+
+#: Recent periods whose callback times anchor the current period's start.
+ANCHOR_PERIODS = 16
+
+#: Queued item: (due time in CLOCK_MONOTONIC ns, 0 = at once; MIDI bytes).
+QueuedMessage = tuple[int, bytes]
+
+
+def _xrun_delayed_usecs(client: jack.Client) -> float:
+    """``jack_get_xrun_delayed_usecs()``: the delay the server noted with its latest xrun, µs.
+
+    The server sets it when it notes the xrun, before the next cycle (JACK2
+    ``JackEngineControl::NotifyXRun``), so a process callback sees it change
+    at the first cycle after the xrun; the xrun callback comes later, from the
+    client's notification thread.  JACK-Client passes it only to that
+    callback, so it is read through the module's cffi library.
+    """
+    return jack._lib.jack_get_xrun_delayed_usecs(client._ptr)
+
+
+class JackPortOut:
+    """The sending side of one JACK MIDI output port.
+
+    Messages are queued with the CLOCK_MONOTONIC time they are due
+    (``collections.deque``: append and popleft are atomic under the GIL) and
+    written by the client's process callback at the frame of the period
+    that contains that time (see :class:`JackMidiClient`).  Queue them in
+    time order: a message waits behind the ones queued before it.
+    """
+
+    def __init__(self, client: JackMidiClient, port: object, name: str) -> None:
+        self._client = client
+        self.port = port
+        self.name = name
+        self.queue: deque[QueuedMessage] = deque()
+
+    def send_message(self, message: Iterable[int], at_ns: int = 0) -> None:
+        """Queue one complete MIDI message (status byte first, bytes 0..255).
+
+        Args:
+            message: the MIDI bytes.
+            at_ns: CLOCK_MONOTONIC ns (``time.monotonic_ns()``) when it is due;
+                0 or a past time: at offset 0 of the next period.
+
+        Once the JACK server has gone (or the client is closed) nothing would
+        ever drain the queue, so the message is dropped and counted in
+        :attr:`JackMidiClient.dropped_messages` instead.
+        """
+        client = self._client
+        if client.shutdown_reason is not None or client.closed:
+            client.dropped_messages += 1
+            return
+        self.queue.append((at_ns, bytes(message)))
+
+    def unsend(self, keep: Callable[[bytes], bool]) -> list[QueuedMessage]:
+        """Take back the queued messages not yet written for which ``keep`` is false.
+
+        Returns:
+            The messages taken back, in the order they were queued.
+        """
+        with self._client.queue_lock:
+            queued = list(self.queue)
+            self.queue.clear()
+            self.queue.extend(item for item in queued if keep(item[1]))
+        return [item for item in queued if not keep(item[1])]
+
+
+class JackMidiClient(JackClientOwner):
+    """One JACK client with a MIDI output port per part, writing messages at their frame.
+
+    Args:
+        parts: part names, in order; each becomes a port ``<client>:<part>``.
+        client_name: JACK client name; JACK appends ``-01`` etc. if it is taken.
+        servername: JACK server; ``None`` uses ``$JACK_DEFAULT_SERVER`` or the
+            default server. Never starts a server.
+        rtprio: if > 0, the process thread makes itself ``SCHED_FIFO`` at this
+            priority (1..99) in its first period, unless libjack already made
+            it realtime (a realtime server's clients are).  A server started
+            ``--no-realtime`` leaves its clients' threads ordinary, and an
+            ordinary thread waits its turn behind every other thread of its
+            priority on the CPU: measured with ``bench/tempo_lock.py
+            --render-load`` (10 interleaved runs each, README), the client
+            missed 296-428 periods per run as an ordinary thread at nice -10,
+            and 13-37 at ``SCHED_FIFO`` 10.  Refused (no ``CAP_SYS_NICE``, ``RLIMIT_RTPRIO``
+            too low), it is logged once and the thread stays as it is.
+        write_log_size: if > 0, :attr:`write_log` keeps the last this many
+            note-ons written (diagnostics: which frame each went out in).
+
+    Raises:
+        MidiPortError: no JACK server is reachable, or a port cannot be registered.
+
+    Timing: the process callback estimates when its period started on
+    CLOCK_MONOTONIC, as the smallest of ``callback time - (frame - frame_j) /
+    rate`` over the last :data:`ANCHOR_PERIODS` callbacks (each callback runs a
+    little after its period starts, so each gives an upper bound; the
+    recorder in ``ai_band/testing/recorder.py`` times periods the same way).
+    After the driver overruns, the dummy and ALSA drivers start a new
+    timeline (JACK2 ``JackTimedDriver::ProcessWait`` re-anchors), so the
+    window starts again in the first callback after it: the server records
+    the overrun's delay before it starts the next cycle
+    (``JackEngineControl::NotifyXRun``), and the callback sees it change
+    (``jack_get_xrun_delayed_usecs``).  Not on the xrun callback: it comes
+    later, from the notification thread (the window stayed on the old
+    timeline meanwhile, every message written as late as the timeline had
+    moved: 1.3-2.3 ms in callback logs), and it also reports a client that
+    finished late, which moves no timeline (~1000 such xruns per minute under
+    render load, against ~150 overruns).  Two overruns in a row with the same
+    delay (whole microseconds) look like one: the window then keeps old
+    periods for at most :data:`ANCHOR_PERIODS`.  A message due at time ``t``
+    in the period
+    ``[start, start + frames / rate)`` is written at frame offset
+    ``(t - start) * rate``; one due earlier (late) at offset 0.  A sender that
+    queues a few milliseconds ahead therefore gets frame-accurate output,
+    whatever the jitter of its own wake-ups or of the callback's.
+
+    Nothing lost when a callback runs late: JACK2 starts a new cycle on time
+    even while a client is still in the last one, and re-arms the graph: the
+    client's readers then wait for its *next* finish, and that is the late
+    callback's (``JackEngine::Process``, ``JackConnectionManager::ResetGraph``).
+    The libjack thread runs the current cycle's callback straight after. If
+    that callback cleared the port buffers, a reader woken by the late finish
+    could find them empty, and the late callback's messages would be lost
+    to every reader, the DAW included. So a callback whose
+    predecessor finished after the current cycle began (the server's cycle start,
+    ``jack_frames_since_cycle_start``), or saw the frame time move on before
+    it ended, leaves the buffers as they are and
+    writes nothing: what is due goes out in the next period, at most one
+    period late (counted in :attr:`held_periods`). The README gives the
+    notes ``bench/tempo_lock.py --render-load`` found missing before and after.
+    Holding is only right after such a late finish: a callback that leaves the
+    buffers of a predecessor whose readers have already read them has them read
+    again, in this cycle (a margin of a quarter period before the cycle start
+    held ~200 periods per run and recorded 6-12 notes twice in 5 of 7 runs).
+    """
+
+    def __init__(self, parts: Iterable[str], client_name: str = "ai-band",
+                 servername: str | None = None, rtprio: int = 0, write_log_size: int = 0) -> None:
+        self._open(client_name, servername, MidiPortError)
+        #: Held by :meth:`JackPortOut.unsend`; the callback only tries it.
+        self.queue_lock = threading.Lock()
+        self.outputs: dict[str, JackPortOut] = {}
+        try:
+            for part in parts:
+                port = self._client.midi_outports.register(part)
+                self.outputs[part] = JackPortOut(self, port, port.name)
+        except jack.JackError as exc:
+            self._client.close()
+            raise MidiPortError(f"cannot register JACK MIDI port: {exc}") from exc
+        self._ports = tuple((out.port, out.queue, out.name) for out in self.outputs.values())
+        self.samplerate = self._client.samplerate
+        self._ns_per_frame = 1e9 / self.samplerate
+        self._frames_per_ns = self.samplerate / 1e9
+        self._last_base = -1
+        self._frame = 0  # last_frame_time, unwrapped
+        self._anchors: deque[float] = deque(maxlen=ANCHOR_PERIODS)
+        self._xrun_delayed_usecs = _xrun_delayed_usecs(self._client)
+        #: Messages written after their due time (at offset 0 of a later period).
+        self.late_messages = 0
+        #: Messages dropped because the server had gone or the client was closed.
+        self.dropped_messages = 0
+        #: While True the process callback writes nothing and keeps the queues
+        #: (set the moment the host relocates or stops, cleared once the
+        #: scheduler has taken back what no longer applies).
+        self.paused = False
+        #: Periods between two callbacks that this client never saw (frame time
+        #: jumped by more than one period: the server skipped the client, or
+        #: the driver skipped ahead after an xrun).
+        self.skipped_periods = 0
+        #: Callbacks that left the buffers to readers of the previous one
+        #: (it finished after this cycle began); their messages waited a period.
+        self.held_periods = 0
+        self._end_ns = 0  # when the last callback finished, CLOCK_MONOTONIC ns
+        self._rtprio = rtprio
+        #: The process thread's scheduling, e.g. ``"SCHED_FIFO 10"``, once it has run.
+        self.process_thread: str | None = None
+        #: With ``write_log_size``: ``(JACK frame, port name, pitch)`` of each note-on
+        #: written (velocity > 0), the frame wrapped at 2**32 as JACK's are.  The
+        #: frame is the callback's ``last_frame_time`` plus the offset: for a
+        #: callback that started after the server began the next cycle that is
+        #: the next cycle's frame time (the server's), one period after the
+        #: buffer written (the recorder corrects its own such reads; this log does not).
+        self.write_log: deque[tuple[int, str, int]] | None = deque(maxlen=write_log_size) if write_log_size > 0 else None
+        #: With ``write_log_size``: for each callback that wrote a note-on,
+        #: ``(last_frame_time, frames since the server began the cycle when the
+        #: callback started, µs from the end of the callback before to the
+        #: cycle's start (negative: it ended after), whether the frame time had
+        #: moved on when it ended)`` (diagnostics of lost notes).
+        self.write_callbacks: deque[tuple[int, int, float, bool]] | None = (
+            deque(maxlen=write_log_size) if write_log_size > 0 else None)
+        self._late_end = False  # the last callback ended after the server had begun the next cycle
+        # This callback's entry for write_callbacks, less the late-end flag known only at its end.
+        self._write_callback: tuple[int, int, float] | None = None
+        if sys.getswitchinterval() > SWITCH_INTERVAL_S:
+            sys.setswitchinterval(SWITCH_INTERVAL_S)
+        self._activate(self._process)
+
+    def _process(self, frames: int) -> None:
+        try:
+            self._write_period(frames)
+        finally:
+            self._end_ns = time.monotonic_ns()  # the next callback's hold test
+            self._late_end = self._client.last_frame_time != self._last_base
+            if self._write_callback is not None:
+                self.write_callbacks.append((*self._write_callback, self._late_end))
+                self._write_callback = None
+
+    def _write_period(self, frames: int) -> None:
+        # Frame time first, clock second: ``now_ns - frame`` is then an upper
+        # bound of the period's start even if the thread is descheduled (or
+        # waits for the GIL) between the two reads.  The other order gave an
+        # anchor as early as that wait (5 ms seen), and with it every message
+        # of the next 16 periods went out that much late.
+        base = self._client.last_frame_time
+        now_ns = time.monotonic_ns()
+        if base == self._last_base:
+            # A late client thread can run two callbacks for one period (same
+            # frame time, same buffers): what the first wrote must stay.
+            return
+        if self._last_base < 0:
+            name_thread("ai-band-jack")  # libjack's process thread, once
+            self.process_thread = make_realtime(self._rtprio)
+            self._frame = base
+        else:
+            step = (base - self._last_base) & 0xFFFFFFFF
+            if step > frames:
+                self.skipped_periods += step // frames - 1
+            self._frame += step
+        self._last_base = base
+        frame_ns = self._frame * self._ns_per_frame
+        since_start = self._client.frames_since_cycle_start
+        delayed_usecs = _xrun_delayed_usecs(self._client)
+        if delayed_usecs != self._xrun_delayed_usecs:
+            # The driver overran before this cycle: its timeline starts again (class docstring).
+            self._xrun_delayed_usecs = delayed_usecs
+            self._anchors.clear()
+        self._anchors.append(now_ns - frame_ns)
+        cycle_start_ns = now_ns - since_start * self._ns_per_frame
+        if self._late_end or (since_start < frames * ANCHOR_PERIODS and self._end_ns > cycle_start_ns):
+            # The last callback finished inside this cycle: a reader may be
+            # reading its output now (see the class docstring). Hands off.
+            self.held_periods += 1
+            return
+        start_ns = frame_ns + min(self._anchors)
+        end_ns = start_ns + frames * self._ns_per_frame
+        frames_per_ns = self._frames_per_ns
+        locked = self.queue_lock.acquire(blocking=False)
+        try:
+            write_log = self.write_log
+            for port, queue, name in self._ports:
+                port.clear_buffer()
+                if not locked or self.paused:
+                    continue  # unsend() is rewriting the queues, or output is held: next period
+                last = 0
+                while queue:
+                    at_ns, data = queue[0]
+                    if at_ns >= end_ns:
+                        break
+                    if at_ns > start_ns:
+                        offset = min(frames - 1, max(last, int((at_ns - start_ns) * frames_per_ns)))
+                    else:
+                        offset = last
+                        if at_ns and start_ns - at_ns > self._ns_per_frame * frames:
+                            self.late_messages += 1
+                    try:
+                        port.write_midi_event(offset, data)
+                    except jack.JackError:
+                        break  # this period's buffer is full: the rest goes out next period
+                    queue.popleft()
+                    if write_log is not None and data[0] & 0xF0 == 0x90 and len(data) > 2 and data[2]:
+                        write_log.append(((base + offset) & 0xFFFFFFFF, name, data[1]))
+                        self._write_callback = (base, since_start, round((cycle_start_ns - self._end_ns) / 1000.0, 1))
+                    last = offset
+        finally:
+            if locked:
+                self.queue_lock.release()
+
+    def retime(self, moves: dict[int, int]) -> int:
+        """Move queued messages not yet written from one due time to another.
+
+        Args:
+            moves: CLOCK_MONOTONIC ns a message is queued for -> the ns it is
+                now due.  Keep the queues in time order: map times
+                monotonically (a message waits behind the ones queued before it).
+
+        Returns:
+            How many messages moved.  Holds :attr:`queue_lock` for the rewrite
+            (the process callback writes nothing in a period that finds it taken).
+        """
+        moved = 0
+        with self.queue_lock:
+            for _port, queue, _name in self._ports:
+                items = [(moves.get(at_ns, at_ns), data) for at_ns, data in queue]
+                changed = sum(1 for (new_ns, _), (at_ns, _) in zip(items, queue) if new_ns != at_ns)
+                if changed:
+                    moved += changed
+                    queue.clear()
+                    queue.extend(items)
+        return moved
+
+    def _on_shutdown(self, status: jack.Status, reason: str) -> None:
+        super()._on_shutdown(status, reason)
+        for _port, queue, _name in self._ports:
+            queue.clear()  # nothing will write them
+        log.error("JACK server dropped the MIDI client: %s", self.shutdown_reason)

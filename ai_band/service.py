@@ -1,0 +1,266 @@
+"""The daemon's lifecycle: start components in order, stop them in reverse.
+
+Order (uvicorn's ``startup(); main_loop(); shutdown()``; Mopidy stops in
+reverse in ``finally``): MIDI ports -> scheduler thread -> generation
+workers -> OSC endpoint -> zeroconf -> transport watchdog -> systemd READY.
+The first SIGTERM/SIGINT asks for a graceful stop; a second one exits at
+once (after releasing sounding notes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+from contextlib import suppress
+from pathlib import Path
+
+from ai_band import __version__
+from ai_band.system import heap
+from ai_band.system.priority import SWITCH_INTERVAL_S, pin_threads, raise_priority, refuse_numpy_hugepages, split_cpus
+from ai_band.config import Config
+from ai_band.discovery import Advertiser
+from ai_band.errors import BandError
+from ai_band.jobs.manager import JobManager
+from ai_band.osc.api import BandApi
+from ai_band.osc.server import OscEndpoint
+from ai_band.playback.ports import PortSet
+from ai_band.playback.scheduler import Scheduler
+from ai_band.transport import TransportModel
+
+log = logging.getLogger(__name__)
+
+#: Note-ons kept for ``[playback] jack_write_log`` (about 3 minutes of 8 busy parts).
+JACK_WRITE_LOG_SIZE = 200_000
+
+
+def render_settings(cfg: Config, worker_cpus: frozenset[int] = frozenset()) -> "RenderSettings":
+    """The ``[render]`` config section as the render workers take it.
+
+    Args:
+        cfg: the validated config.
+        worker_cpus: the CPUs chosen for workers (:func:`ai_band.system.priority.split_cpus`);
+            empty = each worker chooses from ``[render] cpus``.
+    """
+    from ai_band.render.audio_job import RenderSettings
+
+    r = cfg.render
+    return RenderSettings(engine=r.engine, soundfont=r.soundfont, sample_rate=r.sample_rate, bit_depth=r.bit_depth,
+                          target_lufs=r.target_lufs, true_peak_dbtp=r.true_peak_dbtp, tail_s=r.tail_s, nice=r.nice,
+                          cpus=r.cpus, worker_cpus=tuple(sorted(worker_cpus)))
+
+
+def _validator():
+    """Cheap request check on the loop: style known and chord sheet parses."""
+    from ai_band.generate.pipeline import validate_request
+
+    return validate_request
+
+
+class BandDaemon:
+    """The running daemon.
+
+    Args:
+        config: validated configuration.
+
+    Use ``await daemon.start()`` / ``await daemon.stop()``, or
+    ``await daemon.run()`` which also installs signal handlers and returns
+    after a graceful stop.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.ports: PortSet | None = None
+        self.scheduler: Scheduler | None = None
+        self.jobs: JobManager | None = None
+        self.api: BandApi | None = None
+        self.endpoint: OscEndpoint | None = None
+        self.advertiser: Advertiser | None = None
+        self.osc_port: int | None = None
+        self._watchdog: asyncio.Task | None = None
+        self._stop_event: asyncio.Event | None = None
+        self._signals = 0
+        self._notifier = None
+
+    async def start(self) -> None:
+        """Start every component; on failure, stop what was started and re-raise.
+
+        Raises:
+            BandError: a component could not start (e.g. MidiPortError, OSError as BandError).
+        """
+        cfg = self.config
+        if self._stop_event is None:
+            self._stop_event = asyncio.Event()
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
+        if cfg.daemon.nice:
+            # Before any thread is started: threads inherit the nice value of their creator.
+            raise_priority(cfg.daemon.nice)
+        # Also before any thread or worker starts: workers get their CPUs explicitly.
+        daemon_cpus, worker_cpus = split_cpus(cfg.render.cpus)
+        if cfg.daemon.avoid_worker_cpus and daemon_cpus != worker_cpus:
+            pin_threads(daemon_cpus)
+        refuse_numpy_hugepages()  # the daemon's own arrays; workers do it in their initializer
+        try:
+            from ai_band.generate.pipeline import style_names
+
+            self.ports = PortSet(cfg.midi.parts, cfg.midi.api, cfg.midi.client_name, cfg.playback.jack_rtprio,
+                                 JACK_WRITE_LOG_SIZE if cfg.playback.jack_write_log else 0)
+            self.scheduler = Scheduler(
+                self.ports,
+                output_offset_s=cfg.playback.output_offset_ms / 1000.0,
+                late_drop_s=cfg.playback.late_drop_ms / 1000.0,
+                spin_s=cfg.playback.spin_ms / 1000.0,
+                lookahead_s=cfg.playback.lookahead_ms / 1000.0,
+            )
+            self.scheduler.start()
+            model = TransportModel(
+                window_s=cfg.transport.window_s,
+                relocate_threshold_s=cfg.transport.relocate_threshold_ms / 1000.0,
+            )
+            self.api = BandApi(
+                name=cfg.daemon.name,
+                model=model,
+                scheduler=self.scheduler,
+                jobs=None,  # type: ignore[arg-type] - set right below
+                port_names=self.ports.names(),
+                style_names=style_names,
+                validate=_validator(),
+                max_clients=cfg.osc.max_clients,
+            )
+            self.api.preview_device = cfg.preview.device
+            self.api.preview_latency = cfg.preview.latency
+            self.jobs = JobManager(
+                cfg.output_path,
+                workers=cfg.generation.workers,
+                max_queued=cfg.generation.max_queued,
+                listener=self.api.on_job_event,
+                render_settings=render_settings(cfg, worker_cpus),
+                render_workers=cfg.render.workers,
+            )
+            self.api.jobs = self.jobs
+            await self.jobs.start()
+            loop = asyncio.get_running_loop()
+            try:
+                transport, endpoint = await loop.create_datagram_endpoint(
+                    lambda: OscEndpoint(self.api.on_message, self.api.on_bad_packet),
+                    local_addr=(cfg.osc.host, cfg.osc.port),
+                )
+            except OSError as exc:
+                raise BandError(f"cannot listen on UDP {cfg.osc.host}:{cfg.osc.port}: {exc.strerror}") from exc
+            self.endpoint = endpoint
+            self.api.endpoint = endpoint
+            self.osc_port = transport.get_extra_info("sockname")[1]
+            self.api.osc_port = self.osc_port
+            log.info("OSC listening on udp %s:%d", cfg.osc.host, self.osc_port)
+            if cfg.zeroconf.enabled:
+                self.advertiser = Advertiser(cfg.daemon.name, self.osc_port, cfg.zeroconf.interfaces, cfg.osc.host)
+                await self.advertiser.start()
+            else:
+                log.info("zeroconf: disabled")
+            self._watchdog = loop.create_task(self._transport_watchdog())
+            heap.settle()  # start-up objects live as long as the daemon
+            self._sd_notify("READY=1\nSTATUS=listening on udp port %d" % self.osc_port)
+            log.info("ai-band %s ready: ports %s", __version__, ", ".join(self.ports.names().values()))
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _transport_watchdog(self) -> None:
+        timeout_s = self.config.transport.timeout_ms / 1000.0
+        while True:
+            await asyncio.sleep(0.1)
+            snapshot = self.api.model.expire(time.monotonic(), timeout_s)
+            if snapshot is not None:
+                log.warning("no transport message for %.1f s: playback stopped", timeout_s)
+                self.scheduler.set_transport(snapshot)
+
+    async def stop(self) -> None:
+        """Stop components in reverse order; idempotent; never raises."""
+        self._sd_notify("STOPPING=1")
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._watchdog
+            self._watchdog = None
+        if self.advertiser is not None:
+            await self.advertiser.stop()
+            self.advertiser = None
+        if self.endpoint is not None:
+            self.endpoint.close()
+            self.endpoint = None
+        if self.api is not None:
+            self.api.close_preview()
+        if self.jobs is not None:
+            try:
+                await asyncio.wait_for(self.jobs.close(), timeout=3)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("stopping generation workers: %s", exc)
+            self.jobs = None
+        if self.scheduler is not None:
+            self.scheduler.stop()
+            self.scheduler = None
+        if self.ports is not None:
+            self._write_jack_log()
+            self.ports.close()
+            self.ports = None
+        log.info("ai-band stopped")
+
+    def _write_jack_log(self) -> None:
+        """``[playback] jack_write_log``: the note-ons' frames as JSON, written atomically; never raises."""
+        path = self.config.playback.jack_write_log
+        if not path or self.ports is None:
+            return
+        import json
+
+        from ai_band.render.atomic import write_atomic
+
+        try:
+            data = {"note_ons": self.ports.jack_write_log(), "callbacks": self.ports.jack_write_callbacks()}
+            write_atomic(Path(path).expanduser(), json.dumps(data).encode("utf-8"))
+            log.info("JACK write log: %d note-ons in %s", len(data["note_ons"]), path)
+        except Exception as exc:  # noqa: BLE001 - diagnostics must not spoil the stop
+            log.warning("cannot write the JACK write log %s: %s", path, exc)
+
+    def request_stop(self, signame: str = "request") -> None:
+        """Ask for a graceful stop (first call); a second call exits at once."""
+        self._signals += 1
+        if self._signals == 1:
+            log.info("%s received: stopping (send again to force)", signame)
+            if self._stop_event is not None:
+                self._stop_event.set()
+        else:
+            log.warning("%s received again: exiting now", signame)
+            if self.ports is not None:
+                self.ports.release_all()
+                time.sleep(0.05)  # let JACK write the note-offs out
+            os._exit(1)
+
+    async def run(self) -> None:
+        """Start, serve until SIGTERM/SIGINT, stop."""
+        loop = asyncio.get_running_loop()
+        self._stop_event = asyncio.Event()
+        # Handlers first: a signal during start-up must still stop us gracefully.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop, sig.name)
+        try:
+            await self.start()
+            await self._stop_event.wait()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            await self.stop()
+
+    def _sd_notify(self, state: str) -> None:
+        if not os.environ.get("NOTIFY_SOCKET"):
+            return
+        try:
+            if self._notifier is None:
+                import sdnotify
+
+                self._notifier = sdnotify.SystemdNotifier()
+            self._notifier.notify(state)
+        except Exception as exc:  # noqa: BLE001
+            log.debug("sd_notify failed: %s", exc)

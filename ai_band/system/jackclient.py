@@ -1,0 +1,118 @@
+"""The lifecycle of one JACK client (JACK-Client's ``jack.Client``), shared by its owners.
+
+The daemon's MIDI output (:mod:`ai_band.playback.outputs.jack`) and the test and
+benchmark recorders (:mod:`ai_band.testing.recorder`,
+:mod:`ai_band.testing.audio_recorder`) each own one client. They share how
+it is activated, how xruns and a server shutdown are noted, and how it is
+closed exactly once (JACK API: ``jack_deactivate`` then ``jack_client_close``;
+neither may be called once the server has shut the client down).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from types import TracebackType
+from typing import Self
+
+import jack
+
+__all__ = ["JackClientOwner"]
+
+logger = logging.getLogger(__name__)
+
+
+class JackClientOwner:
+    """Base of a class that owns one ``jack.Client``.
+
+    A subclass opens its client with :meth:`_open`, sets up its ports
+    and state, then calls :meth:`_activate` with its process callback.  It may
+    extend :meth:`_on_shutdown` (calling ``super()``); the callback runs in
+    JACK's notification thread.
+    """
+
+    _client: jack.Client
+    _closed: bool
+    _shutdown_reason: str | None
+    _xruns: int
+
+    def _open(self, client_name: str, servername: str | None, error: type[Exception]) -> None:
+        """Open a client (never starting a server) and take it over: not closed, no xruns, no shutdown yet.
+
+        Args:
+            client_name: JACK client name; JACK appends ``-01`` etc. if it is taken.
+            servername: the server; ``None`` uses ``$JACK_DEFAULT_SERVER`` or the default.
+            error: the owner's subsystem error, raised with the reason.
+
+        Raises:
+            error: no JACK server is reachable.
+        """
+        try:
+            client = jack.Client(client_name, no_start_server=True, servername=servername)
+        except jack.JackError as exc:
+            raise error(f"cannot open JACK client {client_name!r} on server {servername or '(default)'}: "
+                        f"{exc} (is a JACK server running?)") from exc
+        self._client = client
+        self._closed = False
+        self._shutdown_reason = None
+        self._xruns = 0
+
+    def _activate(self, process: Callable[[int], None]) -> None:
+        """Set the process, xrun and shutdown callbacks and activate the client.
+
+        Args:
+            process: called by JACK's process thread with the period's frame count.
+        """
+        self._client.set_process_callback(process)
+        self._client.set_xrun_callback(self._on_xrun)
+        self._client.set_shutdown_callback(self._on_shutdown)
+        self._client.activate()
+
+    def _on_xrun(self, delayed_usecs: float) -> None:
+        self._xruns += 1
+
+    def _on_shutdown(self, status: jack.Status, reason: str) -> None:
+        self._shutdown_reason = reason or "JACK server shut down"
+
+    @property
+    def name(self) -> str:
+        """The actual JACK client name (JACK appends ``-01`` etc. to a taken name)."""
+        return self._client.name
+
+    @property
+    def xruns(self) -> int:
+        """Number of xruns the JACK server reported since the client opened."""
+        return self._xruns
+
+    @property
+    def shutdown_reason(self) -> str | None:
+        """Why the JACK server dropped this client, or ``None`` while it is fine."""
+        return self._shutdown_reason
+
+    @property
+    def closed(self) -> bool:
+        """:meth:`close` was called."""
+        return self._closed
+
+    def close(self) -> None:
+        """Deactivate and close the JACK client. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._shutdown_reason is None:
+                self._client.deactivate()
+            self._client.close()
+        except jack.JackError as exc:
+            logger.debug("Closing JACK client %s: %s", self._client.name, exc)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
