@@ -37,22 +37,6 @@ log = logging.getLogger(__name__)
 JACK_WRITE_LOG_SIZE = 200_000
 
 
-def render_settings(cfg: Config, worker_cpus: frozenset[int] = frozenset()) -> "RenderSettings":
-    """The ``[render]`` config section as the render workers take it.
-
-    Args:
-        cfg: the validated config.
-        worker_cpus: the CPUs chosen for workers (:func:`ai_band.system.priority.split_cpus`);
-            empty = each worker chooses from ``[render] cpus``.
-    """
-    from ai_band.render.audio_job import RenderSettings
-
-    r = cfg.render
-    return RenderSettings(engine=r.engine, soundfont=r.soundfont, sample_rate=r.sample_rate, bit_depth=r.bit_depth,
-                          target_lufs=r.target_lufs, true_peak_dbtp=r.true_peak_dbtp, tail_s=r.tail_s, nice=r.nice,
-                          cpus=r.cpus, worker_cpus=tuple(sorted(worker_cpus)))
-
-
 def _validator():
     """Cheap request check on the loop: style known and chord sheet parses."""
     from ai_band.generate.pipeline import validate_request
@@ -137,8 +121,8 @@ class BandDaemon:
                 workers=cfg.generation.workers,
                 max_queued=cfg.generation.max_queued,
                 listener=self.api.on_job_event,
-                render_settings=render_settings(cfg, worker_cpus),
-                render_workers=cfg.render.workers,
+                render=cfg.render,
+                worker_cpus=tuple(sorted(worker_cpus)),
             )
             self.api.jobs = self.jobs
             await self.jobs.start()

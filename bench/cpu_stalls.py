@@ -11,7 +11,7 @@ the hypervisor taking the CPU away.  The daemon's JACK and playback threads
 run at a lower priority, so they see at least these stalls.
 
 The render is the real one: a process set up as the daemon sets up its
-render workers (:func:`ai_band.render.audio_job.yield_cpu`: the workers' CPUs,
+render workers (:func:`ai_band.system.priority.yield_cpu`: the workers' CPUs,
 ``SCHED_IDLE``, the idle I/O class, numpy's huge-page marking off), rendering
 the ``bench/render_speed.py`` workload back to back (FluidSynth, or the numpy
 synthesizer without a SoundFont).
@@ -92,7 +92,7 @@ def _render_loop(hugepages: bool, ready: Any, stop: Any) -> None:
     from bench.render_speed import workload
     from ai_band.render.audio import AudioOptions, AudioRenderer
     from ai_band.system.priority import set_numpy_hugepages
-    from ai_band.render.audio_job import yield_cpu
+    from ai_band.system.priority import yield_cpu
 
     yield_cpu(10)
     if hugepages:

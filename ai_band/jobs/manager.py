@@ -11,11 +11,9 @@ The worker writes the files itself (atomically, see
 from __future__ import annotations
 
 import asyncio
-import datetime as _dt
 import logging
 import multiprocessing
 import pickle
-import secrets
 import threading
 import time
 from collections import OrderedDict
@@ -24,11 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ai_band.errors import BandError, JobError, RequestError
+from ai_band.config import RenderSection
+from ai_band.errors import JobError, RequestError
+from ai_band.jobs.work import new_job_id, run_job
 from ai_band.model import Arrangement
+from ai_band.render.audio_job import AUDIO_FORMATS, init_render_worker, run_render
 from ai_band.request import GenerationRequest
-from ai_band.render.audio_job import (AUDIO_FORMATS, RenderSettings, demote_process, init_render_worker, run_render,
-                                     yield_cpu)
+from ai_band.system.priority import demote_process, yield_cpu
 
 log = logging.getLogger(__name__)
 
@@ -102,60 +102,6 @@ class Job:
         }
 
 
-def new_job_id() -> str:
-    """A sortable unique id: UTC time plus 4 random hex digits, e.g. ``20261121-141502-3fa2``."""
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-{secrets.token_hex(2)}"
-
-
-def produce(request: GenerationRequest, job_dir: Path) -> tuple[Arrangement, dict[str, str], float]:
-    """Resolve, generate and write one job's files: the work of a job, offline or in a worker.
-
-    Args:
-        request: the validated request.
-        job_dir: the job's folder (created); its name is the job id.
-
-    Returns:
-        ``(arrangement, {part | "full" | "job": path}, generation_ms)``.
-
-    Raises:
-        BandError: bad request content (style, chords, ...) or a failed write.
-    """
-    from ai_band.generate.pipeline import generate, resolve_request
-    from ai_band.render.metadata import job_metadata, write_job_metadata
-    from ai_band.render.midi import write_midi_files
-
-    t0 = time.perf_counter()
-    resolved = resolve_request(request)
-    arrangement = generate(resolved)
-    generation_ms = (time.perf_counter() - t0) * 1000.0
-    job_dir.mkdir(parents=True, exist_ok=True)
-    files = {name: str(p) for name, p in write_midi_files(arrangement, job_dir).items()}
-    meta = job_metadata(job_dir.name, request, resolved, arrangement, generation_ms)
-    files["job"] = str(write_job_metadata(job_dir, meta))
-    return arrangement, files, generation_ms
-
-
-def run_job(request: GenerationRequest, job_dir: str) -> tuple[str, object]:
-    """Worker entry point: :func:`produce`, never raising.
-
-    Returns:
-        ``("ok", (arrangement pickled, files, elapsed_ms))`` or ``("error", (code, message))``:
-        the arrangement as ``bytes`` (see :attr:`Job.arrangement`).
-        Errors travel as plain tuples: exception subclasses with custom
-        constructors do not always survive pickling.
-    """
-    t0 = time.perf_counter()
-    try:
-        arrangement, files, _ = produce(request, Path(job_dir))
-        files = list(files.items())
-    except BandError as exc:
-        return "error", (exc.code, str(exc))
-    except Exception as exc:  # noqa: BLE001 - reported to the client, logged by the caller
-        return "error", ("generation_failed", f"{type(exc).__name__}: {exc}")
-    return "ok", (pickle.dumps(arrangement, pickle.HIGHEST_PROTOCOL), files, (time.perf_counter() - t0) * 1000.0)
-
-
 def _warm_up() -> bool:
     import ai_band.generate.pipeline  # noqa: F401 - import cost paid at start-up, not on the first job
     import ai_band.render.metadata  # noqa: F401
@@ -167,7 +113,7 @@ def _warm_up() -> bool:
 class _WorkerProcess(multiprocessing.context.ForkServerProcess):
     """A forkserver process that its parent demotes the moment it has a pid (see :class:`WorkerContext`)."""
 
-    #: ``(nice, cpus, worker_cpus)`` for :func:`~ai_band.render.audio_job.demote_process`.
+    #: ``(nice, cpus, worker_cpus)`` for :func:`~ai_band.system.priority.demote_process`.
     demotion: tuple[int, int, tuple[int, ...]] = (10, 0, ())
 
     def start(self) -> None:
@@ -190,14 +136,17 @@ class WorkerContext:
     1.4 s on the daemon's CPU in its first seconds, at jackd's priority.
 
     Args:
-        settings: the ``[render]`` settings (``nice``, ``cpus``, ``worker_cpus``).
+        render: the ``[render]`` config section (``nice``, ``cpus``).
+        worker_cpus: the workers' CPU numbers, chosen by the daemon before it
+            pinned itself (:func:`~ai_band.system.priority.split_cpus`); empty:
+            chosen from ``render.cpus``.
 
     Everything else is the plain ``forkserver`` context's.
     """
 
-    def __init__(self, settings: RenderSettings) -> None:
+    def __init__(self, render: RenderSection, worker_cpus: tuple[int, ...] = ()) -> None:
         self._base = multiprocessing.get_context("forkserver")
-        self._demotion = (settings.nice, settings.cpus, tuple(settings.worker_cpus))
+        self._demotion = (render.nice, render.cpus, tuple(worker_cpus))
 
     def Process(self, *args: object, **kwargs: object) -> _WorkerProcess:  # noqa: N802 - multiprocessing's name
         """A worker process (``multiprocessing.Process`` arguments), demoted when started."""
@@ -222,6 +171,11 @@ class JobManager:
         listener: called on the event loop as ``listener(job, event)`` with
             event ``"state"`` on every state change.
         keep: how many finished jobs are remembered for ``/band/play``.
+        render: the ``[render]`` config section: the render workers' engine,
+            count, priority and CPUs, and the audio defaults.
+        worker_cpus: the CPUs of generation and render workers, chosen by the
+            daemon (:func:`~ai_band.system.priority.split_cpus`); empty: each
+            worker chooses from ``render.cpus``.
     """
 
     def __init__(
@@ -231,12 +185,12 @@ class JobManager:
         max_queued: int = 16,
         listener: Listener | None = None,
         keep: int = 200,
-        render_settings: RenderSettings | None = None,
-        render_workers: int = 1,
+        render: RenderSection | None = None,
+        worker_cpus: tuple[int, ...] = (),
     ) -> None:
         self.output_dir = output_dir
-        self.render_settings = render_settings or RenderSettings()
-        self.render_workers = render_workers
+        self.render = render or RenderSection()
+        self.worker_cpus = tuple(worker_cpus)
         self._render_executor: ProcessPoolExecutor | None = None
         self._progress_queue = None
         self._progress_thread: threading.Thread | None = None
@@ -251,12 +205,10 @@ class JobManager:
     async def start(self) -> None:
         """Create the output folder and start (and warm up) the worker processes."""
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        ctx = WorkerContext(self.render_settings)
+        ctx = WorkerContext(self.render, self.worker_cpus)
         # Generation workers yield the CPU like render workers: live playback first.
-        self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx,
-                                             initializer=yield_cpu, initargs=(self.render_settings.nice,
-                                                                              self.render_settings.cpus,
-                                                                              self.render_settings.worker_cpus))
+        self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=yield_cpu,
+                                             initargs=(self.render.nice, self.render.cpus, self.worker_cpus))
         loop = asyncio.get_running_loop()
         await asyncio.gather(*(loop.run_in_executor(self._executor, _warm_up) for _ in range(self.workers)))
         log.info("generation: %d worker process(es) ready; files in %s", self.workers, self.output_dir)
@@ -282,11 +234,11 @@ class JobManager:
     def _render_pool(self) -> ProcessPoolExecutor:
         """The render workers, started on first use (loading a SoundFont takes a while)."""
         if self._render_executor is None:
-            ctx = WorkerContext(self.render_settings)
+            ctx = WorkerContext(self.render, self.worker_cpus)
             self._progress_queue = ctx.Queue()
             self._render_executor = ProcessPoolExecutor(
-                max_workers=self.render_workers, mp_context=ctx,
-                initializer=init_render_worker, initargs=(self.render_settings, self._progress_queue),
+                max_workers=self.render.workers, mp_context=ctx,
+                initializer=init_render_worker, initargs=(self.render, self.worker_cpus, self._progress_queue),
             )
             loop = asyncio.get_running_loop()
             queue = self._progress_queue
@@ -395,10 +347,10 @@ class JobManager:
             audio_formats = tuple(f for f in (job.request.render or ()) if f in AUDIO_FORMATS)
             if audio_formats:
                 self._set(job, "rendering", 0.5)
-                req, cfg = job.request, self.render_settings
+                req = job.request
                 status, payload = await loop.run_in_executor(
                     self._render_pool(), run_render, job.job_id, job.arrangement_pickle, str(job_dir), audio_formats,
-                    req.stems, req.sample_rate or cfg.sample_rate, req.bit_depth or cfg.bit_depth, cfg,
+                    req.stems, req.sample_rate, req.bit_depth, self.render, self.worker_cpus,
                 )
                 if status != "ok":
                     return self._fail(job, payload)  # type: ignore[arg-type]

@@ -47,6 +47,7 @@ from ai_band.errors import RenderError
 from ai_band.model import Arrangement, Part
 from ai_band.render.atomic import fsync_dir, remove_temps, write_temp
 from ai_band.render.loudness import normalize
+from ai_band.system.priority import usable_cpus
 
 __all__ = [
     "AUDIO_FORMATS",
@@ -204,6 +205,8 @@ class AudioRenderer:
             else the numpy synthesizer; ``"fluidsynth"``: that, or :class:`RenderError`;
             ``"numpy"``: always the built-in numpy synthesizer.
         soundfont: path of a General MIDI .sf2, or "" to search the default places.
+        threads: FluidSynth render threads (parts render in parallel): None = one
+            per CPU this process may use, at most four; 0 = one per such CPU.
 
     Attributes:
         engine: the engine in use, ``"fluidsynth"`` or ``"numpy"``.
@@ -216,7 +219,7 @@ class AudioRenderer:
     One render at a time: concurrent calls to :meth:`render` are serialised.
     """
 
-    def __init__(self, engine: str = "auto", soundfont: str = "") -> None:
+    def __init__(self, engine: str = "auto", soundfont: str = "", threads: int | None = None) -> None:
         if engine not in ENGINES:
             raise RenderError(f"unknown audio engine {engine!r}; use one of {', '.join(ENGINES)}")
         self._lock = threading.Lock()
@@ -224,14 +227,14 @@ class AudioRenderer:
         self.engine = "numpy"
         self.soundfont: str | None = None
         if engine in ("auto", "fluidsynth"):
-            self._engine = self._fluidsynth(engine, soundfont)
+            self._engine = self._fluidsynth(engine, soundfont, threads)
         if self._engine is None:
             from ai_band.render.synth import NumpySynth
 
             self._engine = NumpySynth()
         self.engine = self._engine.name
 
-    def _fluidsynth(self, engine: str, soundfont: str) -> _Engine | None:
+    def _fluidsynth(self, engine: str, soundfont: str, threads: int | None) -> _Engine | None:
         """FluidSynth, or when it is unusable None (``auto``) or RenderError (``fluidsynth``)."""
         path = find_soundfont(soundfont)
         if path is None:
@@ -242,7 +245,7 @@ class AudioRenderer:
                 from ai_band.render.fluid import FluidEngine
 
                 t0 = time.perf_counter()
-                fluid = FluidEngine(path)
+                fluid = FluidEngine(path, usable_cpus() if threads == 0 else threads)
                 logger.info("FluidSynth ready with %s in %.2f s", path, time.perf_counter() - t0)
                 self.soundfont = path
                 return fluid

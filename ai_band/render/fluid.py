@@ -52,7 +52,6 @@ from __future__ import annotations
 import ctypes
 import logging
 import math
-import os
 import queue
 import threading
 from collections.abc import Callable, Sequence
@@ -62,6 +61,7 @@ from typing import Any
 import numpy as np
 
 from ai_band.model import Part
+from ai_band.system.priority import usable_cpus
 
 __all__ = ["BLOCK", "DRUM_CHANNEL", "MAX_THREADS", "PAN", "REVERB", "REVERB_SEND", "FluidEngine"]
 
@@ -70,7 +70,7 @@ logger = logging.getLogger(__name__)
 #: FluidSynth's internal block size (FLUID_BUFSIZE), frames.
 BLOCK = 64
 
-#: Largest number of render threads (and holder synths).
+#: Largest number of render threads (and holder synths) unless more are asked for.
 MAX_THREADS = 4
 
 #: GM percussion channel index (MIDI channel 10).
@@ -186,6 +186,9 @@ class FluidEngine:
 
     Args:
         soundfont: path of a General MIDI .sf2 file.
+        threads: render threads, each with a holder synth; None: one per CPU
+            this process may use, at most :data:`MAX_THREADS` (a daemon's render
+            worker); ``ai-band generate`` asks for one per CPU.
 
     Raises:
         ImportError: pyfluidsynth or libfluidsynth (2.x) is missing.
@@ -194,7 +197,7 @@ class FluidEngine:
 
     name = "fluidsynth"
 
-    def __init__(self, soundfont: str) -> None:
+    def __init__(self, soundfont: str, threads: int | None = None) -> None:
         import fluidsynth  # ImportError/OSError when libfluidsynth is missing
 
         library = getattr(fluidsynth, "_fl", None)
@@ -203,8 +206,7 @@ class FluidEngine:
         self._module = fluidsynth
         self._lib = _Lib(library)
         self.soundfont = soundfont
-        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        self.threads = max(1, min(MAX_THREADS, usable or 1))  # the CPUs this process may use
+        self.threads = max(1, threads if threads is not None else min(MAX_THREADS, usable_cpus()))
         self._holders: list[_Holder] = []
         self._free: queue.SimpleQueue[_Holder] = queue.SimpleQueue()
         self._executor: ThreadPoolExecutor | None = None

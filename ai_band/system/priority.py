@@ -1,4 +1,11 @@
-"""CPU priority and placement of the daemon's threads (Linux nice values, CPU affinity)."""
+"""CPU priority and placement: the daemon's threads up, its worker processes down.
+
+Up: :func:`raise_priority` (nice), :func:`make_realtime` (``SCHED_FIFO`` for
+the JACK process thread), :func:`pin_threads` (the CPUs the workers leave).
+Down: :func:`demote_process` and :func:`yield_cpu` put a generation or render
+worker on the workers' CPUs (:func:`split_cpus`), under ``SCHED_IDLE`` and in
+the idle I/O class.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +14,9 @@ import os
 import sys
 import threading
 
-__all__ = ["SWITCH_INTERVAL_S", "make_realtime", "name_thread", "pin_threads", "raise_priority",
-           "refuse_numpy_hugepages", "set_numpy_hugepages", "split_cpus"]
+__all__ = ["SWITCH_INTERVAL_S", "demote_process", "idle_io", "make_realtime", "name_thread", "pin_threads",
+           "raise_priority", "refuse_numpy_hugepages", "set_numpy_hugepages", "split_cpus", "usable_cpus",
+           "yield_cpu"]
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +99,13 @@ def make_realtime(rtprio: int) -> str:
     return str(_POLICY_NAMES.get(policy, policy))
 
 
+def usable_cpus() -> int:
+    """How many CPUs this process may run on: its affinity mask (Linux), else the machine's count."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def split_cpus(worker_cpus: int = 0) -> tuple[frozenset[int], frozenset[int]]:
     """Share this process's CPUs between the daemon's threads and its worker processes.
 
@@ -139,6 +154,93 @@ def pin_threads(cpus: frozenset[int]) -> bool:
         return False
     log.debug("this thread and the threads it starts run on CPUs %s", sorted(cpus))
     return True
+
+
+def idle_io(pid: int = 0) -> None:
+    """Linux: put process ``pid``'s disk I/O (0: this thread's) in the idle class (``ionice -c3``); best effort.
+
+    A render writes and fsyncs hundreds of MB (mix and stems); in the idle
+    class that writeback yields to everything else.  ``ioprio_set(2)`` has no
+    Python binding, so it is called through libc.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import platform
+
+        syscall = {"x86_64": 251, "aarch64": 30}.get(platform.machine())
+        if syscall is None:
+            return
+        ioprio_class_idle, ioprio_who_process = 3, 1
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.syscall(syscall, ioprio_who_process, pid, ioprio_class_idle << 13) != 0:
+            log.debug("ioprio_set failed: errno %d", ctypes.get_errno())
+    except OSError as exc:
+        log.debug("ioprio_set unavailable: %s", exc)
+
+
+def demote_process(pid: int, nice: int, cpus: int = 0, worker_cpus: tuple[int, ...] = ()) -> None:
+    """Give process ``pid`` (0: the calling thread) a worker's place: the workers' CPUs, ``SCHED_IDLE``, idle I/O.
+
+    Args:
+        pid: a process id (for a process with one thread, as a worker just
+            started is) or 0 for the calling thread; threads it creates
+            afterwards inherit all three.
+        nice: the nice value (0..19) used where ``SCHED_IDLE`` is refused.
+        cpus: how many CPUs the workers get (``[render] cpus``; 0 = all but one).
+        worker_cpus: the workers' CPU numbers, if already chosen: the daemon
+            chooses them (:func:`split_cpus`) before it pins itself elsewhere
+            (:func:`pin_threads`), so a worker must not take its set from the
+            affinity it inherited.  Empty: chosen from ``cpus``.
+
+    Best effort: what the system refuses is logged at debug level and left.
+    See :func:`yield_cpu` for why.
+    """
+    if hasattr(os, "sched_setaffinity"):
+        chosen = set(worker_cpus) if worker_cpus else set(split_cpus(cpus)[1])
+        try:
+            os.sched_setaffinity(pid, chosen)
+        except OSError as exc:
+            log.debug("could not restrict the worker's CPUs: %s", exc)
+    idle_io(pid)
+    try:
+        os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+        return
+    except (AttributeError, OSError) as exc:
+        log.debug("SCHED_IDLE unavailable (%s); using nice %d", exc, nice)
+    try:
+        # Absolute, not os.nice()'s increment: the worker may have inherited the daemon's -10.
+        os.setpriority(os.PRIO_PROCESS, pid, nice)
+    except OSError:
+        pass
+
+
+def yield_cpu(nice: int, cpus: int = 0, worker_cpus: tuple[int, ...] = ()) -> None:
+    """Make this worker (and the threads it starts later) run only on CPU nobody else wants.
+
+    Two measures, both measured with the tempo-lock benchmark on 2 cores:
+    the worker keeps ``cpus`` CPUs (0 = all but one), so one CPU always stays
+    free for JACK and the MIDI scheduler; and Linux ``SCHED_IDLE``: the worker
+    runs only when no other task wants a CPU and is preempted at once when
+    JACK's or the scheduler's threads wake up.  Elsewhere (or if refused) fall
+    back to ``nice``.  Threads created afterwards inherit both.  ``worker_cpus``,
+    if given, are the CPUs to use (see :func:`demote_process`).  And numpy
+    stops marking the worker's arrays for huge pages, which kept the kernel's
+    khugepaged busy on the daemon's CPU (:func:`refuse_numpy_hugepages`).
+
+    The initializer of generation and render workers.  The daemon has
+    already done the first three from outside the moment the worker started
+    (:class:`ai_band.jobs.manager.WorkerContext`); this repeats them for
+    workers started some other way.
+
+    Args:
+        nice: the nice value (0..19) used where ``SCHED_IDLE`` is refused.
+        cpus: how many CPUs the workers get (``[render] cpus``; 0 = all but one).
+        worker_cpus: the workers' CPU numbers, if already chosen.
+    """
+    refuse_numpy_hugepages()
+    demote_process(0, nice, cpus, worker_cpus)
 
 
 def refuse_numpy_hugepages() -> bool:

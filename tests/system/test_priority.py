@@ -172,7 +172,7 @@ _HUGEPAGE_PROBE = r"""
 import sys
 import numpy as np
 if sys.argv[1] == "worker":
-    from ai_band.render.audio_job import yield_cpu
+    from ai_band.system.priority import yield_cpu
     yield_cpu(10)  # the workers' initializer
 array = np.ones(16 << 20, dtype=np.uint8)  # numpy marks arrays of 4 MiB and more
 address = array.ctypes.data + (8 << 20)  # the middle: numpy marks from the first whole page on
@@ -220,11 +220,11 @@ def test_refuse_numpy_hugepages_turns_numpy_s_switch_off():
 def test_worker_processes_start_demoted_before_any_initializer():
     from concurrent.futures import ProcessPoolExecutor
 
+    from ai_band.config import RenderSection
     from ai_band.jobs.manager import WorkerContext
-    from ai_band.render.audio_job import RenderSettings
 
     last_cpu = sorted(os.sched_getaffinity(0))[-1]
-    context = WorkerContext(RenderSettings(worker_cpus=(last_cpu,)))
+    context = WorkerContext(RenderSection(), worker_cpus=(last_cpu,))
     with ProcessPoolExecutor(1, mp_context=context) as pool:  # no initializer: the daemon demotes the worker
         policy = pool.submit(os.sched_getscheduler, 0).result(timeout=60)
         cpus = pool.submit(os.sched_getaffinity, 0).result(timeout=60)
