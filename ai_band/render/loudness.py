@@ -6,12 +6,18 @@ gain curve is computed on the mix and applied, sample for sample, to every
 stem too, so the processed stems still sum to the processed mix.
 
 * Integrated loudness: ITU-R BS.1770-4 (K-weighting, 400 ms blocks with 75 %
-  overlap, absolute gate -70 LUFS, relative gate -10 LU) as measured by
-  pyloudnorm; EBU R128 uses the same measure.  Audio shorter than one
-  400 ms block is padded with silence for the measurement.
+  overlap, absolute gate -70 LUFS, relative gate -10 LU); EBU R128 uses the
+  same measure.  The figures are pyloudnorm's (its K-weighting biquads, block
+  bounds and gating; ``tests/render/test_loudness.py`` checks them against
+  it) computed here with numpy alone: the K-weighting as one FFT convolution
+  (overlap-save) with the filter's impulse response, which decays below
+  1e-15 long before the frame ends, and the block energies from per-segment
+  sums.  pyloudnorm filters with ``scipy.signal``, whose import alone takes
+  about a second, longer than a whole ``ai-band generate --render wav``
+  should.  Audio shorter than one 400 ms block is padded with silence.
 * True peak: ITU-R BS.1770-4 Annex 2: 4x oversampling with the Annex's
-  48-tap interpolation filter (applied with :func:`scipy.signal.resample_poly`),
-  then the largest absolute value over all channels, in dBTP.
+  48-tap interpolation filter (its four 12-tap phases, each one
+  convolution), then the largest absolute value over all channels, in dBTP.
 * Limiter: the gain each block of 32 frames (0.7 ms) needs is held with a
   release of :data:`RELEASE_DB_PER_S`, smoothed over a look-ahead of
   +-:data:`LOOKAHEAD_S` and interpolated per frame, in a way that can only
@@ -25,7 +31,7 @@ is at most 2.02 times its largest nearby sample; only blocks whose bound
 reaches the level that matters (what the limiter must act on, or the
 largest peak found so far) are oversampled.  The peaks reported are exact.
 The loudness measurements run in a helper thread beside the peak work
-(pyloudnorm's filters release the GIL).
+(numpy's FFTs and array operations release the GIL).
 
 Silence (or audio below the -70 LUFS absolute gate) is not an error: its
 loudness is reported as :data:`SILENCE_LUFS` (-70.0, the gate) and no gain
@@ -38,16 +44,14 @@ clipped: the ceiling (<= 0 dBTP) keeps every sample within +-1 with margin.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-import pyloudnorm
-from scipy.ndimage import maximum_filter1d, minimum_filter1d, uniform_filter1d
-from scipy.signal import resample_poly
 
 __all__ = [
     "FLOOR_DBTP",
@@ -102,9 +106,22 @@ _PHASE1 = (
     -0.0189208984375,
 )
 _PHASES = np.array([_PHASE0, _PHASE1, _PHASE1[::-1], _PHASE0[::-1]])
-#: The same filter as one 48-tap prototype (tap 4*m + p is phase p's tap m),
-#: divided by the up factor because resample_poly multiplies it back.
-_TP_FILTER = (_PHASES.T.reshape(-1) / OVERSAMPLING).astype(np.float32)
+_PHASES_F32 = _PHASES.astype(np.float32)
+#: Output ``4q + r`` of the oversampler is phase ``(r + 3) % 4`` applied at input
+#: frame ``q + _PHASE_LAG[r]`` (the centred alignment of ``scipy.signal.resample_poly``
+#: with the 48-tap prototype, tap ``4m + p`` = phase ``p``'s tap ``m``).
+_PHASE_LAG = (5, 6, 6, 6)
+
+#: K-weighting (BS.1770-4 Annex 1) as pyloudnorm designs it for any sample rate:
+#: RBJ-cookbook biquads, a high shelf (gain dB, Q, corner Hz), then a high pass (Q, corner Hz).
+_SHELF = (4.0, 1.0 / math.sqrt(2.0), 1500.0)
+_HIGH_PASS = (0.5, 38.0)
+#: BS.1770-4 gating: block length s, overlap, absolute gate LUFS, relative gate LU, channel weights.
+_GATE_BLOCK_S = 0.4
+_GATE_OVERLAP = 0.75
+_ABSOLUTE_GATE = -70.0
+_RELATIVE_GATE = -10.0
+_CHANNEL_WEIGHTS = (1.0, 1.0, 1.0, 1.41, 1.41)
 
 #: Input frames per chunk of the true-peak meter (bounds its memory).
 _TP_CHUNK = 1 << 18
@@ -154,27 +171,131 @@ def integrated_loudness(audio: np.ndarray, sample_rate: int) -> float:
     """Integrated loudness (ITU-R BS.1770-4 / EBU R128) of ``audio``, LUFS.
 
     Args:
-        audio: shape ``(frames, channels)`` (1..5 channels) or ``(frames,)``.
+        audio: shape ``(frames, channels)`` (1..5 channels, in the order L, R, C,
+            Ls, Rs) or ``(frames,)``.
         sample_rate: Hz.
 
     Returns:
         The gated loudness in LUFS, or :data:`SILENCE_LUFS` when every block
         is below the absolute gate (silence).
+
+    Raises:
+        ValueError: more than 5 channels.
     """
     data = np.asarray(audio)
-    if data.dtype not in (np.float32, np.float64):
-        data = data.astype(np.float64)
     if data.ndim == 1:
         data = data[:, None]
-    block = math.ceil(0.4 * sample_rate)
-    if data.shape[0] < block:
-        data = np.concatenate(
-            [data, np.zeros((block - data.shape[0], data.shape[1]), dtype=data.dtype)]
-        )
-    value = float(pyloudnorm.Meter(sample_rate).integrated_loudness(data))
-    if not math.isfinite(value) or value < SILENCE_LUFS:
+    if data.shape[1] > len(_CHANNEL_WEIGHTS):
+        raise ValueError(f"loudness is defined for 1..5 channels, not {data.shape[1]}")
+    block = math.ceil(_GATE_BLOCK_S * sample_rate)
+    frames = max(data.shape[0], block)
+    weighted = k_weighted(np.ascontiguousarray(data.T, dtype=np.float64), sample_rate)
+    energy = _block_energies(weighted, frames, sample_rate)
+    weights = np.array(_CHANNEL_WEIGHTS[: data.shape[1]])
+    with np.errstate(divide="ignore"):
+        block_lufs = -0.691 + 10.0 * np.log10(weights @ energy)
+    above = block_lufs >= _ABSOLUTE_GATE
+    if not above.any():
         return SILENCE_LUFS
-    return value
+    relative = -0.691 + 10.0 * math.log10(weights @ energy[:, above].mean(axis=1)) + _RELATIVE_GATE
+    keep = (block_lufs > relative) & (block_lufs > _ABSOLUTE_GATE)
+    mean_square = float(weights @ energy[:, keep].mean(axis=1)) if keep.any() else 0.0
+    value = -0.691 + 10.0 * math.log10(mean_square) if mean_square > 0.0 else SILENCE_LUFS
+    return max(value, SILENCE_LUFS) if math.isfinite(value) else SILENCE_LUFS
+
+
+def _biquads(sample_rate: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The K-weighting's two biquads ``(b, a)``, ``a[0] == 1``: pyloudnorm's ``IIRfilter`` formulas."""
+    gain_db, q, corner = _SHELF
+    amp = 10.0 ** (gain_db / 40.0)
+    w0 = 2.0 * math.pi * corner / sample_rate
+    alpha = math.sin(w0) / (2.0 * q)
+    cos, root = math.cos(w0), 2.0 * math.sqrt(amp) * alpha
+    shelf_b = [amp * ((amp + 1) + (amp - 1) * cos + root), -2 * amp * ((amp - 1) + (amp + 1) * cos),
+               amp * ((amp + 1) + (amp - 1) * cos - root)]
+    shelf_a = [(amp + 1) - (amp - 1) * cos + root, 2 * ((amp - 1) - (amp + 1) * cos),
+               (amp + 1) - (amp - 1) * cos - root]
+    q, corner = _HIGH_PASS
+    w0 = 2.0 * math.pi * corner / sample_rate
+    alpha, cos = math.sin(w0) / (2.0 * q), math.cos(w0)
+    pass_b = [(1 + cos) / 2, -(1 + cos), (1 + cos) / 2]
+    pass_a = [1 + alpha, -2 * cos, 1 - alpha]
+    return [(np.array(b) / a[0], np.array(a) / a[0]) for b, a in ((shelf_b, shelf_a), (pass_b, pass_a))]
+
+
+@functools.cache
+def _k_weighting(sample_rate: int) -> tuple[int, int, np.ndarray]:
+    """``(fft_size, ir_frames, spectrum)`` for overlap-save K-weighting at ``sample_rate``.
+
+    ``ir_frames`` is where the impulse response has decayed below 1e-16 of its
+    peak (its slowest pole, the high pass's, sets it: about 8300 frames at
+    44.1 kHz); ``spectrum`` is the filter's frequency response at the real
+    FFT's bins, i.e. the transform of its impulse response (folded every
+    ``fft_size`` frames, which adds nothing measurable).
+    """
+    sections = _biquads(sample_rate)
+    radius = max(float(np.max(np.abs(np.roots(a)))) for _, a in sections)
+    ir_frames = math.ceil(45.0 / -math.log(radius)) if radius > 0 else 16
+    fft_size = max(1 << 15, 1 << math.ceil(math.log2(4 * ir_frames)))
+    z = np.exp(-2j * math.pi * np.arange(fft_size // 2 + 1) / fft_size)
+    spectrum = np.ones(z.size, dtype=np.complex128)
+    for b, a in sections:
+        spectrum *= (b[0] + z * (b[1] + z * b[2])) / (a[0] + z * (a[1] + z * a[2]))
+    return fft_size, ir_frames, spectrum
+
+
+def k_weighted(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """``audio`` through the K-weighting filter (BS.1770-4 Annex 1), from rest.
+
+    Args:
+        audio: float64, shape ``(channels, frames)``.
+        sample_rate: Hz.
+
+    Returns:
+        float64 ``(channels, frames)``: the filtered signal, equal to a direct
+        (recursive) filtering to within ~1e-12 of the signal's peak.
+    """
+    channels, frames = audio.shape
+    fft_size, ir_frames, spectrum = _k_weighting(sample_rate)
+    hop = fft_size - ir_frames + 1
+    segments = max(1, -(-frames // hop))
+    padded = np.zeros((channels, ir_frames - 1 + segments * hop + (fft_size - hop)))
+    padded[:, ir_frames - 1 : ir_frames - 1 + frames] = audio
+    view = np.lib.stride_tricks.as_strided(
+        padded,
+        shape=(channels, segments, fft_size),
+        strides=(padded.strides[0], hop * padded.strides[1], padded.strides[1]),
+        writeable=False,
+    )
+    out = np.fft.irfft(np.fft.rfft(view, axis=2) * spectrum, fft_size, axis=2)[:, :, ir_frames - 1 :]
+    return out.reshape(channels, segments * hop)[:, :frames]
+
+
+def _block_energies(weighted: np.ndarray, frames: int, sample_rate: int) -> np.ndarray:
+    """Mean square of each 400 ms gating block (75 % overlap) per channel: shape ``(channels, blocks)``.
+
+    Block ``j`` spans ``[int(0.4 * (j * 0.25) * sr), int(0.4 * (j * 0.25 + 1) * sr))``,
+    pyloudnorm's bounds to the float; ``frames`` may exceed the signal (zero padding).
+    Each block's sum adds up the sums of the stretches between block bounds.
+    """
+    step = 1.0 - _GATE_OVERLAP
+    count = int(np.round((frames / sample_rate - _GATE_BLOCK_S) / (_GATE_BLOCK_S * step))) + 1
+    j = np.arange(count)
+    lower = (_GATE_BLOCK_S * (j * step) * sample_rate).astype(np.int64)
+    upper = (_GATE_BLOCK_S * (j * step + 1) * sample_rate).astype(np.int64)
+    bounds = np.unique(np.concatenate((lower, upper)))
+    stop = min(weighted.shape[1], int(bounds[-1]))
+    edges = np.minimum(bounds, stop)
+    squares = np.square(weighted[:, :stop])
+    stretch = np.zeros((weighted.shape[0], bounds.size))
+    inside = edges[:-1] < edges[1:]
+    stretch[:, :-1][:, inside] = np.add.reduceat(squares, edges[:-1][inside], axis=1) if stop else 0.0
+    first, last = np.searchsorted(bounds, lower), np.searchsorted(bounds, upper)
+    total = np.zeros((weighted.shape[0], count))
+    for k in range(int((last - first).max(initial=0))):
+        index = np.minimum(first + k, bounds.size - 1)
+        total += np.where(first + k < last, stretch[:, index], 0.0)
+    return total / (_GATE_BLOCK_S * sample_rate)
 
 
 def true_peak_envelope(audio: np.ndarray) -> np.ndarray:
@@ -195,7 +316,7 @@ def true_peak_envelope(audio: np.ndarray) -> np.ndarray:
     for start in range(0, frames, _TP_CHUNK):
         stop = min(frames, start + _TP_CHUNK)
         lo, hi = max(0, start - _TP_CONTEXT), min(frames, stop + _TP_CONTEXT)
-        up = resample_poly(data[:, lo:hi], OVERSAMPLING, 1, axis=1, window=_TP_FILTER)
+        up = _oversample(data[:, lo:hi])
         np.abs(up, out=up)
         peak = up[0] if up.shape[0] == 1 else np.maximum.reduce(up, axis=0)
         # With the even-length filter, output 4n + k lies at input time n + (2k - 1) / 8:
@@ -206,6 +327,24 @@ def true_peak_envelope(audio: np.ndarray) -> np.ndarray:
             grouped[-1] = max(grouped[-1], peak[-1])
         envelope[start:stop] = grouped[start - lo : stop - lo]
     return envelope
+
+
+def _oversample(data: np.ndarray) -> np.ndarray:
+    """4x oversampling with the Annex 2 filter: float32 ``(channels, frames)`` -> ``(channels, 4 * frames)``.
+
+    Output ``4q + r`` is phase ``(r + 3) % 4`` of the filter at input frame
+    ``q + _PHASE_LAG[r]`` (the samples outside ``data`` taken as zero): the
+    output of ``scipy.signal.resample_poly(data, 4, 1, axis=1, window=<the
+    48-tap prototype / 4>)``, to float32 rounding.
+    """
+    channels, frames = data.shape
+    up = np.empty((channels, frames * OVERSAMPLING), dtype=np.float32)
+    for channel in range(channels):
+        for r in range(OVERSAMPLING):
+            full = np.convolve(data[channel], _PHASES_F32[(r + 3) % OVERSAMPLING])
+            lag = _PHASE_LAG[r]
+            up[channel, r::OVERSAMPLING] = full[lag : lag + frames]
+    return up
 
 
 def true_peak(audio: np.ndarray) -> float:
@@ -232,6 +371,13 @@ def _block_max(values: np.ndarray) -> np.ndarray:
     return padded.reshape(blocks, _LIMIT_BLOCK).max(axis=1)
 
 
+def _sliding(values: np.ndarray, width: int, reduce: Callable[..., np.ndarray]) -> np.ndarray:
+    """``reduce`` over a centred window of odd ``width``, the edges repeated (``mode="nearest"``)."""
+    half = width // 2
+    padded = np.concatenate((np.repeat(values[:1], half), values, np.repeat(values[-1:], half)))
+    return reduce(np.lib.stride_tricks.sliding_window_view(padded, width), axis=1)
+
+
 def _peak_bound(audio: np.ndarray) -> np.ndarray:
     """An upper bound of each block's true peak, from sample values alone (float32, per block).
 
@@ -244,9 +390,7 @@ def _peak_bound(audio: np.ndarray) -> np.ndarray:
     for channel in range(1, audio.shape[1]):
         np.maximum(magnitude, np.abs(audio[:, channel]), out=magnitude)
     sample_peak = _block_max(magnitude)
-    return (maximum_filter1d(sample_peak, 3, mode="nearest") * np.float32(_PHASE_GAIN)).astype(
-        np.float32
-    )
+    return (_sliding(sample_peak, 3, np.max) * np.float32(_PHASE_GAIN)).astype(np.float32)
 
 
 def _measure_blocks(audio: np.ndarray, blocks: np.ndarray) -> np.ndarray:
@@ -352,9 +496,9 @@ def _gain_curve(
     held_db = np.maximum.accumulate(need_db + ramp) - ramp
     gain = 10.0 ** (-np.maximum(held_db, 0.0) / 20.0)
     width = 2 * max(1, math.ceil(LOOKAHEAD_S * sample_rate / _LIMIT_BLOCK)) + 1
-    gain = minimum_filter1d(gain, width, mode="nearest")
-    gain = uniform_filter1d(gain, width, mode="nearest")
-    gain = minimum_filter1d(gain, 3, mode="nearest")
+    gain = _sliding(gain, width, np.min)
+    gain = _sliding(gain, width, np.mean)
+    gain = _sliding(gain, 3, np.min)
     # The running sum of the average leaves ~1e-16 residues: snap "untouched" back to exactly 1.
     gain[gain > 1.0 - 1e-9] = 1.0
     centres = np.arange(gain.size, dtype=np.float64) * _LIMIT_BLOCK + (_LIMIT_BLOCK - 1) / 2.0
@@ -372,8 +516,8 @@ def _limited_bound(
     interpolation.  Per block (widened by a block on each side for the
     filter's reach): ``max g * peak + (max g - min g) * bound``.
     """
-    wide_max = maximum_filter1d(_block_max(curve), 3, mode="nearest")
-    wide_min = minimum_filter1d(-_block_max(-curve), 3, mode="nearest")
+    wide_max = _sliding(_block_max(curve), 3, np.max)
+    wide_min = _sliding(-_block_max(-curve), 3, np.min)
     return wide_max * static_peaks + (wide_max - wide_min) * static_bound
 
 
@@ -413,7 +557,7 @@ def normalize(
         raise ValueError("normalize needs at least one stem")
     raw_mix = _sum(stems)
     frames = raw_mix.shape[0]
-    # pyloudnorm's filters release the GIL: each loudness measurement runs beside the
+    # numpy's FFTs release the GIL: each loudness measurement runs beside the
     # peak work of the same stage.
     with ThreadPoolExecutor(1, thread_name_prefix="loudness") as executor:
         loudness = executor.submit(integrated_loudness, raw_mix, sample_rate)

@@ -42,6 +42,10 @@ _MIDI_KEYS = frozenset(
 )
 
 
+#: Message type of an event of :func:`part_track` by its kind (0 = note-off, 1 = note-on).
+_NOTE_TYPES = ("note_off", "note_on")
+
+
 def _ticks(ppq: float) -> int:
     return max(0, round(ppq * TICKS_PER_BEAT))
 
@@ -82,21 +86,19 @@ def part_track(part: Part, end_ppq: float) -> mido.MidiTrack:
     Raises:
         ValueError: a pitch, velocity, channel or program outside the MIDI range.
     """
-    events: list[tuple[int, int, mido.Message]] = []
+    events: list[tuple[int, int, int, int]] = []  # (tick, 0 = off / 1 = on, pitch, velocity)
     for note in part.notes:
         start = _ticks(note.start_ppq)
-        end = max(start + 1, _ticks(note.end_ppq))
-        on = mido.Message("note_on", channel=part.channel, note=note.pitch, velocity=note.velocity)
-        off = mido.Message("note_off", channel=part.channel, note=note.pitch, velocity=0)
-        events.append((start, 1, on))
-        events.append((end, 0, off))
+        events.append((start, 1, note.pitch, note.velocity))
+        events.append((max(start + 1, _ticks(note.end_ppq)), 0, note.pitch, 0))
     events.sort(key=lambda e: (e[0], e[1]))
     track = mido.MidiTrack()
     track.append(mido.MetaMessage("track_name", name=part.name, time=0))
     track.append(mido.Message("program_change", channel=part.channel, program=part.program, time=0))
     now = 0
-    for tick, _, message in events:
-        track.append(message.copy(time=tick - now))
+    for tick, kind, pitch, velocity in events:
+        track.append(mido.Message(_NOTE_TYPES[kind], channel=part.channel, note=pitch, velocity=velocity,
+                                  time=tick - now))
         now = tick
     track.append(mido.MetaMessage("end_of_track", time=max(0, _ticks(end_ppq) - now)))
     return track
@@ -110,10 +112,14 @@ def arrangement_to_midi(
     Raises:
         ValueError: a value outside the MIDI range (see :func:`part_track`).
     """
+    return _midi_file(arrangement, [part_track(part, arrangement.length_ppq) for part in parts], title)
+
+
+def _midi_file(arrangement: Arrangement, tracks: list[mido.MidiTrack], title: str) -> mido.MidiFile:
+    """A type-1 file of the conductor track and ``tracks`` (which it shares, not copies)."""
     midi = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT)
     midi.tracks.append(_conductor(arrangement, title))
-    for part in parts:
-        midi.tracks.append(part_track(part, arrangement.length_ppq))
+    midi.tracks.extend(tracks)
     return midi
 
 
@@ -155,13 +161,15 @@ def write_midi_files(arrangement: Arrangement, job_dir: pathlib.Path) -> dict[st
         job_dir.mkdir(parents=True, exist_ok=True)
         pending: list[tuple[pathlib.Path, pathlib.Path]] = []
         result: dict[str, pathlib.Path] = {}
+        tracks = []  # each part's track is built once, for its own file and for full.mid
         for part in arrangement.parts:
             _check_name(part.name)
-            midi = arrangement_to_midi(arrangement, [part], f"{arrangement.style} - {part.name}")
+            tracks.append(part_track(part, arrangement.length_ppq))
+            midi = _midi_file(arrangement, tracks[-1:], f"{arrangement.style} - {part.name}")
             final = job_dir / f"{part.name}.mid"
             pending.append((write_temp(job_dir, lambda handle, m=midi: m.save(file=handle), temps), final))
             result[part.name] = final
-        midi = arrangement_to_midi(arrangement, arrangement.parts, f"{arrangement.style} - full")
+        midi = _midi_file(arrangement, tracks, f"{arrangement.style} - full")
         final = job_dir / f"{FULL}.mid"
         pending.append((write_temp(job_dir, lambda handle, m=midi: m.save(file=handle), temps), final))
         result[FULL] = final

@@ -7,12 +7,13 @@ import math
 import numpy as np
 import pyloudnorm
 import pytest
-from scipy.signal import butter, resample_poly, sosfilt
+from scipy.signal import butter, lfilter, resample_poly, sosfilt
 
 from ai_band.render.loudness import (
     FLOOR_DBTP,
     SILENCE_LUFS,
     integrated_loudness,
+    k_weighted,
     normalize,
     true_peak_dbtp,
     true_peak_envelope,
@@ -40,6 +41,48 @@ def test_loudness_of_a_reference_sine() -> None:
     assert integrated_loudness(audio, SR) == pytest.approx(
         pyloudnorm.Meter(SR).integrated_loudness(audio.astype(np.float64)), abs=0.01
     )
+
+
+def _music_like(seconds: float, sr: int, channels: int) -> np.ndarray:
+    """Noise bursts and tones of varying level, with quiet stretches that the gates drop."""
+    rng = np.random.default_rng(7)
+    frames = int(seconds * sr)
+    t = np.arange(frames) / sr
+    envelope = np.where((t % 3.0) < 2.2, 0.3 * (1 + np.sin(2 * math.pi * 0.37 * t)), 1e-4)
+    audio = rng.standard_normal((frames, channels)) * envelope[:, None] * 0.3
+    audio += (0.2 * np.sin(2 * math.pi * 55.0 * t) * envelope)[:, None]
+    return audio.astype(np.float32)
+
+
+@pytest.mark.parametrize("sr", [44100, 48000])
+@pytest.mark.parametrize("channels", [1, 2, 5])
+def test_loudness_equals_pyloudnorm(sr: int, channels: int) -> None:
+    """The numpy measurement gives pyloudnorm's figure (BS.1770-4, float64) to far below 0.01 LU."""
+    audio = _music_like(21.3, sr, channels)
+    expected = pyloudnorm.Meter(sr).integrated_loudness(audio.astype(np.float64))
+    assert integrated_loudness(audio, sr) == pytest.approx(expected, abs=1e-9)
+    assert integrated_loudness(audio[:, 0], sr) == pytest.approx(
+        pyloudnorm.Meter(sr).integrated_loudness(audio[:, 0].astype(np.float64)), abs=1e-9
+    )
+
+
+def test_k_weighting_equals_recursive_filtering() -> None:
+    """The FFT convolution gives the two biquads' recursive output (scipy's lfilter, pyloudnorm's)."""
+    from ai_band.render.loudness import _biquads
+
+    audio = _music_like(9.0, 44100, 2).T.astype(np.float64)
+    expected = audio
+    for b, a in _biquads(44100):
+        expected = lfilter(b, a, expected, axis=1)
+    assert np.max(np.abs(k_weighted(audio, 44100) - expected)) < 1e-12 * np.max(np.abs(expected))
+
+
+def test_oversampling_equals_resample_poly() -> None:
+    from ai_band.render.loudness import _oversample
+
+    audio = _music_like(2.0, SR, 2).T.copy()
+    expected = resample_poly(audio, 4, 1, axis=1, window=_annex_filter().astype(np.float32))
+    assert np.max(np.abs(_oversample(audio) - expected)) < 1e-6
 
 
 def test_loudness_of_short_and_silent_audio() -> None:
