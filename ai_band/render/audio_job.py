@@ -6,6 +6,14 @@ uses CPU that live MIDI playback and JACK leave idle.  Each worker keeps one :cl
 warm: the SoundFont is loaded once, when the worker starts, not per job.
 That renderer is process-local state set by :func:`init_render_worker`
 (the only way a ``ProcessPoolExecutor`` initializer can hand a worker an object).
+Worker demotion itself is :func:`ai_band.system.priority.yield_cpu`.
+
+Offline (``ai-band generate --render``), :func:`render_offline` renders in
+the calling process with one render thread per CPU, nothing demoted.
+
+Settings come from the config's ``[render]`` section
+(:class:`ai_band.config.RenderSection`) as it is; the daemon adds only the
+worker CPUs it chose.
 """
 
 from __future__ import annotations
