@@ -116,6 +116,8 @@ _PHASE_LAG = (5, 6, 6, 6)
 #: RBJ-cookbook biquads, a high shelf (gain dB, Q, corner Hz), then a high pass (Q, corner Hz).
 _SHELF = (4.0, 1.0 / math.sqrt(2.0), 1500.0)
 _HIGH_PASS = (0.5, 38.0)
+#: FFT frames the K-weighting filters at a time (~4 MB of temporaries per channel).
+_KW_BATCH_SEGMENTS = 8
 #: BS.1770-4 gating: block length s, overlap, absolute gate LUFS, relative gate LU, channel weights.
 _GATE_BLOCK_S = 0.4
 _GATE_OVERLAP = 0.75
@@ -123,8 +125,8 @@ _ABSOLUTE_GATE = -70.0
 _RELATIVE_GATE = -10.0
 _CHANNEL_WEIGHTS = (1.0, 1.0, 1.0, 1.41, 1.41)
 
-#: Input frames per chunk of the true-peak meter (bounds its memory).
-_TP_CHUNK = 1 << 18
+#: Input frames per chunk of the true-peak meter (bounds its memory: ~2 MB of temporaries).
+_TP_CHUNK = 1 << 16
 #: Context frames on each side of a chunk: the filter spans 12 input frames.
 _TP_CONTEXT = 16
 
@@ -189,8 +191,7 @@ def integrated_loudness(audio: np.ndarray, sample_rate: int) -> float:
         raise ValueError(f"loudness is defined for 1..5 channels, not {data.shape[1]}")
     block = math.ceil(_GATE_BLOCK_S * sample_rate)
     frames = max(data.shape[0], block)
-    weighted = k_weighted(np.ascontiguousarray(data.T, dtype=np.float64), sample_rate)
-    energy = _block_energies(weighted, frames, sample_rate)
+    energy = _block_energies(data, frames, sample_rate)
     weights = np.array(_CHANNEL_WEIGHTS[: data.shape[1]])
     with np.errstate(divide="ignore"):
         block_lufs = -0.691 + 10.0 * np.log10(weights @ energy)
@@ -248,50 +249,91 @@ def k_weighted(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """``audio`` through the K-weighting filter (BS.1770-4 Annex 1), from rest.
 
     Args:
-        audio: float64, shape ``(channels, frames)``.
+        audio: shape ``(frames, channels)``, float.
         sample_rate: Hz.
 
     Returns:
         float64 ``(channels, frames)``: the filtered signal, equal to a direct
         (recursive) filtering to within ~1e-12 of the signal's peak.
     """
-    channels, frames = audio.shape
+    out = np.empty((audio.shape[1], audio.shape[0]))
+    for start, stop, filtered in _k_weighted_batches(audio, sample_rate):
+        out[:, start:stop] = filtered
+    return out
+
+
+def _k_weighted_batches(audio: np.ndarray, sample_rate: int):
+    """Overlap-save K-weighting of ``audio`` ``(frames, channels)``, a few FFT frames at a time.
+
+    Yields ``(start, stop, filtered)``: float64 ``(channels, stop - start)``
+    of the filtered signal, in order.  ``filtered`` is a scratch buffer that
+    the next batch overwrites (the consumer may also overwrite it).  The
+    buffers are allocated once, a few MB each: the whole signal at once would
+    touch ~400 MB of fresh memory, which in a new process costs more in page
+    faults than the FFTs cost in arithmetic.
+    """
+    frames, channels = audio.shape
     fft_size, ir_frames, spectrum = _k_weighting(sample_rate)
     hop = fft_size - ir_frames + 1
     segments = max(1, -(-frames // hop))
-    padded = np.zeros((channels, ir_frames - 1 + segments * hop + (fft_size - hop)))
-    padded[:, ir_frames - 1 : ir_frames - 1 + frames] = audio
-    view = np.lib.stride_tricks.as_strided(
-        padded,
-        shape=(channels, segments, fft_size),
-        strides=(padded.strides[0], hop * padded.strides[1], padded.strides[1]),
-        writeable=False,
-    )
-    out = np.fft.irfft(np.fft.rfft(view, axis=2) * spectrum, fft_size, axis=2)[:, :, ir_frames - 1 :]
-    return out.reshape(channels, segments * hop)[:, :frames]
+    batch = min(_KW_BATCH_SEGMENTS, segments)
+    window = np.empty((channels, (ir_frames - 1) + batch * hop))
+    spectra = np.empty((channels, batch, fft_size // 2 + 1), dtype=np.complex128)
+    circular = np.empty((channels, batch, fft_size))
+    filtered = np.empty((channels, batch, hop))
+    for first in range(0, segments, batch):
+        count = min(batch, segments - first)
+        start = first * hop
+        stop = min(frames, start + count * hop)
+        # The input: ir_frames - 1 frames of history, then count * hop new ones (zeros past the
+        # ends), exactly the span of count FFT frames hop apart.
+        lo = start - (ir_frames - 1)
+        window.fill(0.0)
+        window[:, max(lo, 0) - lo : stop - lo] = audio[max(lo, 0) : stop].T
+        view = np.lib.stride_tricks.as_strided(
+            window,
+            shape=(channels, count, fft_size),
+            strides=(window.strides[0], hop * window.strides[1], window.strides[1]),
+            writeable=False,
+        )
+        np.fft.rfft(view, axis=2, out=spectra[:, :count])
+        spectra[:, :count] *= spectrum
+        np.fft.irfft(spectra[:, :count], fft_size, axis=2, out=circular[:, :count])
+        filtered[:, :count] = circular[:, :count, ir_frames - 1 :]  # the frames free of wrap-around
+        yield start, stop, filtered[:, :count].reshape(channels, count * hop)[:, : stop - start]
 
 
-def _block_energies(weighted: np.ndarray, frames: int, sample_rate: int) -> np.ndarray:
-    """Mean square of each 400 ms gating block (75 % overlap) per channel: shape ``(channels, blocks)``.
+def _block_energies(audio: np.ndarray, frames: int, sample_rate: int) -> np.ndarray:
+    """Mean square of the K-weighted ``audio`` in each 400 ms gating block (75 % overlap).
+
+    Args:
+        audio: shape ``(frames, channels)``.
+        frames: length to measure, >= the audio's (zeros after it).
+        sample_rate: Hz.
+
+    Returns:
+        float64, shape ``(channels, blocks)``.
 
     Block ``j`` spans ``[int(0.4 * (j * 0.25) * sr), int(0.4 * (j * 0.25 + 1) * sr))``,
-    pyloudnorm's bounds to the float; ``frames`` may exceed the signal (zero padding).
-    Each block's sum adds up the sums of the stretches between block bounds.
+    pyloudnorm's bounds to the float.  The bounds cut the signal into stretches;
+    the squares of each filtered batch are summed per stretch as they come, and
+    each block adds up its stretches.
     """
     step = 1.0 - _GATE_OVERLAP
     count = int(np.round((frames / sample_rate - _GATE_BLOCK_S) / (_GATE_BLOCK_S * step))) + 1
     j = np.arange(count)
     lower = (_GATE_BLOCK_S * (j * step) * sample_rate).astype(np.int64)
     upper = (_GATE_BLOCK_S * (j * step + 1) * sample_rate).astype(np.int64)
-    bounds = np.unique(np.concatenate((lower, upper)))
-    stop = min(weighted.shape[1], int(bounds[-1]))
-    edges = np.minimum(bounds, stop)
-    squares = np.square(weighted[:, :stop])
-    stretch = np.zeros((weighted.shape[0], bounds.size))
-    inside = edges[:-1] < edges[1:]
-    stretch[:, :-1][:, inside] = np.add.reduceat(squares, edges[:-1][inside], axis=1) if stop else 0.0
+    bounds = np.unique(np.concatenate((lower, upper)))  # stretch i is [bounds[i], bounds[i + 1])
+    stretch = np.zeros((audio.shape[1], bounds.size))
+    for start, stop, filtered in _k_weighted_batches(audio, sample_rate):
+        local = np.clip(bounds, start, stop) - start
+        used = local[:-1] < local[1:]
+        if used.any():
+            squares = np.square(filtered[:, : local[-1]], out=filtered[:, : local[-1]])
+            stretch[:, :-1][:, used] += np.add.reduceat(squares, local[:-1][used], axis=1)
     first, last = np.searchsorted(bounds, lower), np.searchsorted(bounds, upper)
-    total = np.zeros((weighted.shape[0], count))
+    total = np.zeros((audio.shape[1], count))
     for k in range(int((last - first).max(initial=0))):
         index = np.minimum(first + k, bounds.size - 1)
         total += np.where(first + k < last, stretch[:, index], 0.0)
@@ -316,23 +358,24 @@ def true_peak_envelope(audio: np.ndarray) -> np.ndarray:
     for start in range(0, frames, _TP_CHUNK):
         stop = min(frames, start + _TP_CHUNK)
         lo, hi = max(0, start - _TP_CONTEXT), min(frames, stop + _TP_CONTEXT)
-        up = _oversample(data[:, lo:hi])
+        up = _oversample(data[:, lo:hi])  # (channels, phase r, frame q): output 4q + r
         np.abs(up, out=up)
         peak = up[0] if up.shape[0] == 1 else np.maximum.reduce(up, axis=0)
-        # With the even-length filter, output 4n + k lies at input time n + (2k - 1) / 8:
-        # frame n gathers outputs 4n - 1 .. 4n + 2 (times n - 3/8 .. n + 3/8).
-        shifted = np.concatenate((np.zeros(1, dtype=np.float32), peak[:-1]))
-        grouped = shifted.reshape(hi - lo, OVERSAMPLING).max(axis=1)
+        # With the even-length filter, output 4q + r lies at input time q + (2r - 1) / 8:
+        # frame q gathers outputs 4q - 1 .. 4q + 2 (times q - 3/8 .. q + 3/8), i.e. phases
+        # 0, 1, 2 of frame q and phase 3 of frame q - 1.
+        grouped = np.maximum(np.maximum(peak[0], peak[1]), peak[2])
+        np.maximum(grouped[1:], peak[3, :-1], out=grouped[1:])
         if hi == frames:  # the last output (time frames - 5/8) belongs to the last frame
-            grouped[-1] = max(grouped[-1], peak[-1])
+            grouped[-1] = max(grouped[-1], peak[3, -1])
         envelope[start:stop] = grouped[start - lo : stop - lo]
     return envelope
 
 
 def _oversample(data: np.ndarray) -> np.ndarray:
-    """4x oversampling with the Annex 2 filter: float32 ``(channels, frames)`` -> ``(channels, 4 * frames)``.
+    """4x oversampling with the Annex 2 filter: float32 ``(channels, frames)`` -> ``(channels, 4, frames)``.
 
-    Output ``4q + r`` is phase ``(r + 3) % 4`` of the filter at input frame
+    Element ``[c, r, q]`` is output ``4q + r`` of channel ``c``: phase ``(r + 3) % 4`` of the filter at input frame
     ``q + _PHASE_LAG[r]`` (the samples outside ``data`` taken as zero): the
     output of ``scipy.signal.resample_poly(data, 4, 1, axis=1, window=<the
     48-tap prototype / 4>)``, to float32 rounding.  Each phase is 12 scaled
@@ -348,7 +391,7 @@ def _oversample(data: np.ndarray) -> np.ndarray:
         for m, tap in enumerate(taps):
             start = lag - m + 6
             acc += tap * padded[:, start : start + frames]
-    return up.transpose(0, 2, 1).reshape(channels, frames * OVERSAMPLING)
+    return up
 
 
 def true_peak(audio: np.ndarray) -> float:
@@ -367,12 +410,17 @@ def _to_db(linear: float) -> float:
     return 20.0 * math.log10(linear) if linear > 0.0 else FLOOR_DBTP
 
 
-def _block_max(values: np.ndarray) -> np.ndarray:
-    """Maximum of each run of :data:`_LIMIT_BLOCK` frames (the last run may be shorter)."""
-    blocks = -(-values.size // _LIMIT_BLOCK)
-    padded = np.zeros(blocks * _LIMIT_BLOCK, dtype=values.dtype)
-    padded[: values.size] = values
-    return padded.reshape(blocks, _LIMIT_BLOCK).max(axis=1)
+def _block_reduce(values: np.ndarray, reduce: Callable[..., np.ndarray] = np.max) -> np.ndarray:
+    """``reduce`` of each run of :data:`_LIMIT_BLOCK` frames along axis 0 (the last run may be shorter).
+
+    ``values`` is ``(frames,)`` or ``(frames, channels)`` (then over the channels too);
+    a contiguous input is reduced in place, without a copy.
+    """
+    full = values.shape[0] // _LIMIT_BLOCK * _LIMIT_BLOCK
+    out = reduce(values[:full].reshape(full // _LIMIT_BLOCK, -1), axis=1)
+    if full < values.shape[0]:
+        out = np.append(out, reduce(values[full:]))
+    return out
 
 
 def _sliding(values: np.ndarray, width: int, reduce: Callable[..., np.ndarray]) -> np.ndarray:
@@ -390,10 +438,7 @@ def _peak_bound(audio: np.ndarray) -> np.ndarray:
     sample within 6 frames; a block widened by one block on each side covers
     those frames.
     """
-    magnitude = np.abs(audio[:, 0])
-    for channel in range(1, audio.shape[1]):
-        np.maximum(magnitude, np.abs(audio[:, channel]), out=magnitude)
-    sample_peak = _block_max(magnitude)
+    sample_peak = np.maximum(_block_reduce(audio, np.max), -_block_reduce(audio, np.min))
     return (_sliding(sample_peak, 3, np.max) * np.float32(_PHASE_GAIN)).astype(np.float32)
 
 
@@ -505,8 +550,26 @@ def _gain_curve(
     gain = _sliding(gain, 3, np.min)
     # The running sum of the average leaves ~1e-16 residues: snap "untouched" back to exactly 1.
     gain[gain > 1.0 - 1e-9] = 1.0
-    centres = np.arange(gain.size, dtype=np.float64) * _LIMIT_BLOCK + (_LIMIT_BLOCK - 1) / 2.0
-    return np.interp(np.arange(frames, dtype=np.float64), centres, gain).astype(np.float32)
+    return _interpolate_blocks(gain, frames)
+
+
+def _interpolate_blocks(gain: np.ndarray, frames: int) -> np.ndarray:
+    """Per-frame float32 values interpolated linearly between block centres, held at the ends.
+
+    ``np.interp(frames, centres, gain)`` with ``centres = 32 b + 15.5`` to the
+    bit, computed block by block (frame ``32 b + k`` lies ``k - 15.5`` frames
+    from its own centre) without its float64 frame arrays.
+    """
+    held = np.concatenate((gain[:1], gain, gain[-1:]))  # held[b + 1] is block b's value
+    offset = np.arange(_LIMIT_BLOCK) - (_LIMIT_BLOCK - 1) / 2.0
+    out = np.empty((gain.size, _LIMIT_BLOCK), dtype=np.float32)
+    half = _LIMIT_BLOCK // 2
+    # First half of a block: from the previous centre; second half: from its own.
+    for cols, before, after, distance in ((slice(0, half), held[:-2], held[1:-1], offset[:half] + _LIMIT_BLOCK),
+                                          (slice(half, None), held[1:-1], held[2:], offset[half:])):
+        slope = (after - before) / _LIMIT_BLOCK
+        out[:, cols] = slope[:, None] * distance + before[:, None]
+    return out.reshape(-1)[:frames]
 
 
 def _limited_bound(
@@ -520,8 +583,8 @@ def _limited_bound(
     interpolation.  Per block (widened by a block on each side for the
     filter's reach): ``max g * peak + (max g - min g) * bound``.
     """
-    wide_max = _sliding(_block_max(curve), 3, np.max)
-    wide_min = _sliding(-_block_max(-curve), 3, np.min)
+    wide_max = _sliding(_block_reduce(curve, np.max), 3, np.max)
+    wide_min = _sliding(_block_reduce(curve, np.min), 3, np.min)
     return wide_max * static_peaks + (wide_max - wide_min) * static_bound
 
 
@@ -649,7 +712,8 @@ class _InPlaceGain:
         self.applied: np.float32 | np.ndarray = np.float32(1.0)
 
     def apply(self, target: np.float32 | np.ndarray) -> None:
-        factor = target / self.applied
+        unscaled = np.ndim(self.applied) == 0 and float(self.applied) == 1.0
+        factor = target if unscaled else target / self.applied
         if np.ndim(factor) == 0 and float(factor) == 1.0:
             return
         for stem in self.stems:
