@@ -630,6 +630,7 @@ def normalize(
         loudness = executor.submit(integrated_loudness, raw_mix, sample_rate)
         raw_bound = _peak_bound(raw_mix)
         raw_peaks = _BlockPeaks(raw_mix, raw_bound)
+        raw_peaks.peak()  # needed below whatever the gain: found while the loudness is measured
         input_lufs = loudness.result()
         gain_db = 0.0 if input_lufs <= SILENCE_LUFS else target_lufs - input_lufs
         static = 10.0 ** (gain_db / 20.0)
