@@ -55,7 +55,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from ai_band.generate.pipeline import validate_request
     from ai_band.request import parse_request
     from ai_band.jobs.work import new_job_id, produce
-    from ai_band.render.audio_job import AUDIO_FORMATS, render_offline
+    from ai_band.render.audio_job import AUDIO_FORMATS, render_audio
 
     setup_logging(args.log_level or "warning")
     raw = {key: getattr(args, key) for key in GENERATE_KEYS if getattr(args, key) is not None}
@@ -67,8 +67,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     audio_formats = tuple(f for f in (request.render or ()) if f in AUDIO_FORMATS)
     if audio_formats:
         config = load_config(args.config)
-        audio_files, audio = render_offline(arrangement, job_dir, audio_formats, request.stems, config.render,
-                                            request.sample_rate, request.bit_depth)
+        audio_files, audio = render_audio(None, arrangement, job_dir, audio_formats, request.stems, config.render,
+                                          request.sample_rate, request.bit_depth)
         written += audio_files
         print(f"audio: {audio['engine']}, {audio['sample_rate']} Hz / {audio['bit_depth']} bit, "
               f"{audio['loudness_lufs']} LUFS, true peak {audio['true_peak_dbtp']} dBTP, "
