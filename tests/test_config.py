@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from ai_band.cli import _run_overrides, build_parser
+from ai_band.cli.run import _run_overrides, build_parser
 from ai_band.config import Config, build_config, config_as_dict, load_config
 from ai_band.errors import ConfigError
 
