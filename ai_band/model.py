@@ -236,6 +236,9 @@ class Arrangement:
         chords: the chord spans over the whole arrangement.
         sections: the song form as ``(section name, first bar 0-based, bar count)``
             in playing order; ``(("main", 0, bars),)`` without a structure.
+
+    Raises:
+        TypeError, ValueError: ``ts_num/ts_den`` is not a valid :class:`TimeSignature`.
     """
 
     parts: tuple[Part, ...]
@@ -250,7 +253,7 @@ class Arrangement:
     sections: tuple[tuple[str, int, int], ...] = field(default=())
 
     def __post_init__(self) -> None:
-        self.time_signature  # noqa: B018 - validates ts_num/ts_den (raises ValueError)
+        TimeSignature(self.ts_num, self.ts_den)  # raises for a bad signature
 
     @property
     def time_signature(self) -> TimeSignature:

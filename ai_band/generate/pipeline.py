@@ -19,13 +19,15 @@ Cheat-sheet::
 notes; each part has its own seeded random source), CPU-bound and returns
 picklable frozen dataclasses, so it can run in a ``ProcessPoolExecutor``.
 
-Modules: ``styles`` (the style table, GM programs, channels, instrument
-ranges), ``arrange`` (song form: sections, variations, fills, endings, who
-plays when), ``meter`` (beats of any time signature), ``context`` (what each
-generator is handed), the parts ``drums``, ``bass``, ``keys``, ``pad``,
-``melody``, ``arp``, ``guitar``, ``strings`` (on a straight grid), ``groove``
-(layering, swing, humanize and the final clean-up that guarantees playable
-parts), ``request`` and ``model`` (the contracts).  See docs/generation.md.
+Modules: ``styles`` (the style table and each style's GM programs),
+``arrange`` (song form: sections, variations, fills, endings, who plays
+when), ``context`` (what each generator is handed), ``parts/<name>.py`` with
+``generate_<name>`` for every part of :data:`ai_band.model.PARTS` (on a
+straight grid), ``groove`` (layering, swing, humanize and the final clean-up
+that guarantees playable parts), ``prompt`` (free text -> request fields).
+Beside the generator: :mod:`ai_band.theory` (chords, keys, meter),
+:mod:`ai_band.request` and :mod:`ai_band.model` (the contracts: the parts
+table, time signature, note, part, arrangement).  See docs/generation.md.
 """
 
 from __future__ import annotations
