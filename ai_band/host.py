@@ -41,6 +41,8 @@ from typing import Any, Literal, NamedTuple
 
 from pythonosc import osc_bundle_builder, osc_message, osc_message_builder, osc_packet
 
+from ai_band.model import TS_DENOMINATORS, TimeSignature
+
 logger = logging.getLogger(__name__)
 
 TRANSPORT_ADDRESS = "/band/transport"
@@ -50,7 +52,7 @@ WELCOME_ADDRESS = "/band/welcome"
 
 ChangeKind = Literal["init", "play", "stop", "tempo", "relocate", "meter"]
 
-_VALID_DENOMINATORS = (1, 2, 4, 8, 16, 32, 64)
+_VALID_DENOMINATORS = TS_DENOMINATORS
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 _BAR_EPSILON_PPQ = 1e-9  # float error allowed at a bar line
 
@@ -153,7 +155,7 @@ def bar_length_ppq(ts_num: int, ts_den: int) -> float:
             power of two 1..64).
     """
     ts_num, ts_den = _check_meter(ts_num, ts_den)
-    return ts_num * 4.0 / ts_den
+    return TimeSignature(ts_num, ts_den).bar_length_ppq
 
 
 def bar_start_ppq(ppq: float, ts_num: int, ts_den: int) -> float:

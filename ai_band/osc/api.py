@@ -23,14 +23,13 @@ from ai_band.system import heap
 from ai_band.errors import BandError, JobError, ProtocolError, RequestError
 from ai_band.request import GenerationRequest, parse_request
 from ai_band.jobs.manager import Job, JobManager
+from ai_band.model import TS_DENOMINATORS
 from ai_band.osc.protocol import Arg, check_args, encode_message, to_juce_safe
 from ai_band.osc.server import Address, OscEndpoint
 from ai_band.playback.scheduler import PlayableJob, Scheduler
 from ai_band.transport import TransportModel, TransportState
 
 log = logging.getLogger(__name__)
-
-TS_DENOMINATORS = (1, 2, 4, 8, 16, 32, 64)
 
 SPECS: dict[str, list[Arg]] = {
     "/band/hello": [Arg("client", "s", hi=128), Arg("reply_port", "i", 1, 65535)],
