@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from ai_band.cli.run import _run_overrides, build_parser
+from ai_band.cli import build_parser
+from ai_band.cli.run import _run_overrides
 from ai_band.config import Config, build_config, config_as_dict, load_config
 from ai_band.errors import ConfigError
 
