@@ -189,13 +189,14 @@ class HostSession:
     def loop_deadline_s(self) -> float | None:
         """CLOCK_MONOTONIC seconds at which the playing transport reaches the loop end, else None.
 
-        A position at or past the end (relocated there) plays on, as in a DAW.
+        The deadline may have passed (:meth:`tick` wraps then). A transport
+        that started or was relocated at or past the end plays on, as in a DAW.
         """
         end = self.loop_end_ppq()
-        clock = self.sim.clock
-        if end is None or not clock.playing or clock.ppq_at(clock.now()) >= end:
+        segment = self.sim.clock.current
+        if end is None or not segment.playing or segment.ppq >= end:
             return None
-        return clock.time_at(end)
+        return self.sim.clock.time_at(end)
 
     def tick(self) -> None:
         """Wrap to the loop start if the loop end has passed (exactly at its instant)."""
