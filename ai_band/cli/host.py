@@ -30,7 +30,7 @@ import select
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
@@ -52,24 +52,26 @@ KEYS = "space play/stop, +/- tempo, 1-9 bar, r start, q quit"
 # ------------------------------------------------------------------ flags
 
 
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a UDP port 1..65535, got {text!r}") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a UDP port 1..65535, got {port}")
-    return port
+def _number(convert: Callable[[str], float], lo: float, hi: float, what: str) -> Callable[[str], float]:
+    """An argparse ``type``: ``convert(text)``, finite and in ``lo..hi``, else an error naming ``what``."""
+    def parse(text: str) -> float:
+        try:
+            value = convert(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and lo <= value <= hi):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _bpm(text: str) -> float:
-    try:
-        bpm = float(text)
-    except ValueError:
-        bpm = math.nan
-    if not (math.isfinite(bpm) and 1.0 <= bpm <= 999.0):
-        raise argparse.ArgumentTypeError(f"must be a tempo in 1..999 bpm, got {text!r}")
-    return bpm
+_port = _number(int, 1, 65535, "a UDP port 1..65535")
+_bpm = _number(float, 1.0, 999.0, "a tempo in 1..999 bpm")
+_bars = _number(int, 0, 10_000, "a whole number of bars 0..10000 (0 = no loop)")
+_ppq = _number(float, -1e6, 1e6, "a position in quarter notes, -1e6..1e6")
+_seconds = _number(float, 0.001, 1e6, "a number of seconds, 0.001..1e6")
+_bar_number = _number(int, -10_000, 10_000, "a bar number, 1 = the first (-10000..10000)")
 
 
 def _time_signature(text: str) -> tuple[int, int]:
@@ -80,36 +82,6 @@ def _time_signature(text: str) -> tuple[int, int]:
         return parse_time_signature("ts", text)
     except RequestError as exc:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("ts: ")) from None
-
-
-def _bars(text: str) -> int:
-    try:
-        bars = int(text)
-    except ValueError:
-        bars = -1
-    if not 0 <= bars <= 10_000:
-        raise argparse.ArgumentTypeError(f"must be a whole number of bars 0..10000 (0 = no loop), got {text!r}")
-    return bars
-
-
-def _ppq(text: str) -> float:
-    try:
-        ppq = float(text)
-    except ValueError:
-        ppq = math.nan
-    if not (math.isfinite(ppq) and abs(ppq) <= 1e6):
-        raise argparse.ArgumentTypeError(f"must be a position in quarter notes, -1e6..1e6, got {text!r}")
-    return ppq
-
-
-def _seconds(text: str) -> float:
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = math.nan
-    if not (math.isfinite(seconds) and 0 < seconds <= 1e6):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}")
-    return seconds
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -215,17 +187,19 @@ class HostSession:
         Raises:
             ValueError: unknown command or bad value (the message names the allowed values).
         """
-        from ai_band.errors import RequestError
         from ai_band.host import bar_length_ppq
-        from ai_band.request import parse_time_signature
 
         words = line.split()
         if not words:
             return True
         verb, rest = words[0].lower(), words[1:]
-        arity = {"bpm": 1, "bar": 1, "ppq": 1, "ts": 1}.get(verb, 0)
-        if len(rest) != arity:
+        parse_value = {"bpm": _bpm, "bar": _bar_number, "ppq": _ppq, "ts": _time_signature}.get(verb)
+        if len(rest) != (parse_value is not None):
             raise ValueError(f"{line.strip()!r}: expected one of {LINE_COMMANDS}")
+        try:
+            value = parse_value(rest[0]) if parse_value is not None else None
+        except argparse.ArgumentTypeError as exc:
+            raise ValueError(f"{verb} {exc}") from None
         sim, clock = self.sim, self.sim.clock
         if verb in ("quit", "q", "exit"):
             return False
@@ -237,29 +211,13 @@ class HostSession:
             bpm = min(999.0, max(1.0, clock.bpm + (BPM_STEP if verb == "+" else -BPM_STEP)))
             self.report("tempo", sim.set_tempo(bpm))
         elif verb == "bpm":
-            try:
-                bpm = _bpm(rest[0])
-            except argparse.ArgumentTypeError as exc:
-                raise ValueError(f"bpm {exc}") from None
-            self.report("tempo", sim.set_tempo(bpm))
+            self.report("tempo", sim.set_tempo(value))
         elif verb == "bar":
-            try:
-                bar = int(rest[0])
-            except ValueError:
-                raise ValueError(f"bar must be a whole bar number (1 = the first), got {rest[0]!r}") from None
-            self.report("relocate", sim.relocate((bar - 1) * bar_length_ppq(clock.ts_num, clock.ts_den)))
+            self.report("relocate", sim.relocate((value - 1) * bar_length_ppq(clock.ts_num, clock.ts_den)))
         elif verb == "ppq":
-            try:
-                ppq = _ppq(rest[0])
-            except argparse.ArgumentTypeError as exc:
-                raise ValueError(f"ppq {exc}") from None
-            self.report("relocate", sim.relocate(ppq))
+            self.report("relocate", sim.relocate(value))
         elif verb == "ts":
-            try:
-                ts_num, ts_den = parse_time_signature("ts", rest[0])
-            except RequestError as exc:
-                raise ValueError(str(exc)) from None
-            self.report("meter", sim.set_time_signature(ts_num, ts_den))
+            self.report("meter", sim.set_time_signature(*value))
         elif verb == "start":
             self.report("relocate", sim.relocate(self.start_ppq))
         else:
