@@ -124,36 +124,34 @@ class BandDaemon:
                 name=cfg.daemon.name,
                 model=model,
                 scheduler=self.scheduler,
-                jobs=None,  # type: ignore[arg-type] - set right below
+                make_jobs=lambda listener: JobManager(
+                    cfg.output_path,
+                    workers=cfg.generation.workers,
+                    max_queued=cfg.generation.max_queued,
+                    listener=listener,
+                    render_settings=render_settings(cfg, worker_cpus),
+                    render_workers=cfg.render.workers,
+                ),
                 port_names=self.ports.names(),
                 style_names=style_names,
                 validate=_validator(),
                 max_clients=cfg.osc.max_clients,
+                preview_device=cfg.preview.device,
+                preview_latency=cfg.preview.latency,
             )
-            self.api.preview_device = cfg.preview.device
-            self.api.preview_latency = cfg.preview.latency
-            self.jobs = JobManager(
-                cfg.output_path,
-                workers=cfg.generation.workers,
-                max_queued=cfg.generation.max_queued,
-                listener=self.api.on_job_event,
-                render_settings=render_settings(cfg, worker_cpus),
-                render_workers=cfg.render.workers,
-            )
-            self.api.jobs = self.jobs
+            self.jobs = self.api.jobs
             await self.jobs.start()
             loop = asyncio.get_running_loop()
             try:
-                transport, endpoint = await loop.create_datagram_endpoint(
+                _, endpoint = await loop.create_datagram_endpoint(
                     lambda: OscEndpoint(self.api.on_message, self.api.on_bad_packet),
                     local_addr=(cfg.osc.host, cfg.osc.port),
                 )
             except OSError as exc:
                 raise BandError(f"cannot listen on UDP {cfg.osc.host}:{cfg.osc.port}: {exc.strerror}") from exc
             self.endpoint = endpoint
-            self.api.endpoint = endpoint
-            self.osc_port = transport.get_extra_info("sockname")[1]
-            self.api.osc_port = self.osc_port
+            self.api.attach(endpoint)
+            self.osc_port = endpoint.port
             log.info("OSC listening on udp %s:%d", cfg.osc.host, self.osc_port)
             if cfg.zeroconf.enabled:
                 self.advertiser = Advertiser(cfg.daemon.name, self.osc_port, cfg.zeroconf.interfaces, cfg.osc.host)

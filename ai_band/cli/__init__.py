@@ -15,10 +15,10 @@ import sys
 from typing import Sequence
 
 from ai_band import __version__
-from ai_band.cli import generate, run
+from ai_band.cli import generate, host, run
 from ai_band.errors import BandError, ConfigError
 
-COMMANDS = (run, generate)
+COMMANDS = (run, generate, host)
 
 
 def build_parser() -> argparse.ArgumentParser:
