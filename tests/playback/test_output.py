@@ -65,6 +65,21 @@ def wait_for_events(recorder: RecorderProcess, count: int, timeout_s: float = 2.
     return True
 
 
+def record_in_child(server: JackServer, pattern: str, count: int) -> RecorderProcess:
+    """A :class:`RecorderProcess` of ``count`` ports matching ``pattern``, started again once if connecting raced.
+
+    The child connects the ports in ``wait_for_ports`` and then again in
+    ``connect``; JACK may not list the first connections yet and refuse the
+    second ones ("already exists"), failing the start.
+    """
+    try:
+        return RecorderProcess(server.name, pattern, count=count)
+    except RuntimeError as exc:
+        if "already exists" not in str(exc):
+            raise
+        return RecorderProcess(server.name, pattern, count=count)
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request) -> str:
     """The back-end under test: ``jack`` or ``rtmidi``."""
@@ -183,7 +198,7 @@ def test_close_releases_sounding_notes_and_removes_the_port(backend, jack_server
     try:
         assert {drums.name, keys.name} <= set(midi_output_ports(jack_server))
         # A recorder in a child process: closing an rtmidi port must not wait for this process's GIL.
-        with RecorderProcess(jack_server.name, f"^{client_name}(-01)?:", count=2) as recorder:  # rtmidi: a client per port
+        with record_in_child(jack_server, f"^{client_name}(-01)?:", count=2) as recorder:  # rtmidi: a client per port
             time.sleep(0.1)  # JACK applies new connections at a later cycle
             drums.send((NOTE_ON | 9, 36, 100))
             keys.send((NOTE_ON, 60, 90))

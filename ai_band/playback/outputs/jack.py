@@ -403,15 +403,21 @@ class JackMidiClient(JackClientOwner):
     def close_output(self, output: JackOutput) -> None:
         """Close one port: let its queue go out, stop writing it, unregister it.
 
-        Waits at most :data:`CLOSE_TIMEOUT_S` for the queue to empty (what is
-        left is dropped) and for a process callback under way to finish
-        (the next one no longer sees the port).  Closing the last open port
-        closes the client.
+        Waits at most :data:`CLOSE_TIMEOUT_S` in all for the queue to empty
+        (what is left is dropped), for two more periods to begin (the port's
+        readers take a period's output in its cycle, after this client's
+        callback), and for a process callback under way to finish (the next
+        one no longer sees the port).  Closing the last open port closes the client.
         """
         if not self.closed and self.shutdown_reason is None:
             deadline = time.monotonic() + CLOSE_TIMEOUT_S
-            period_s = self._client.blocksize / self.samplerate
+            frames = self._client.blocksize
+            period_s = frames / self.samplerate
             while output.queue and time.monotonic() < deadline and self.shutdown_reason is None:
+                time.sleep(period_s)
+            written_base = self._last_base
+            while (written_base >= 0 and (self._last_base - written_base) & 0xFFFFFFFF < 2 * frames
+                   and time.monotonic() < deadline and self.shutdown_reason is None):
                 time.sleep(period_s)
             with self.queue_lock:
                 self._ports = tuple(item for item in self._ports if item[3] is not output)
