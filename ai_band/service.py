@@ -27,7 +27,7 @@ from ai_band.errors import BandError
 from ai_band.jobs.manager import JobManager
 from ai_band.osc.api import BandApi
 from ai_band.osc.server import OscEndpoint
-from ai_band.playback.ports import PortSet
+from ai_band.playback.ports import PortSet, open_ports
 from ai_band.playback.scheduler import Scheduler
 from ai_band.transport import TransportModel
 
@@ -106,8 +106,8 @@ class BandDaemon:
         try:
             from ai_band.generate.pipeline import style_names
 
-            self.ports = PortSet(cfg.midi.parts, cfg.midi.api, cfg.midi.client_name, cfg.playback.jack_rtprio,
-                                 JACK_WRITE_LOG_SIZE if cfg.playback.jack_write_log else 0)
+            self.ports = open_ports(cfg.midi.parts, cfg.midi.api, cfg.midi.client_name, cfg.playback.jack_rtprio,
+                                    JACK_WRITE_LOG_SIZE if cfg.playback.jack_write_log else 0)
             self.scheduler = Scheduler(
                 self.ports,
                 output_offset_s=cfg.playback.output_offset_ms / 1000.0,
@@ -216,7 +216,7 @@ class BandDaemon:
         from ai_band.render.atomic import write_atomic
 
         try:
-            data = {"note_ons": self.ports.jack_write_log(), "callbacks": self.ports.jack_write_callbacks()}
+            data = self.ports.write_log() or {"note_ons": [], "callbacks": []}
             write_atomic(Path(path).expanduser(), json.dumps(data).encode("utf-8"))
             log.info("JACK write log: %d note-ons in %s", len(data["note_ons"]), path)
         except Exception as exc:  # noqa: BLE001 - diagnostics must not spoil the stop
@@ -232,7 +232,7 @@ class BandDaemon:
         else:
             log.warning("%s received again: exiting now", signame)
             if self.ports is not None:
-                self.ports.release_all()
+                self.ports.all_notes_off()
                 time.sleep(0.05)  # let JACK write the note-offs out
             os._exit(1)
 
