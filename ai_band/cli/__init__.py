@@ -16,8 +16,9 @@ interrupted.  No input ends in a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from typing import NoReturn, Sequence
+from collections.abc import Sequence
 
 from ai_band.cli import generate
 from ai_band.cli import jobs
@@ -38,18 +39,30 @@ COMMANDS = (
 class ArgumentParser(argparse.ArgumentParser):
     """argparse with errors as one line ``ai-band: error: ...`` (exit 2), subcommands alike."""
 
-    def error(self, message: str) -> NoReturn:
+    def error(self, message: str) -> None:
         """Print the one-line error and exit 2 (argparse's contract: never returns)."""
         self.exit(2, f"ai-band: error: {message} (see {self.prog} --help)\n")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows ``(default: ...)`` for every option that has one; options without write theirs in their help."""
+    """Shows ``(default: ...)`` for every option that has one; options without write theirs in their help.
+
+    ``${section.key}`` in a help text becomes that key's shipped default
+    (:func:`ai_band.config.defaults.default`), read only when help is shown.
+    """
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default is None or action.default is False or "(default" in (action.help or ""):
-            return action.help
-        return super()._get_help_string(action)
+        text = action.help
+        if text and "${" in text:
+            import re
+
+            from ai_band.config.defaults import default
+
+            text = re.sub(r"\$\{(\w+)\.(\w+)\}", lambda m: str(default(m[1], m[2])).replace("%", "%%"), text)
+        if action.default is None or action.default is False or "(default" in (text or ""):
+            return text
+        return super()._get_help_string(argparse.Action(action.option_strings, action.dest,
+                                                        default=action.default, help=text))
 
 
 class VersionAction(argparse.Action):
@@ -59,7 +72,7 @@ class VersionAction(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
                          help="print the version and exit")
 
-    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> NoReturn:
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
         from ai_band import __version__
 
         parser.exit(0, f"ai-band {__version__}\n")
@@ -97,6 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BandError as exc:
         fail(str(exc))
+        return 1
+    except BrokenPipeError:  # stdout closed early (`ai-band styles | head -1`): quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except OSError as exc:
         fail(f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else f"{type(exc).__name__}: {exc}")

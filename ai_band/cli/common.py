@@ -11,10 +11,6 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
-
-from ai_band.config.defaults import default
-
 #: How long ``status`` and ``jobs`` wait for the daemon's answer, seconds.
 DEFAULT_TIMEOUT_S = 2.0
 
@@ -66,7 +62,7 @@ def add_config_arg(parser: argparse.ArgumentParser) -> None:
                              "defaults, config/ai-band.toml; AI_BAND_<SECTION>_<KEY> variables override either)")
 
 
-def load(args: argparse.Namespace, overrides: dict[str, dict[str, Any]] | None = None):
+def load(args: argparse.Namespace, overrides: dict[str, dict[str, object]] | None = None):
     """The validated config of ``args.config`` (or the defaults), environment variables and ``overrides``.
 
     Raises:
@@ -81,14 +77,14 @@ def add_daemon_args(parser: argparse.ArgumentParser) -> None:
     """``--host``, ``--port``, ``--timeout``, ``--json`` and ``--config`` of the commands that ask a daemon."""
     parser.add_argument("--host", default="127.0.0.1", help="the daemon's address or host name")
     parser.add_argument("--port", type=port_number,
-                        help=f"the daemon's OSC UDP port (default: the config's [osc] port, {default('osc', 'port')})")
+                        help="the daemon's OSC UDP port (default: the config's [osc] port, ${osc.port})")
     parser.add_argument("--timeout", type=positive_seconds, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
                         help="how long to wait for the answer")
     parser.add_argument("--json", action="store_true", help="print the daemon's answer as JSON")
     add_config_arg(parser)
 
 
-def ask_daemon(args: argparse.Namespace, address: str) -> Any:
+def ask_daemon(args: argparse.Namespace, address: str) -> object:
     """Send ``address`` (no arguments) to the daemon of ``args`` and return its JSON answer.
 
     The daemon answers ``<address> s:json`` to the sender (docs/osc-api.md).
@@ -143,6 +139,6 @@ def ask_daemon(args: argparse.Namespace, address: str) -> Any:
     raise NoAnswerError(no_answer)
 
 
-def print_json(value: Any) -> None:
+def print_json(value: object) -> None:
     """Print ``value`` as indented JSON on stdout."""
     print(json.dumps(value, indent=2, sort_keys=False))

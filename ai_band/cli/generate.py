@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from ai_band.cli.common import add_config_arg, setup_logging
-from ai_band.config.defaults import BIT_DEPTHS, LOG_LEVELS, SAMPLE_RATES_HZ, default
+from ai_band.config.defaults import BIT_DEPTHS, LOG_LEVELS, SAMPLE_RATES_HZ
 
 #: The chord sheet of a request without one (``GenerationRequest.chords``; a test keeps them equal).
 DEFAULT_CHORDS = "C Am F G"
@@ -45,9 +45,9 @@ REQUEST_FLAGS = (
     ("--render", "render", "output formats: mid,wav,flac; MIDI files are always written (default: mid)"),
     ("--stems", "stems", "1: also one audio file per part (default: 0)"),
     ("--sample-rate", "sample_rate", f"{' or '.join(map(str, SAMPLE_RATES_HZ))} Hz "
-                                     f"(default: the config's [render] sample_rate, {default('render', 'sample_rate')})"),
+                                     f"(default: the config's [render] sample_rate, ${{render.sample_rate}})"),
     ("--bit-depth", "bit_depth", f"{' or '.join(map(str, BIT_DEPTHS))} "
-                                 f"(default: the config's [render] bit_depth, {default('render', 'bit_depth')})"),
+                                 f"(default: the config's [render] bit_depth, ${{render.bit_depth}})"),
     ("--id", "id", "request id stored with the job (default: empty)"),
 )
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
-
 from ai_band.cli.common import add_daemon_args
 
 
@@ -17,7 +15,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     jobs.set_defaults(func=cmd_jobs)
 
 
-def format_job(job: dict[str, Any]) -> str:
+def format_job(job: dict[str, object]) -> str:
     """One job of ``/band/status`` as a line: id, state, progress, request id, time, files or error."""
     line = f"{job.get('id')}  {job.get('state', '?'):<9} {100 * (job.get('progress') or 0):3.0f}%"
     if job.get("request_id"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ai_band.cli.common import add_config_arg, setup_logging
-from ai_band.config.defaults import LOG_LEVELS, MIDI_APIS, default
+from ai_band.config.defaults import LOG_LEVELS, MIDI_APIS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -16,7 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_config_arg(run)
 
     def was(section: str, key: str) -> str:
-        return f"(default: [{section}] {key}, {default(section, key)!r})"
+        return f"(default: [{section}] {key}, ${{{section}.{key}}})"
 
     run.add_argument("--name", help=f"instance name advertised over zeroconf {was('daemon', 'name')}")
     run.add_argument("--osc-host", help=f"address to bind, e.g. 0.0.0.0 or 127.0.0.1 {was('osc', 'host')}")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
-
 from ai_band.cli.common import add_daemon_args
 
 
@@ -16,11 +14,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     status.set_defaults(func=cmd_status)
 
 
-def _on_off(value: Any) -> str:
+def _on_off(value: object) -> str:
     return "yes" if value else "no"
 
 
-def format_status(status: dict[str, Any]) -> list[str]:
+def format_status(status: dict[str, object]) -> list[str]:
     """The ``/band/status`` JSON (docs/osc-api.md) as lines of text."""
     transport = status.get("transport") or {}
     playback = status.get("playback") or {}

@@ -21,7 +21,6 @@ line's ``--help``.
 from __future__ import annotations
 
 import importlib
-from typing import Any
 
 from ai_band.config.defaults import (
     BIT_DEPTHS,
@@ -49,7 +48,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     """Load the schema module when one of its names is first asked for (PEP 562)."""
     if name in _SCHEMA_NAMES:
         return getattr(importlib.import_module("ai_band.config.schema"), name)

@@ -1,16 +1,14 @@
 """The shipped defaults (``default.toml``, package data) and the sets of allowed values.
 
-This module is light (``tomllib`` and ``importlib.resources`` only) so the
-command line can show every default in ``--help`` without loading the
-validating schema (:mod:`ai_band.config.schema`).
+This module is light (the file is read on first use, with ``tomllib`` and
+``importlib.resources``) so the command line builds its parser without it and
+shows every default in ``--help`` without loading the validating schema
+(:mod:`ai_band.config.schema`).
 """
 
 from __future__ import annotations
 
 import functools
-import tomllib
-from importlib import resources
-from typing import Any
 
 #: Package-data file holding every default; ``config/ai-band.toml`` is a copy of it.
 DEFAULT_FILE = "default.toml"
@@ -39,20 +37,24 @@ PREVIEW_LATENCIES = ("low", "high")
 
 def default_text() -> str:
     """The text of the shipped ``default.toml`` (comments included)."""
+    from importlib import resources
+
     return resources.files(__package__).joinpath(DEFAULT_FILE).read_text(encoding="utf-8")
 
 
 @functools.cache
-def _defaults() -> dict[str, dict[str, Any]]:
+def _defaults() -> dict[str, dict[str, object]]:
+    import tomllib
+
     return tomllib.loads(default_text())
 
 
-def defaults() -> dict[str, dict[str, Any]]:
+def defaults() -> dict[str, dict[str, object]]:
     """Every default as ``{section: {key: value}}`` (TOML types; a fresh copy each call)."""
     return {section: dict(values) for section, values in _defaults().items()}
 
 
-def default(section: str, key: str) -> Any:
+def default(section: str, key: str) -> object:
     """One default, e.g. ``default("osc", "port")`` -> 9100.
 
     Raises:
