@@ -75,7 +75,8 @@ class VersionAction(argparse.Action):
     def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
         from ai_band import __version__
 
-        parser.exit(0, f"ai-band {__version__}\n")
+        print(f"ai-band {__version__}")
+        parser.exit(0)
 
 
 def build_parser() -> ArgumentParser:

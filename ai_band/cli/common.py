@@ -103,7 +103,8 @@ def ask_daemon(args: argparse.Namespace, address: str) -> object:
 
     from ai_band.errors import BandError, NoAnswerError, UsageError
 
-    port = args.port if args.port is not None else load(args).osc.port
+    config = load(args)  # checked in full even when --port makes it unneeded
+    port = args.port if args.port is not None else config.osc.port
     where = f"{args.host}:{port}"
     try:
         family, kind, proto, _, target = socket.getaddrinfo(args.host, port, type=socket.SOCK_DGRAM)[0]

@@ -7,7 +7,8 @@ import socket
 import stat
 
 import pytest
-from conftest import error_line
+from clirun import error_line
+from clirun import run_cli as cli
 
 CHORDS = ("--chords", "C Am F G")
 
@@ -53,7 +54,7 @@ BAD_INPUT = [
 
 
 @pytest.mark.parametrize(("argv", "code", "fragments"), BAD_INPUT, ids=lambda v: " ".join(v) if isinstance(v, list) else None)
-def test_bad_input_is_one_error_line(cli, tmp_path, argv, code, fragments):
+def test_bad_input_is_one_error_line(tmp_path, argv, code, fragments):
     result = cli(*(a.format(tmp=tmp_path) for a in argv))
     assert result.returncode == code, result.stderr
     line = error_line(result)
@@ -64,7 +65,7 @@ def test_bad_input_is_one_error_line(cli, tmp_path, argv, code, fragments):
 
 
 @pytest.mark.parametrize("where", ["file", "environment"])
-def test_bad_config_names_the_allowed_sets_and_nothing_is_written(cli, tmp_path, where):
+def test_bad_config_names_the_allowed_sets_and_nothing_is_written(tmp_path, where):
     cfg = tmp_path / "bad.toml"
     cfg.write_text("[render]\nbit_depth = 12\nsample_rate = 22050\n" if where == "file" else "")
     env = {"AI_BAND_RENDER_BIT_DEPTH": "12", "AI_BAND_RENDER_SAMPLE_RATE": "22050"} if where == "environment" else {}
@@ -83,14 +84,14 @@ def test_bad_config_names_the_allowed_sets_and_nothing_is_written(cli, tmp_path,
         assert not out.exists()
 
 
-def test_environment_variable_that_does_not_parse_is_named(cli, tmp_path):
+def test_environment_variable_that_does_not_parse_is_named(tmp_path):
     result = cli("generate", *CHORDS, "-o", str(tmp_path), env={"AI_BAND_OSC_PORT": "ninety"})
     assert result.returncode == 2
     assert error_line(result) == ("ai-band: error: invalid configuration: environment AI_BAND_OSC_PORT: "
                                   "must be an integer, got 'ninety'")
 
 
-def test_existing_job_id_is_refused_unless_force(cli, tmp_path):
+def test_existing_job_id_is_refused_unless_force(tmp_path):
     first = cli("generate", *CHORDS, "--seed", "1", "-o", str(tmp_path), "--job-id", "take")
     assert first.returncode == 0, first.stderr
     before = (tmp_path / "take" / "full.mid").read_bytes()
@@ -105,7 +106,7 @@ def test_existing_job_id_is_refused_unless_force(cli, tmp_path):
 
 
 @pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o027, 0o640), (0o002, 0o664)])
-def test_files_get_the_mode_of_the_process_umask(cli, tmp_path, umask, mode):
+def test_files_get_the_mode_of_the_process_umask(tmp_path, umask, mode):
     result = cli("generate", *CHORDS, "-o", str(tmp_path), "--job-id", "j", umask=umask)
     assert result.returncode == 0, result.stderr
     files = list((tmp_path / "j").iterdir())
@@ -113,7 +114,7 @@ def test_files_get_the_mode_of_the_process_umask(cli, tmp_path, umask, mode):
     assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in files} == {oct(mode)}
 
 
-def test_a_write_that_fails_at_run_time_is_exit_1_and_leaves_no_half_made_job(cli, tmp_path):
+def test_a_write_that_fails_at_run_time_is_exit_1_and_leaves_no_half_made_job(tmp_path):
     result = cli("generate", *CHORDS, "--bars", "64", "-o", str(tmp_path), "--job-id", "full-disk",
                  max_file_bytes=200)
     assert result.returncode == 1, result.stderr
@@ -122,7 +123,7 @@ def test_a_write_that_fails_at_run_time_is_exit_1_and_leaves_no_half_made_job(cl
     assert not (tmp_path / "full-disk").exists()
 
 
-def test_chords_are_optional_when_the_request_is_otherwise_complete(cli, tmp_path):
+def test_chords_are_optional_when_the_request_is_otherwise_complete(tmp_path):
     prompt = cli("generate", "--prompt", "sad slow jazz ballad in D minor", "-o", str(tmp_path), "--job-id", "p")
     assert prompt.returncode == 0, prompt.stderr
     meta = json.loads((tmp_path / "p" / "job.json").read_text())
@@ -143,7 +144,7 @@ def test_chords_are_optional_when_the_request_is_otherwise_complete(cli, tmp_pat
     assert [c["symbol"] for bar in meta["chords_per_bar"] for c in bar] == DEFAULT_CHORDS.split()
 
 
-def test_a_daemon_that_does_not_answer(cli):
+def test_a_daemon_that_does_not_answer():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
         silent.bind(("127.0.0.1", 0))
         port = silent.getsockname()[1]

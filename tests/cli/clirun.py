@@ -1,4 +1,7 @@
-"""The ``ai-band`` command line run as a user runs it: ``python -m ai_band ...`` in its own process."""
+"""The ``ai-band`` command line run as a user runs it: ``python -m ai_band ...`` in its own process.
+
+(A plain module, not a conftest.py: the tests import ``conftest`` by name and a second one would shadow it.)
+"""
 
 from __future__ import annotations
 
@@ -7,10 +10,9 @@ import resource
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,9 +48,3 @@ def error_line(result: subprocess.CompletedProcess) -> str:
     assert lines[0].startswith("ai-band: error: "), lines[0]
     assert "internal error" not in lines[0]
     return lines[0]
-
-
-@pytest.fixture
-def cli() -> Callable[..., subprocess.CompletedProcess]:
-    """:func:`run_cli`."""
-    return run_cli
