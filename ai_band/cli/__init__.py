@@ -48,7 +48,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows ``(default: ...)`` for every option that has one; options without write theirs in their help.
 
     ``${section.key}`` in a help text becomes that key's shipped default
-    (:func:`ai_band.config.defaults.default`), read only when help is shown.
+    (:func:`ai_band.config.shipped.default`), read only when help is shown.
     """
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
@@ -56,7 +56,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if text and "${" in text:
             import re
 
-            from ai_band.config.defaults import default
+            from ai_band.config.shipped import default
 
             text = re.sub(r"\$\{(\w+)\.(\w+)\}", lambda m: str(default(m[1], m[2])).replace("%", "%%"), text)
         if action.default is None or action.default is False or "(default" in (text or ""):

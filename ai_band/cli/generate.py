@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from ai_band.cli.common import add_config_arg, setup_logging
-from ai_band.config.defaults import BIT_DEPTHS, LOG_LEVELS, SAMPLE_RATES_HZ
+from ai_band.config.shipped import BIT_DEPTHS, LOG_LEVELS, SAMPLE_RATES_HZ
 
 #: The chord sheet of a request without one (``GenerationRequest.chords``; a test keeps them equal).
 DEFAULT_CHORDS = "C Am F G"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ai_band.cli.common import add_config_arg, setup_logging
-from ai_band.config.defaults import LOG_LEVELS, MIDI_APIS
+from ai_band.config.shipped import LOG_LEVELS, MIDI_APIS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import importlib
 
-from ai_band.config.defaults import (
+from ai_band.config.shipped import (
     BIT_DEPTHS,
     ENV_PREFIX,
     LOG_LEVELS,

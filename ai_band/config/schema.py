@@ -23,23 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from ai_band.config.defaults import (
-    BIT_DEPTHS,
-    ENV_PREFIX,
-    LOG_LEVELS,
-    MIDI_APIS,
-    PREVIEW_LATENCIES,
-    RENDER_ENGINES,
-    SAMPLE_RATES_HZ,
-    defaults,
-)
+from ai_band.config import shipped
 from ai_band.errors import ConfigError
 from ai_band.request import KNOWN_PARTS
 
 #: Annotation (as written in the section classes) -> the Python type a value must have.
 _KINDS: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool, "tuple[str, ...]": tuple}
 
-_DEFAULTS = defaults()
+_DEFAULTS = shipped.defaults()
 
 
 def _coerce(value: Any, kind: type) -> tuple[Any, str | None]:
@@ -244,13 +235,13 @@ def _nonempty(v: str) -> str | None:
 CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("daemon", "name"): _nonempty,
     ("daemon", "output_dir"): _nonempty,
-    ("daemon", "log_level"): _choice(LOG_LEVELS),
+    ("daemon", "log_level"): _choice(shipped.LOG_LEVELS),
     ("daemon", "nice"): _ranged(-20, 19),
     ("osc", "host"): _host,
     ("osc", "port"): _ranged(0, 65535),
     ("osc", "max_clients"): _ranged(1, 1024),
     ("zeroconf", "interfaces"): _hosts,
-    ("midi", "api"): _choice(MIDI_APIS),
+    ("midi", "api"): _choice(shipped.MIDI_APIS),
     ("midi", "client_name"): _nonempty,
     ("midi", "parts"): _parts,
     ("playback", "output_offset_ms"): _ranged(-50, 50),
@@ -263,16 +254,16 @@ CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("transport", "timeout_ms"): _ranged(100, 60000),
     ("generation", "workers"): _ranged(1, 32),
     ("generation", "max_queued"): _ranged(1, 10000),
-    ("render", "engine"): _choice(RENDER_ENGINES),
-    ("render", "sample_rate"): _choice(SAMPLE_RATES_HZ),
-    ("render", "bit_depth"): _choice(BIT_DEPTHS),
+    ("render", "engine"): _choice(shipped.RENDER_ENGINES),
+    ("render", "sample_rate"): _choice(shipped.SAMPLE_RATES_HZ),
+    ("render", "bit_depth"): _choice(shipped.BIT_DEPTHS),
     ("render", "target_lufs"): _ranged(-40, -5),
     ("render", "true_peak_dbtp"): _ranged(-12, 0),
     ("render", "tail_s"): _ranged(0, 10),
     ("render", "workers"): _ranged(1, 8),
     ("render", "nice"): _ranged(0, 19),
     ("render", "cpus"): _ranged(0, 256),
-    ("preview", "latency"): _choice(PREVIEW_LATENCIES),
+    ("preview", "latency"): _choice(shipped.PREVIEW_LATENCIES),
 }
 
 #: Section name -> its class, in file order.
@@ -336,7 +327,7 @@ def build_config(data: Mapping[str, Any], source: str = "config",
 
 def env_name(section: str, key: str) -> str:
     """The environment variable of one key: ``env_name("osc", "port")`` -> ``"AI_BAND_OSC_PORT"``."""
-    return f"{ENV_PREFIX}{section}_{key}".upper()
+    return f"{shipped.ENV_PREFIX}{section}_{key}".upper()
 
 
 def _parse_env(text: str, kind: type) -> tuple[Any, str | None]:
@@ -373,7 +364,7 @@ def env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]]
     origins: dict[tuple[str, str], str] = {}
     errors: list[str] = []
     for var in sorted(environ):
-        if not var.startswith(ENV_PREFIX):
+        if not var.startswith(shipped.ENV_PREFIX):
             continue
         if var not in known:
             errors.append(f"environment {var}: no such setting" + _hint(var, known))
