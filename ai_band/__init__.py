@@ -16,9 +16,17 @@ Units: positions and durations in quarter notes (ppq, as JUCE's AudioPlayHead),
 times in CLOCK_MONOTONIC seconds, MIDI values 0..127, channels 0..15.
 """
 
-from importlib.metadata import PackageNotFoundError, version as _version
 
-try:
-    __version__ = _version("ai-band")
-except PackageNotFoundError:  # running from a source tree without installing
-    __version__ = "0.1.0"
+
+def __getattr__(name: str) -> str:
+    """``__version__``, looked up on first use (importlib.metadata costs ~25 ms at start-up; PEP 562)."""
+    if name != "__version__":
+        raise AttributeError(f"module 'ai_band' has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        value = version("ai-band")
+    except PackageNotFoundError:  # running from a source tree without installing
+        value = "0.1.0"
+    globals()["__version__"] = value
+    return value

@@ -284,10 +284,10 @@ def _render(field: str, value: Any) -> tuple[str, ...]:
 
 def _choice_int(choices: tuple[int, ...]) -> Callable[[str, Any], int]:
     def check(field: str, value: Any) -> int:
-        number = _ranged_int(min(choices), max(choices))(field, value)
+        number = _number(field, value)
         if number not in choices:
-            raise RequestError(field, f"must be one of {', '.join(map(str, choices))}, got {number}")
-        return number
+            raise RequestError(field, f"must be one of {', '.join(map(str, choices))}, got {number:g}")
+        return int(number)
 
     return check
 
