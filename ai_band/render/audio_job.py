@@ -8,9 +8,8 @@ That renderer is process-local state set by :func:`init_render_worker`
 (the only way a ``ProcessPoolExecutor`` initializer can hand a worker an object).
 Worker demotion itself is :func:`ai_band.system.priority.yield_cpu`.
 
-Offline (``ai-band generate --render``), :func:`render_audio` without a
-renderer renders in the calling process with one render thread per CPU,
-nothing demoted.
+Offline (``ai-band generate --render``), :func:`render_audio` runs in the
+calling process with a renderer of one render thread per CPU, nothing demoted.
 
 Settings come from the config's ``[render]`` section
 (:class:`ai_band.config.RenderSection`) as it is; the daemon adds only the
@@ -71,7 +70,7 @@ def init_render_worker(render: RenderSection, worker_cpus: tuple[int, ...], prog
 
 
 def render_audio(
-    renderer: AudioRenderer | None,
+    renderer: AudioRenderer,
     arrangement: Arrangement,
     job_dir: Path,
     formats: tuple[str, ...],
@@ -84,9 +83,9 @@ def render_audio(
     """Render, normalise and write a job's audio; add an ``audio`` section to job.json.
 
     Args:
-        renderer: a warm :class:`~ai_band.render.audio.AudioRenderer` (a render
-            worker's), or None for one of its own that renders the parts on
-            every CPU, nothing demoted (``ai-band generate``), closed afterwards.
+        renderer: a warm :class:`~ai_band.render.audio.AudioRenderer`: a render
+            worker's, or ``ai-band generate``'s (``threads=0``: the parts render
+            on every CPU, nothing demoted).
         arrangement: the generated parts.
         job_dir: the job's folder (its job.json is updated when present).
         formats: audio formats to write, from :data:`AUDIO_FORMATS`.
@@ -103,11 +102,8 @@ def render_audio(
     Raises:
         RenderError: rendering or writing failed (nothing half-written is left).
     """
-    from ai_band.render.audio import AudioOptions, AudioRenderer, write_audio
+    from ai_band.render.audio import AudioOptions, write_audio
 
-    if renderer is None:
-        with AudioRenderer(render.engine, render.soundfont, threads=0) as own:
-            return render_audio(own, arrangement, job_dir, formats, stems, render, sample_rate, bit_depth, progress)
     t0 = time.perf_counter()
     sample_rate = sample_rate or render.sample_rate
     bit_depth = bit_depth or render.bit_depth
