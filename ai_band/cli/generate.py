@@ -135,7 +135,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if audio_formats:  # the renderer (engine, SoundFont) is checked before any file is written
         from ai_band.render.audio import AudioRenderer
 
-        renderer = AudioRenderer(config.render.engine, config.render.soundfont, threads=0)  # every CPU
+        # Every CPU; the SoundFont loads while the notes are generated and written.
+        renderer = AudioRenderer(config.render.engine, config.render.soundfont, threads=0, background=True)
     job_dir, created = _job_dir(args)
     try:
         arrangement, files, generation_ms = produce(request, job_dir)

@@ -207,6 +207,10 @@ class AudioRenderer:
         soundfont: path of a General MIDI .sf2, or "" to search the default places.
         threads: FluidSynth render threads (parts render in parallel): None = one
             per CPU this process may use, at most four; 0 = one per such CPU.
+        background: FluidSynth loads the SoundFont in a thread of its own while
+            the caller goes on (``ai-band generate`` generates meanwhile); then a
+            SoundFont that exists but cannot be loaded is a :class:`RenderError`
+            from :meth:`render`, not a fall-back to the numpy engine.
 
     Attributes:
         engine: the engine in use, ``"fluidsynth"`` or ``"numpy"``.
@@ -219,7 +223,9 @@ class AudioRenderer:
     One render at a time: concurrent calls to :meth:`render` are serialised.
     """
 
-    def __init__(self, engine: str = "auto", soundfont: str = "", threads: int | None = None) -> None:
+    def __init__(
+        self, engine: str = "auto", soundfont: str = "", threads: int | None = None, background: bool = False
+    ) -> None:
         if engine not in ENGINES:
             raise RenderError(f"unknown audio engine {engine!r}; use one of {', '.join(ENGINES)}")
         self._lock = threading.Lock()
@@ -227,14 +233,14 @@ class AudioRenderer:
         self.engine = "numpy"
         self.soundfont: str | None = None
         if engine in ("auto", "fluidsynth"):
-            self._engine = self._fluidsynth(engine, soundfont, threads)
+            self._engine = self._fluidsynth(engine, soundfont, threads, background)
         if self._engine is None:
             from ai_band.render.synth import NumpySynth
 
             self._engine = NumpySynth()
         self.engine = self._engine.name
 
-    def _fluidsynth(self, engine: str, soundfont: str, threads: int | None) -> _Engine | None:
+    def _fluidsynth(self, engine: str, soundfont: str, threads: int | None, background: bool) -> _Engine | None:
         """FluidSynth, or when it is unusable None (``auto``) or RenderError (``fluidsynth``)."""
         path = find_soundfont(soundfont)
         if path is None:
@@ -245,8 +251,9 @@ class AudioRenderer:
                 from ai_band.render.fluid import FluidEngine
 
                 t0 = time.perf_counter()
-                fluid = FluidEngine(path, usable_cpus() if threads == 0 else threads)
-                logger.info("FluidSynth ready with %s in %.2f s", path, time.perf_counter() - t0)
+                fluid = FluidEngine(path, usable_cpus() if threads == 0 else threads, background)
+                if not background:
+                    logger.info("FluidSynth ready with %s in %.2f s", path, time.perf_counter() - t0)
                 self.soundfont = path
                 return fluid
             except (ImportError, OSError) as exc:

@@ -193,15 +193,19 @@ class FluidEngine:
         threads: render threads, each with a holder synth; None: one per CPU
             this process may use, at most :data:`MAX_THREADS` (a daemon's render
             worker); ``ai-band generate`` asks for one per CPU.
+        background: load the SoundFont in a thread of its own and return at
+            once (libfluidsynth loads without the GIL, so Python work goes on
+            beside it); :meth:`render_parts` waits for it and raises its
+            ``OSError``, if any.
 
     Raises:
         ImportError: pyfluidsynth or libfluidsynth (2.x) is missing.
-        OSError: the SoundFont cannot be loaded.
+        OSError: the SoundFont cannot be loaded (when not loaded in the background).
     """
 
     name = "fluidsynth"
 
-    def __init__(self, soundfont: str, threads: int | None = None) -> None:
+    def __init__(self, soundfont: str, threads: int | None = None, background: bool = False) -> None:
         import fluidsynth  # ImportError/OSError when libfluidsynth is missing
 
         library = getattr(fluidsynth, "_fl", None)
@@ -215,14 +219,26 @@ class FluidEngine:
         self._free: queue.SimpleQueue[_Holder] = queue.SimpleQueue()
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._load_error: Exception | None = None
+        self._loader: threading.Thread | None = None
+        if background:
+            self._loader = threading.Thread(target=self._load, name="fluidsynth-load", daemon=True)
+            self._loader.start()
+            return
+        self._load()
+        if self._load_error is not None:
+            self.close()
+            raise self._load_error
+
+    def _load(self) -> None:
+        """Create the holder synths, each loading the SoundFont; an error is kept for the caller."""
         try:
             for _ in range(self.threads):
-                holder = _Holder(fluidsynth, self._lib, soundfont)
+                holder = _Holder(self._module, self._lib, self.soundfont)
                 self._holders.append(holder)
                 self._free.put(holder)
-        except BaseException:
-            self.close()
-            raise
+        except Exception as exc:  # noqa: BLE001 - raised where the engine is used
+            self._load_error = exc
 
     def render_parts(
         self,
@@ -244,6 +260,10 @@ class FluidEngine:
         Returns:
             One float32 array of shape ``(frames, 2)`` per part, in the order of ``parts``.
         """
+        if self._loader is not None:
+            self._loader.join()
+        if self._load_error is not None:
+            raise self._load_error
         with self._lock:
             if not self._holders:
                 raise RuntimeError("the FluidSynth engine is closed")
@@ -333,6 +353,8 @@ class FluidEngine:
 
     def close(self) -> None:
         """Stop the render threads and free the synths; idempotent."""
+        if self._loader is not None:
+            self._loader.join()
         with self._lock:
             executor, self._executor = self._executor, None
             holders, self._holders = self._holders, []

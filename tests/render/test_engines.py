@@ -139,3 +139,20 @@ def test_parallel_render_equals_the_serial_one() -> None:
     for name in one.stems:
         assert np.max(np.abs(one.stems[name] - many.stems[name])) <= floor, name
     assert one.loudness_lufs == pytest.approx(many.loudness_lufs, abs=1e-6)
+
+
+def test_soundfont_loaded_in_the_background(tmp_path) -> None:
+    """With ``background=True`` the constructor returns at once; a broken SoundFont fails the render."""
+    pytest.importorskip("fluidsynth", reason="pyfluidsynth/libfluidsynth3 missing")
+    soundfont = find_soundfont()
+    if soundfont is None:
+        pytest.skip("no GM SoundFont (apt install fluid-soundfont-gm)")
+    part = Part("bass", 33, 1, (Note(0.0, 1.0, 40, 100),))
+    arrangement = Arrangement(parts=(part,), bpm=120, ts_num=4, ts_den=4, bars=1, style="x", key="C", seed=0)
+    with AudioRenderer("fluidsynth", soundfont) as ahead, AudioRenderer("fluidsynth", soundfont, background=True) as later:
+        assert np.array_equal(ahead.render(arrangement).mix, later.render(arrangement).mix)
+    broken = tmp_path / "broken.sf2"
+    broken.write_bytes(b"RIFF\x04\x00\x00\x00sfbk")
+    with AudioRenderer("fluidsynth", str(broken), background=True) as renderer:
+        with pytest.raises(RenderError, match="SoundFont"):
+            renderer.render(arrangement)
