@@ -6,6 +6,7 @@ installs a top-level package ``daemon`` (Debian: ``python3-daemon``).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tomllib
@@ -53,12 +54,14 @@ def test_installs_beside_python_daemon_and_both_import(wheel: Path, tmp_path: Pa
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
+    clean_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # only what the venv installed
     # Our dependencies are not needed to import the package root; python-daemon's are small.
     subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", str(wheel)], check=True, timeout=300)
     subprocess.run([python, "-m", "pip", "install", "-q", "python-daemon"], check=True, timeout=300)
     probe = ("import ai_band, daemon; from daemon import DaemonContext; "
              "print(ai_band.__version__, ai_band.__file__, daemon.__file__)")
-    result = subprocess.run([python, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    result = subprocess.run([python, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=60,
+                            env=clean_env)
     assert result.returncode == 0, result.stderr
     version, ours, theirs = result.stdout.split()
     assert version == tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
@@ -66,5 +69,5 @@ def test_installs_beside_python_daemon_and_both_import(wheel: Path, tmp_path: Pa
     # Removing python-daemon leaves ai_band whole (no shared files).
     subprocess.run([python, "-m", "pip", "uninstall", "-q", "-y", "python-daemon"], check=True, timeout=120)
     again = subprocess.run([python, "-c", "import ai_band.config, ai_band.errors"], capture_output=True, text=True,
-                           cwd=tmp_path, timeout=60)
+                           cwd=tmp_path, timeout=60, env=clean_env)
     assert again.returncode == 0, again.stderr
