@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ai_band.testing.demo import blame_missing_note_offs, describe_missing, musical_position
+from ai_band.testing.demo import blame_missing_note_offs, describe_missing, musical_position, note_lengths_ppq
 from ai_band.testing.recorder import RecordedEvent
 
 
@@ -88,3 +88,31 @@ def test_frame_times_wrapping_at_2_32_are_followed() -> None:
     near_wrap = (1 << 32) - 640
     missing = blame_missing_note_offs([on("ai-band:bass", 40, near_wrap)], [(64, 192)])
     assert [m.blame for m in missing] == ["recorder"]
+
+
+def test_only_gaps_where_the_note_off_was_due_excuse_it() -> None:
+    events = [on("ai-band:bass", 40, 10_000)]
+    gaps = [(12_000, 12_064), (40_000, 40_064)]
+
+    def due_around_30000(note_on: RecordedEvent) -> tuple[int, int]:
+        return note_on.frame + 15_000, note_on.frame + 25_000
+
+    # Neither gap lies where the note-off was due: the daemon's.
+    assert [m.blame for m in blame_missing_note_offs(events, gaps, due_around_30000)] == ["daemon"]
+    gaps.append((34_990, 35_054))   # one period overlapping the window's end
+    missing = blame_missing_note_offs(events, gaps, due_around_30000)
+    assert [(m.blame, m.missed_frame_ranges) for m in missing] == [("recorder", ((34_990, 35_054),))]
+
+
+def test_note_lengths_come_from_the_jobs_midi_files(tmp_path) -> None:
+    import mido
+
+    midi = mido.MidiFile(ticks_per_beat=480)
+    track = mido.MidiTrack()
+    midi.tracks.append(track)
+    for pitch, length, gap in ((40, 480, 0), (40, 240, 0), (43, 960, 120)):
+        track.append(mido.Message("note_on", channel=1, note=pitch, velocity=90, time=gap))
+        track.append(mido.Message("note_off", channel=1, note=pitch, velocity=0, time=length))
+    midi.save(tmp_path / "bass.mid")
+    assert note_lengths_ppq({"bass": tmp_path / "bass.mid", "job": tmp_path / "job.json"}) == {
+        ("bass", 40): (0.5, 1.0), ("bass", 43): (2.0, 2.0)}
