@@ -197,9 +197,9 @@ class BandDaemon:
             else:
                 log.info("zeroconf: disabled")
             self._watchdog = loop.create_task(self._transport_watchdog())
-            heap.settle()  # start-up objects live as long as the daemon
             self._sd_notify("READY=1\nSTATUS=listening on udp port %d" % self.osc_port)
             log.info("ai-band %s ready: ports %s", __version__, ", ".join(self.ports.names().values()))
+            heap.settle()  # start-up objects live as long as the daemon (a full collection: ~20 ms)
             self._background.append(loop.create_task(self._import_generator(), name="generator-import"))
         except BaseException:
             await self.stop()

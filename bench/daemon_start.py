@@ -74,12 +74,13 @@ class StartTiming:
 class NotifySocket:
     """A bound ``AF_UNIX`` datagram socket to pass as ``NOTIFY_SOCKET`` (sd_notify(3)).
 
-    Args:
-        directory: where the socket file is created.
+    The socket file is in a new directory under the system's temporary
+    directory (a Unix socket path is limited to 107 bytes).
     """
 
-    def __init__(self, directory: Path) -> None:
-        self.path = str(Path(directory) / "notify.sock")
+    def __init__(self) -> None:
+        self._dir = Path(tempfile.mkdtemp(prefix="ai-band-notify-"))
+        self.path = str(self._dir / "notify.sock")
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sock.bind(self.path)
         self.messages: list[str] = []
@@ -104,10 +105,23 @@ class NotifySocket:
             if field in data.splitlines():
                 return data
 
+    def drain(self) -> list[str]:
+        """Read every datagram already waiting into :attr:`messages`; return them all."""
+        self._sock.setblocking(False)
+        try:
+            while True:
+                self.messages.append(self._sock.recv(4096).decode("utf-8", "replace"))
+        except BlockingIOError:
+            pass
+        finally:
+            self._sock.setblocking(True)
+        return self.messages
+
     def close(self) -> None:
         """Close and remove the socket file."""
         self._sock.close()
         Path(self.path).unlink(missing_ok=True)
+        self._dir.rmdir()
 
     def __enter__(self) -> "NotifySocket":
         return self
@@ -123,11 +137,12 @@ def start_daemon_timed(jack: JackServer, work_dir: Path, zeroconf_interfaces: st
 
     Args:
         jack: the running private JACK server.
-        work_dir: an empty directory for the notify socket and the output.
+        work_dir: an empty directory for the daemon's output.
         zeroconf_interfaces: ``--zeroconf-interfaces`` (``none`` disables it).
         extra_args: more ``ai-band run`` flags.
         zeroconf_wait_s: after READY, how long to wait for the advertising log line.
-        between: called with the :class:`StartTiming` so far while the daemon runs (tests look around).
+        between: called with the :class:`StartTiming` so far while the daemon runs (tests look
+            around; its ``log`` grows as the daemon logs).
 
     Raises:
         TimeoutError: no READY=1 or no pong within 30 s / 5 s (the daemon's log in the message).
@@ -140,7 +155,7 @@ def start_daemon_timed(jack: JackServer, work_dir: Path, zeroconf_interfaces: st
             "--output-dir", str(work_dir / "out"), "--midi-api", "jack",
             "--zeroconf-interfaces", zeroconf_interfaces, "--log-level", "info", *extra_args]
     lines: list[tuple[float, str]] = []
-    with NotifySocket(work_dir) as notify:
+    with NotifySocket() as notify:
         env["NOTIFY_SOCKET"] = notify.path
         t0 = time.monotonic()
         proc = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -173,7 +188,7 @@ def start_daemon_timed(jack: JackServer, work_dir: Path, zeroconf_interfaces: st
                 while zeroconf_s is None and time.monotonic() < deadline:
                     zeroconf_s = next((t for t, line in list(lines) if _ZEROCONF_RE.search(line)), None)
                     time.sleep(0.01)
-            timing = StartTiming(ready_s, ping_s, zeroconf_s, port, notify.messages, [], None)
+            timing = StartTiming(ready_s, ping_s, zeroconf_s, port, notify.messages, lines, None)  # log: live
             if between is not None:
                 between(timing)
         finally:
@@ -184,6 +199,7 @@ def start_daemon_timed(jack: JackServer, work_dir: Path, zeroconf_interfaces: st
                 proc.kill()
                 proc.wait(5)
             reader.join(2.0)
+            notify.drain()
     timing.log = list(lines)
     timing.notify_messages = list(notify.messages)
     timing.exit_code = proc.returncode
