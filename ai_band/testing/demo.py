@@ -15,11 +15,12 @@ run on a busy 2-core machine), and a note-off written in one is lost to it:
 that was the demo's ``hanging notes: 1`` / ``demo: FAILED``.  Checked against
 a log of every note-off the daemon's JACK client wrote (a diagnostic build):
 in 10 runs, each of the 4 notes left sounding had its note-off written
-inside a period the recorder missed.  So a note left sounding fails the demo only when the recorder read
-every period in which its note-off was due (:func:`blame_missing_note_offs`,
-frame-exact against :meth:`MidiRecorder.missed_frame_ranges`); the
-recorder's losses are listed and do not fail it.  After the stop the demo
-waits until the release note-offs are in, not a fixed while.
+inside a period the recorder missed.  So a note left sounding fails the
+demo only when the recorder read every period in which its note-off was due
+(:func:`blame_missing_note_offs`, frame-exact against
+:meth:`MidiRecorder.missed_frame_ranges`); the recorder's losses are listed
+and do not fail it.  After the stop the demo waits until the release
+note-offs are in, not a fixed while.
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ FRAME_WRAP = 1 << 32
 def note_name(pitch: int) -> str:
     """MIDI pitch 0..127 -> scientific name, e.g. 60 -> C4."""
     return f"{NOTE_NAMES[pitch % 12]}{pitch // 12 - 1}"
+
+
+def note_label(port: str, pitch: int) -> str:
+    """What a note is, for a reader: the GM drum on a drums port (``"kick"``), else its name (``"C4"``)."""
+    return GM_DRUMS.get(pitch, note_name(pitch)) if "drums" in port else note_name(pitch)
 
 
 def musical_position(ppq: float, bpm: float, ts_num: int = 4, ts_den: int = 4) -> str:
@@ -198,11 +204,12 @@ def note_lengths_ppq(midi_files: Mapping[str, str | Path]) -> dict[tuple[str, in
 def describe_missing(missing: MissingNoteOff) -> str:
     """One line about a note left sounding: port, pitch, the note-on's frame, whose loss."""
     e = missing.note_on
-    what = f"{e.source_port} {note_name(e.data[1])} (note-on at frame {e.frame})"
+    what = f"{e.source_port} {note_label(e.source_port, e.data[1])} (note-on at frame {e.frame})"
     if missing.blame == "daemon":
-        return f"{what}: no note-off written by the daemon (the recorder read every period after the note-on)"
+        return f"{what}: the daemon wrote no note-off (the recorder read every period where it was due)"
     spans = ", ".join(f"{first}..{end}" for first, end in missing.missed_frame_ranges[:3])
-    return f"{what}: note-off lost to the recorder, which missed periods after the note-on (frames {spans})"
+    more = ", ..." if len(missing.missed_frame_ranges) > 3 else ""
+    return f"{what}: note-off lost to the recorder, which missed periods where it was due (frames {spans}{more})"
 
 
 def _say(text: str) -> None:
@@ -276,14 +283,15 @@ def run_demo(output_dir: Path, bars: int = 4, style: str = "jazz", chords: str =
     for e in events:
         if e.is_note_on:
             per_port[e.source_port].append(e)
-    _say("\nWhat the ports played (bar:beat of the host and the player's offset, first 12 note-ons per port):")
+    _say("\nWhat the ports played, first 12 note-ons per port: bar:beat of the host (16ths counted 'e & a',"
+         "\n8th-note triplets 'trip let'), then how early (-) or late (+) the note sounded:")
     for port in sorted(per_port):
         ons = per_port[port]
         shown = []
         for e in ons[:12]:
             seg = clock.segment_at(e.time_s)
-            what = GM_DRUMS.get(e.data[1], note_name(e.data[1])) if "drums" in port else note_name(e.data[1])
-            shown.append(f"{musical_position(seg.ppq_at(e.time_s), seg.bpm, seg.ts_num, seg.ts_den)} {what}")
+            where = musical_position(seg.ppq_at(e.time_s), seg.bpm, seg.ts_num, seg.ts_den)
+            shown.append(f"{where} {note_label(port, e.data[1])}")
         _say(f"  {port:18s} {len(ons):4d} notes  " + ", ".join(shown))
     late = [e for e in events if e.is_note_on and e.time_s > stop_at + 0.03]
     missing = blame_missing_note_offs(events, stats["missed_frame_ranges"],

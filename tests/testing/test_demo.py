@@ -60,7 +60,7 @@ def test_a_note_off_missing_with_every_period_read_is_the_daemons() -> None:
     missing = blame_missing_note_offs(events, [(3000, 3128)])
     assert [(m.note_on.source_port, m.note_on.data[1], m.blame) for m in missing] == [("ai-band:keys", 60, "daemon")]
     assert missing[0].missed_frame_ranges == ()
-    assert "no note-off written by the daemon" in describe_missing(missing[0])
+    assert "the daemon wrote no note-off" in describe_missing(missing[0])
 
 
 def test_a_note_off_missing_after_a_recorder_gap_is_the_recorders() -> None:
@@ -116,3 +116,8 @@ def test_note_lengths_come_from_the_jobs_midi_files(tmp_path) -> None:
     midi.save(tmp_path / "bass.mid")
     assert note_lengths_ppq({"bass": tmp_path / "bass.mid", "job": tmp_path / "job.json"}) == {
         ("bass", 40): (0.5, 1.0), ("bass", 43): (2.0, 2.0)}
+
+
+def test_a_drum_left_sounding_is_named_as_a_drum() -> None:
+    missing = blame_missing_note_offs([on("ai-band:drums", 44, 6400, channel=9)], [])
+    assert describe_missing(missing[0]).startswith("ai-band:drums pedal hat (note-on at frame 6400): the daemon")
