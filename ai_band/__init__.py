@@ -1,24 +1,40 @@
 """ai-band: a real-time OSC/MIDI band daemon that plays along with a DAW.
 
-Cheat-sheet of the public API::
+The path of a request, module by module::
 
-    from ai_band.config import load_config, Config          # TOML + flags, validated once
-    from ai_band.service import BandDaemon                  # start() / run() / stop()
-    from ai_band.generate.pipeline import generate, STYLES           # GenerationRequest -> Arrangement
-    from ai_band.request import parse_request      # raw key/values -> GenerationRequest
-    from ai_band.render.midi import write_midi_files    # Arrangement -> <part>.mid, full.mid
-    from ai_band.transport import TransportModel            # host clock: monotonic s <-> ppq
-    from ai_band.playback.scheduler import Scheduler        # tempo-locked playback thread
-    from ai_band.playback.ports import PortSet              # one virtual MIDI port per part
-    from ai_band.errors import BandError                    # root of every error
+    osc/server.py          UDP datagrams in (kernel arrival times), OSC 1.0 decoding
+    osc/api.py             the /band/* handlers: transport -> transport.py, generate -> jobs/
+    request.py             raw key/values -> GenerationRequest (validated once, for OSC and the CLI)
+    jobs/manager.py        jobs in worker processes: generate/ -> model.Arrangement -> render/
+    generate/              styles, song form, the part generators (generate/parts/), groove
+    model.py               Note, Part, Arrangement, TimeSignature, the PARTS table
+    transport.py           the host's clock: CLOCK_MONOTONIC seconds <-> ppq
+    playback/scheduler.py  tempo-locked playback thread: Arrangement + transport -> timed MIDI
+    playback/output.py     the MIDI output interface; playback/outputs/{jack,rtmidi}.py behind it
+
+Beside it: ``service.py`` (components started in order, stopped in reverse),
+``config/`` (defaults, file, environment, flags), ``discovery.py`` (zeroconf),
+``render/`` (MIDI files, WAV/FLAC), ``preview/`` (audio preview), ``system/``
+(process priority, heap, JACK client ownership), ``host.py`` (a simulated DAW
+transport, ``ai-band host``), ``cli/`` (one module per command), ``errors.py``
+(``BandError`` and one subclass per subsystem). ``testing/`` holds the tools of
+the tests and benchmarks and is not shipped.
 
 Units: positions and durations in quarter notes (ppq, as JUCE's AudioPlayHead),
 times in CLOCK_MONOTONIC seconds, MIDI values 0..127, channels 0..15.
 """
 
-from importlib.metadata import PackageNotFoundError, version as _version
 
-try:
-    __version__ = _version("ai-band")
-except PackageNotFoundError:  # running from a source tree without installing
-    __version__ = "0.1.0"
+
+def __getattr__(name: str) -> str:
+    """``__version__``, looked up on first use (importlib.metadata costs ~25 ms at start-up; PEP 562)."""
+    if name != "__version__":
+        raise AttributeError(f"module 'ai_band' has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        value = version("ai-band")
+    except PackageNotFoundError:  # running from a source tree without installing
+        value = "0.1.0"
+    globals()["__version__"] = value
+    return value

@@ -26,7 +26,19 @@ class ConfigError(BandError):
 
     def __init__(self, errors: list[str]) -> None:
         self.errors = list(errors)
-        super().__init__("invalid configuration:\n  " + "\n  ".join(self.errors))
+        super().__init__("invalid configuration: " + "; ".join(self.errors))
+
+
+class UsageError(BandError):
+    """A command-line argument cannot be used (an unusable output folder, an existing job id)."""
+
+    code = "usage"
+
+
+class NoAnswerError(BandError):
+    """A daemon asked over OSC (``ai-band status``, ``ai-band jobs``) did not answer in time."""
+
+    code = "no_answer"
 
 
 class ProtocolError(BandError):

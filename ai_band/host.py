@@ -20,7 +20,10 @@ big-endian IEEE 754 float32. Float32 has a 24-bit significand, so a ppq near
 :class:`HostClock` is the host's transport in absolute CLOCK_MONOTONIC time,
 :class:`HostSimulator` sends it over UDP at a fixed rate (and at once on every
 change) as the plugin does, and :class:`OscClient` sends requests and waits for
-replies. All traffic stays on loopback: targets must be loopback addresses.
+replies. ``ai-band host`` (:mod:`ai_band.cli.host`) drives them from a shell.
+An :class:`OscClient` targets loopback addresses only unless it is built with
+``loopback_only=False`` (as ``ai-band host --host`` does): the tests, the
+benchmarks and ``make demo`` never leave the machine.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ from typing import Any, Literal, NamedTuple
 
 from pythonosc import osc_bundle_builder, osc_message, osc_message_builder, osc_packet
 
+from ai_band.model import TS_DENOMINATORS, TimeSignature
+
 logger = logging.getLogger(__name__)
 
 TRANSPORT_ADDRESS = "/band/transport"
@@ -50,7 +55,7 @@ WELCOME_ADDRESS = "/band/welcome"
 
 ChangeKind = Literal["init", "play", "stop", "tempo", "relocate", "meter"]
 
-_VALID_DENOMINATORS = (1, 2, 4, 8, 16, 32, 64)
+_VALID_DENOMINATORS = TS_DENOMINATORS
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 _BAR_EPSILON_PPQ = 1e-9  # float error allowed at a bar line
 
@@ -153,7 +158,7 @@ def bar_length_ppq(ts_num: int, ts_den: int) -> float:
             power of two 1..64).
     """
     ts_num, ts_den = _check_meter(ts_num, ts_den)
-    return ts_num * 4.0 / ts_den
+    return TimeSignature(ts_num, ts_den).bar_length_ppq
 
 
 def bar_start_ppq(ppq: float, ts_num: int, ts_den: int) -> float:
@@ -486,39 +491,55 @@ def parse_datagram(dgram: bytes) -> list[tuple[str, list[Any]]]:
     return [(timed.message.address, list(timed.message.params)) for timed in packet.messages]
 
 
-def _check_loopback(target: tuple[str, int]) -> tuple[str, int]:
+def _check_target(target: tuple[str, int], loopback_only: bool) -> tuple[str, int]:
+    """Return ``target`` as ``(IPv4 address, port)``, a host name resolved.
+
+    Raises:
+        ValueError: port outside 1..65535, a name that does not resolve to an
+            IPv4 address, or (``loopback_only``) an address off loopback.
+    """
     host, port = target
-    if host == "localhost":
-        host = "127.0.0.1"
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback or ipaddress.ip_address(host).version != 4:
-        raise ValueError(f"target must be an IPv4 loopback address such as 127.0.0.1, got {host!r}")
     if not 1 <= int(port) <= 65535:
         raise ValueError(f"target port must be in range 1..65535, got {port}")
-    return host, int(port)
+    if host == "localhost":
+        host = "127.0.0.1"
+    if loopback_only:
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback or ipaddress.ip_address(host).version != 4:
+            raise ValueError(f"target must be an IPv4 loopback address such as 127.0.0.1, got {host!r}")
+        return host, int(port)
+    try:
+        infos = socket.getaddrinfo(host, int(port), socket.AF_INET, socket.SOCK_DGRAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ValueError(f"cannot resolve host {host!r} to an IPv4 address: {exc}") from None
+    return infos[0][4][0], int(port)
 
 
 class OscClient:
-    """A UDP OSC endpoint on 127.0.0.1 (ephemeral port) that talks to one target.
+    """A UDP OSC endpoint (ephemeral port) that talks to one target.
 
     The daemon replies to the sender's address, so replies arrive on this socket.
     Use from one thread at a time for receiving; sending is thread-safe.
 
     Args:
-        target: ``(host, port)`` of the daemon; must be an IPv4 loopback address.
+        target: ``(host, port)`` of the daemon: an IPv4 address or a name.
+        loopback_only: Refuse targets off loopback (the default: tests and
+            benchmarks stay on the machine). A loopback target binds to
+            127.0.0.1, any other to all interfaces.
 
     Raises:
-        ValueError: ``target`` is not on loopback.
+        ValueError: ``target`` is not on loopback (``loopback_only``), its port
+            is outside 1..65535, or its name does not resolve to IPv4.
         OSError: The socket cannot be bound.
     """
 
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target: tuple[str, int] = _check_loopback(target)
+    def __init__(self, target: tuple[str, int], loopback_only: bool = True) -> None:
+        self.target: tuple[str, int] = _check_target(target, loopback_only)
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._sock.bind(("127.0.0.1", 0))
+        self._sock.bind(("127.0.0.1" if ipaddress.ip_address(self.target[0]).is_loopback else "0.0.0.0", 0))
         self._pending: collections.deque[tuple[str, list[Any]]] = collections.deque()
         self._closed = False
 
@@ -532,6 +553,10 @@ class OscClient:
     def port(self) -> int:
         """The local UDP port (the ``reply_port`` to announce in ``/band/hello``)."""
         return self.address[1]
+
+    def fileno(self) -> int:
+        """The socket's file descriptor, for ``select`` (readable when a reply waits)."""
+        return self._sock.fileno()
 
     def send(self, address: str, *args: Any) -> None:
         """Send one OSC message to the target.
@@ -725,7 +750,7 @@ class SentTransport:
 
 
 class HostSimulator:
-    """Drives the daemon as the JUCE plugin does: ``/band/transport`` over UDP on loopback.
+    """Drives the daemon as the JUCE plugin does: ``/band/transport`` over UDP.
 
     A background thread sends the transport every ``1 / rate_hz`` seconds on
     absolute deadlines ``t_n = t_0 + n / rate_hz`` (no drift). Each message
@@ -740,7 +765,7 @@ class HostSimulator:
     ``spin_s``), so ``clock`` must run on CLOCK_MONOTONIC.
 
     Args:
-        target: The daemon's ``(host, port)``; loopback only.
+        target: The daemon's ``(host, port)``; loopback only unless ``osc`` is given.
         rate_hz: Periodic messages per second (> 0).
         jitter_ms: Half-width of the uniform send jitter in ms (>= 0).
         seed: Seed of the jitter's ``random.Random``.
@@ -859,13 +884,19 @@ class HostSimulator:
         """
         return self._immediate(lambda: self.clock.set_tempo(bpm), "tempo")
 
-    def relocate(self, ppq: float) -> TransportState:
-        """Jump to ``ppq`` (quarter notes) now and send at once.
+    def relocate(self, ppq: float, at_time_s: float | None = None, reason: str = "relocate") -> TransportState:
+        """Jump to ``ppq`` (quarter notes) at ``at_time_s`` (default now) and send at once.
+
+        Args:
+            ppq: The new position, quarter notes.
+            at_time_s: When the jump takes effect (CLOCK_MONOTONIC s), e.g. the
+                instant a loop's end was reached; not before the latest change.
+            reason: Logged with the message (:meth:`sent`), e.g. ``"loop"``.
 
         Raises:
-            ValueError: ``ppq`` not finite.
+            ValueError: ``ppq`` not finite, or ``at_time_s`` before the latest change.
         """
-        return self._immediate(lambda: self.clock.relocate(ppq), "relocate")
+        return self._immediate(lambda: self.clock.relocate(ppq, at_time_s), reason)
 
     def set_time_signature(self, ts_num: int, ts_den: int) -> TransportState:
         """Change the meter now and send at once.

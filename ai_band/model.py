@@ -4,12 +4,134 @@ Positions and durations are in quarter notes (``ppq``, as in JUCE's
 ``AudioPlayHead::PositionInfo::getPpqPosition``), measured from the start of
 the arrangement; pitches and velocities are MIDI 0..127; channels are 0..15
 (GM drums are channel index 9, i.e. MIDI channel 10).
+
+* :class:`TimeSignature`: numerator and denominator, and the one place the
+  bar length in quarter notes is computed.
+* :data:`PARTS`: the one table of the parts the band plays (:class:`PartSpec`:
+  name, default channel, playing range, default GM program), in the order
+  they are offered, listed and given channels.
+* :class:`Note`, :class:`Part`, :class:`ChordSpan`, :class:`Arrangement`:
+  what a generation job produces.
+
+This module imports nothing from the rest of the package: the generator,
+the scheduler, the renderers and the jobs all build on it.
 """
 
 from __future__ import annotations
 
 from array import array
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
+
+__all__ = [
+    "TS_DENOMINATORS",
+    "TimeSignature",
+    "PartSpec",
+    "PARTS",
+    "PART_NAMES",
+    "Note",
+    "Part",
+    "ChordSpan",
+    "Arrangement",
+]
+
+#: Time-signature denominators (note values, whole .. 64th): the powers of two
+#: MIDI's time-signature meta event can express (SMF 1.0, FF 58) and JUCE's
+#: ``AudioPlayHead::TimeSignature`` reports in practice.
+TS_DENOMINATORS = (1, 2, 4, 8, 16, 32, 64)
+
+
+@dataclass(frozen=True)
+class TimeSignature:
+    """A time signature such as 4/4, 6/8 or 7/8.
+
+    Attributes:
+        numerator: units per bar, >= 1.
+        denominator: note value of a unit, one of :data:`TS_DENOMINATORS`
+            (4 = quarter note, 8 = eighth note).
+
+    Raises:
+        TypeError: a field is not an int.
+        ValueError: ``numerator < 1`` or a denominator outside :data:`TS_DENOMINATORS`.
+    """
+
+    numerator: int
+    denominator: int
+
+    def __post_init__(self) -> None:
+        for name in ("numerator", "denominator"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"time-signature {name} must be int, got {type(value).__name__}")
+        if self.numerator < 1:
+            raise ValueError(f"time-signature numerator must be >= 1, got {self.numerator}")
+        if self.denominator not in TS_DENOMINATORS:
+            raise ValueError(
+                f"time-signature denominator must be one of {TS_DENOMINATORS}, got {self.denominator}"
+            )
+
+    @property
+    def unit_ppq(self) -> float:
+        """Length of one ``1/denominator`` note in quarter notes (6/8 -> 0.5)."""
+        return 4.0 / self.denominator
+
+    @property
+    def bar_length_ppq(self) -> float:
+        """Length of one bar in quarter notes: ``numerator * 4 / denominator`` (6/8 -> 3.0)."""
+        return self.numerator * self.unit_ppq
+
+    def __str__(self) -> str:
+        return f"{self.numerator}/{self.denominator}"
+
+
+@dataclass(frozen=True)
+class PartSpec:
+    """One part the band can play: the facts every layer shares about it.
+
+    Attributes:
+        name: the part's name in requests, file names and MIDI port names.
+        channel: default MIDI channel index 0..15 (drums on 9, the GM
+            percussion channel, i.e. MIDI channel 10).
+        pitch_range: lowest and highest MIDI note 0..127 the generator writes.
+        program: General MIDI program 0..127 (0-based, GM1 sound set) a style
+            uses unless it names its own; for drums a GS/GM2 drum kit number.
+        description: what the part plays, one line.
+    """
+
+    name: str
+    channel: int
+    pitch_range: tuple[int, int]
+    program: int
+    description: str
+
+
+#: Every part, in the canonical order (requests, listings, ports, channels).
+#: Ranges: drums the GM2/GS percussion key map (27 High Q .. 87 Open Surdo);
+#: bass E1..G3 of a four-string bass; keys and pad C3..C6; melody G3..E6, a
+#: lead instrument's comfortable range; arp C3..G6; guitar E2..E5, standard
+#: tuning up to the 12th fret; strings C2 (cello C string) .. E6 (violins in
+#: first positions).  Programs (GM1): 0 Standard kit, 33 Finger Bass,
+#: 0 Acoustic Grand Piano, 89 Warm Pad, 73 Flute, 81 Saw Lead, 27 Clean
+#: Guitar, 48 String Ensemble 1.
+PARTS: Mapping[str, PartSpec] = MappingProxyType(
+    {
+        spec.name: spec
+        for spec in (
+            PartSpec("drums", 9, (27, 87), 0, "drum kit grooves and fills"),
+            PartSpec("bass", 1, (28, 55), 33, "bass lines"),
+            PartSpec("keys", 2, (48, 84), 0, "piano or organ comping"),
+            PartSpec("pad", 3, (48, 84), 89, "sustained pad chords"),
+            PartSpec("melody", 4, (55, 88), 73, "a lead melody over the changes"),
+            PartSpec("arp", 5, (48, 91), 81, "arpeggios of the chords"),
+            PartSpec("guitar", 6, (40, 76), 27, "strummed or picked guitar"),
+            PartSpec("strings", 7, (36, 88), 48, "string section voicings"),
+        )
+    }
+)
+
+#: Part names in the canonical order of :data:`PARTS`.
+PART_NAMES: tuple[str, ...] = tuple(PARTS)
 
 
 @dataclass(frozen=True, order=True)
@@ -105,8 +227,8 @@ class Arrangement:
     Attributes:
         parts: one :class:`Part` per requested part, in request order.
         bpm: tempo in quarter notes per minute.
-        ts_num: time-signature numerator (beats per bar).
-        ts_den: time-signature denominator (note value of a beat: 2, 4, 8 or 16).
+        ts_num: time-signature numerator (units per bar), see :attr:`time_signature`.
+        ts_den: time-signature denominator, one of :data:`TS_DENOMINATORS`.
         bars: number of bars.
         style: resolved style name.
         key: resolved key, e.g. ``"C"`` or ``"Am"``.
@@ -114,6 +236,9 @@ class Arrangement:
         chords: the chord spans over the whole arrangement.
         sections: the song form as ``(section name, first bar 0-based, bar count)``
             in playing order; ``(("main", 0, bars),)`` without a structure.
+
+    Raises:
+        TypeError, ValueError: ``ts_num/ts_den`` is not a valid :class:`TimeSignature`.
     """
 
     parts: tuple[Part, ...]
@@ -127,10 +252,18 @@ class Arrangement:
     chords: tuple[ChordSpan, ...] = field(default=())
     sections: tuple[tuple[str, int, int], ...] = field(default=())
 
+    def __post_init__(self) -> None:
+        TimeSignature(self.ts_num, self.ts_den)  # raises for a bad signature
+
+    @property
+    def time_signature(self) -> TimeSignature:
+        """The arrangement's :class:`TimeSignature`."""
+        return TimeSignature(self.ts_num, self.ts_den)
+
     @property
     def bar_length_ppq(self) -> float:
-        """Length of one bar in quarter notes: ``ts_num * 4 / ts_den``."""
-        return self.ts_num * 4.0 / self.ts_den
+        """Length of one bar in quarter notes (:attr:`TimeSignature.bar_length_ppq`)."""
+        return self.time_signature.bar_length_ppq
 
     @property
     def length_ppq(self) -> float:

@@ -17,9 +17,11 @@ from dataclasses import dataclass, fields
 from typing import Any, Callable, Mapping
 
 from ai_band.errors import RequestError
+from ai_band.model import PART_NAMES, TS_DENOMINATORS as _ALL_DENOMINATORS
 
-#: Parts this version can generate, in the order they are offered.
-KNOWN_PARTS = ("drums", "bass", "keys", "pad", "melody", "arp", "guitar", "strings")
+#: Parts this version can generate, in the order they are offered (the
+#: names of :data:`ai_band.model.PARTS`, where the parts are declared).
+KNOWN_PARTS = PART_NAMES
 
 #: File formats a job can produce: Standard MIDI Files, WAV and FLAC audio.
 RENDER_FORMATS = ("mid", "wav", "flac")
@@ -30,8 +32,9 @@ OUTPUT_FIELDS = ("id", "play", "render", "stems", "sample_rate", "bit_depth")
 #: Longest text prompt accepted, characters.
 MAX_PROMPT_CHARS = 1000
 
-#: Time-signature denominators accepted (note values: half .. 32nd).
-TS_DENOMINATORS = (1, 2, 4, 8, 16, 32)
+#: Time-signature denominators a generation request accepts (note values:
+#: whole .. 32nd; :data:`ai_band.model.TS_DENOMINATORS` without the 64th).
+TS_DENOMINATORS = tuple(d for d in _ALL_DENOMINATORS if d <= 32)
 
 MAX_CHORDS_CHARS = 4096
 MAX_ID_CHARS = 128
@@ -281,10 +284,10 @@ def _render(field: str, value: Any) -> tuple[str, ...]:
 
 def _choice_int(choices: tuple[int, ...]) -> Callable[[str, Any], int]:
     def check(field: str, value: Any) -> int:
-        number = _ranged_int(min(choices), max(choices))(field, value)
+        number = _number(field, value)
         if number not in choices:
-            raise RequestError(field, f"must be one of {', '.join(map(str, choices))}, got {number}")
-        return number
+            raise RequestError(field, f"must be one of {', '.join(map(str, choices))}, got {number:g}")
+        return int(number)
 
     return check
 

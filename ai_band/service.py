@@ -36,7 +36,7 @@ from ai_band.errors import BandError
 from ai_band.jobs.manager import JobManager
 from ai_band.osc.api import BandApi
 from ai_band.osc.server import OscEndpoint
-from ai_band.playback.ports import PortSet
+from ai_band.playback.ports import PortSet, open_ports
 from ai_band.playback.scheduler import Scheduler
 from ai_band.transport import TransportModel
 
@@ -137,8 +137,8 @@ class BandDaemon:
             pin_threads(daemon_cpus)
         refuse_numpy_hugepages()  # the daemon's own arrays; workers do it in their initializer
         try:
-            self.ports = PortSet(cfg.midi.parts, cfg.midi.api, cfg.midi.client_name, cfg.playback.jack_rtprio,
-                                 JACK_WRITE_LOG_SIZE if cfg.playback.jack_write_log else 0)
+            self.ports = open_ports(cfg.midi.parts, cfg.midi.api, cfg.midi.client_name, cfg.playback.jack_rtprio,
+                                    JACK_WRITE_LOG_SIZE if cfg.playback.jack_write_log else 0)
             self.scheduler = Scheduler(
                 self.ports,
                 output_offset_s=cfg.playback.output_offset_ms / 1000.0,
@@ -155,39 +155,37 @@ class BandDaemon:
                 name=cfg.daemon.name,
                 model=model,
                 scheduler=self.scheduler,
-                jobs=None,  # type: ignore[arg-type] - set right below
+                make_jobs=lambda listener: JobManager(
+                    cfg.output_path,
+                    workers=cfg.generation.workers,
+                    max_queued=cfg.generation.max_queued,
+                    listener=listener,
+                    render_settings=render_settings(cfg, worker_cpus),
+                    render_workers=cfg.render.workers,
+                ),
                 port_names=self.ports.names(),
                 style_names=style_names,
                 validate=_validator(),
                 max_clients=cfg.osc.max_clients,
+                preview_device=cfg.preview.device,
+                preview_latency=cfg.preview.latency,
             )
-            self.api.preview_device = cfg.preview.device
-            self.api.preview_latency = cfg.preview.latency
-            self.jobs = JobManager(
-                cfg.output_path,
-                workers=cfg.generation.workers,
-                max_queued=cfg.generation.max_queued,
-                listener=self.api.on_job_event,
-                render_settings=render_settings(cfg, worker_cpus),
-                render_workers=cfg.render.workers,
-            )
-            self.api.jobs = self.jobs
+            self.jobs = self.api.jobs
             loop = asyncio.get_running_loop()
             self._background.append(loop.create_task(self._start_workers(), name="generation-workers"))
             # One turn of the loop runs that task up to its first wait: the
             # pool exists (jobs can be queued) before OSC listens.
             await asyncio.sleep(0)
             try:
-                transport, endpoint = await loop.create_datagram_endpoint(
+                _, endpoint = await loop.create_datagram_endpoint(
                     lambda: OscEndpoint(self.api.on_message, self.api.on_bad_packet),
                     local_addr=(cfg.osc.host, cfg.osc.port),
                 )
             except OSError as exc:
                 raise BandError(f"cannot listen on UDP {cfg.osc.host}:{cfg.osc.port}: {exc.strerror}") from exc
             self.endpoint = endpoint
-            self.api.endpoint = endpoint
-            self.osc_port = transport.get_extra_info("sockname")[1]
-            self.api.osc_port = self.osc_port
+            self.api.attach(endpoint)
+            self.osc_port = endpoint.port
             log.info("OSC listening on udp %s:%d", cfg.osc.host, self.osc_port)
             if cfg.zeroconf.enabled:
                 # Probing and announcing take ~1.7 s (RFC 6762 sections 8.1 and 8.3):
@@ -274,7 +272,7 @@ class BandDaemon:
         from ai_band.render.atomic import write_atomic
 
         try:
-            data = {"note_ons": self.ports.jack_write_log(), "callbacks": self.ports.jack_write_callbacks()}
+            data = self.ports.write_log() or {"note_ons": [], "callbacks": []}
             write_atomic(Path(path).expanduser(), json.dumps(data).encode("utf-8"))
             log.info("JACK write log: %d note-ons in %s", len(data["note_ons"]), path)
         except Exception as exc:  # noqa: BLE001 - diagnostics must not spoil the stop
@@ -290,7 +288,7 @@ class BandDaemon:
         else:
             log.warning("%s received again: exiting now", signame)
             if self.ports is not None:
-                self.ports.release_all()
+                self.ports.all_notes_off()
                 time.sleep(0.05)  # let JACK write the note-offs out
             os._exit(1)
 

@@ -35,6 +35,8 @@ import math
 from collections import deque
 from dataclasses import dataclass, replace
 
+from ai_band.model import TimeSignature
+
 #: Smallest ppq step treated as "the same position" (1/100000 quarter note).
 PPQ_EPSILON = 1e-5
 
@@ -105,8 +107,8 @@ class TransportState:
 
     @property
     def bar_length_ppq(self) -> float:
-        """Length of one bar in quarter notes: ``ts_num * 4 / ts_den``."""
-        return self.ts_num * 4.0 / self.ts_den
+        """Length of one bar in quarter notes (:attr:`TimeSignature.bar_length_ppq`)."""
+        return TimeSignature(self.ts_num, self.ts_den).bar_length_ppq
 
 
 @dataclass(frozen=True)
@@ -144,7 +146,7 @@ class TransportSnapshot:
     @property
     def bar_length_ppq(self) -> float:
         """Length of one bar in quarter notes."""
-        return self.ts_num * 4.0 / self.ts_den
+        return TimeSignature(self.ts_num, self.ts_den).bar_length_ppq
 
     def ppq_at(self, time_s: float) -> float:
         """Host position in quarter notes at monotonic ``time_s`` (frozen when stopped)."""

@@ -64,6 +64,9 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from itertools import pairwise
 
+from ai_band.model import TimeSignature
+from ai_band.theory.meter import Meter
+
 __all__ = [
     "NoteTuple",
     "ChordTuple",
@@ -133,11 +136,8 @@ RHYTHM_METRICS = ("note_density", "empty_beat_rate", "groove_consistency")
 def beat_offsets(ts_num: int, ts_den: int) -> tuple[tuple[float, float], ...]:
     """Felt beats of a ``ts_num/ts_den`` bar as ``(offset, length)`` in quarter notes.
 
-    The same grouping as ai-band's ``ai_band.theory.meter`` for the usual
-    meters: ``den <= 4`` every unit is a beat (4/4, 3/4, 2/2); ``den >= 8``
-    with ``num`` a multiple of 3 gives dotted beats of three units (6/8,
-    12/8); other ``den >= 8`` group units 2+2+...+3 (7/8 = 2+2+3); beats
-    shorter than 3/4 of a quarter note are merged in pairs.
+    The beats of ai-band's own meter model, :meth:`ai_band.theory.meter.Meter.from_ts`
+    (4/4 four quarters, 6/8 two dotted quarters, 7/8 = 2+2+3 eighths, 8/8 four quarters).
 
     Args:
         ts_num: time-signature numerator, >= 1.
@@ -145,44 +145,24 @@ def beat_offsets(ts_num: int, ts_den: int) -> tuple[tuple[float, float], ...]:
 
     Returns:
         One ``(offset, length)`` per beat, offsets from the bar start.
+
+    Raises:
+        ValueError: not a valid time signature.
     """
-    unit = 4.0 / ts_den
-    if ts_den <= 4:
-        groups = [1] * ts_num
-    elif ts_num % 3 == 0:
-        groups = [3] * (ts_num // 3)
-    elif ts_num < 3:
-        groups = [ts_num]
-    else:
-        groups = [2] * ((ts_num - 3) // 2) + [3]
-    while len(groups) > 1 and min(groups) * unit < 0.75:
-        merged = [groups[i] + groups[i + 1] for i in range(0, len(groups) - 1, 2)]
-        if len(groups) % 2:
-            merged.append(groups[-1])
-        groups = merged
-    beats = []
-    offset = 0.0
-    for units in groups:
-        beats.append((offset, units * unit))
-        offset += units * unit
-    return tuple(beats)
+    return tuple((beat.start, beat.length) for beat in Meter.from_ts(ts_num, ts_den).beats)
 
 
 def strong_beat_offsets(ts_num: int, ts_den: int) -> tuple[float, ...]:
     """Offsets (quarter notes from the bar start) of the strong beats of a bar.
 
-    The downbeat, plus, in bars of four or more felt beats, the beat that
-    opens the second half (4/4 beat 3, 5/4 beat 4, 12/8 the third dotted
-    beat) -- the same strengths as ai-band's meter model.
+    The downbeat and the secondary accent of ai-band's meter model (in bars of
+    four or more felt beats, the beat that opens the second half: 4/4 beat 3,
+    5/4 beat 4, 12/8 the third dotted beat).
 
     Examples:
         4/4 -> (0, 2); 3/4 -> (0,); 6/8 -> (0,); 12/8 -> (0, 3).
     """
-    beats = beat_offsets(ts_num, ts_den)
-    strong = [beats[0][0]]
-    if len(beats) >= 4:
-        strong.append(beats[(len(beats) + 1) // 2][0])
-    return tuple(strong)
+    return tuple(beat.start for beat in Meter.from_ts(ts_num, ts_den).beats if beat.strength > 0)
 
 
 # ---------------------------------------------------------------------------
@@ -532,7 +512,7 @@ def part_metrics(
         ts = (max(round(bar_len), 1), 4)
     beats = beat_offsets(*ts)
     # a felt beat for the empty-beat grid: the bar's beats when they are even
-    beat_len = beats[0][1] if len({length for _, length in beats}) == 1 else 4.0 / ts[1]
+    beat_len = beats[0][1] if len({length for _, length in beats}) == 1 else TimeSignature(*ts).unit_ppq
     length = bar_len * n_bars
     out = {
         "note_density": note_density(notes, n_bars),

@@ -55,6 +55,7 @@ from bench.metrics import (
 )
 from ai_band.errors import BandError
 from ai_band.generate.pipeline import generate, style_names
+from ai_band.model import TimeSignature
 from ai_band.request import KNOWN_PARTS, parse_request
 
 logger = logging.getLogger("bench.quality")
@@ -120,7 +121,7 @@ class Piece:
         self.name = name
         self.parts = parts
         self.ts = ts
-        self.bar_len = ts[0] * 4.0 / ts[1]
+        self.bar_len = TimeSignature(*ts).bar_length_ppq
         self.n_bars = n_bars
         self.chords = chords
         self.drums = set(drums)
@@ -371,7 +372,7 @@ def beat_chords(
 ) -> list[tuple[float, float, frozenset[int]]]:
     """Chord spans per beat: the beat's vertical sonority (as ``chordify()`` slices it)
     reduced to its best-fitting triad or seventh chord by :func:`fit_chord`."""
-    bar_len = ts[0] * 4.0 / ts[1]
+    bar_len = TimeSignature(*ts).bar_length_ppq
     beats = beat_offsets(*ts)
     spans = []
     for bar in range(n_bars):
@@ -410,7 +411,7 @@ def _meter_and_shift(score) -> tuple[tuple[int, int], float] | None:
         return None
     sig = sigs[0]
     ts = (int(sig.numerator), int(sig.denominator))
-    bar_len = ts[0] * 4.0 / ts[1]
+    bar_len = TimeSignature(*ts).bar_length_ppq
     measures = score.parts[0].getElementsByClass("Measure")
     shift = (-float(measures[1].offset)) % bar_len if len(measures) > 1 else 0.0
     return ts, shift
@@ -442,7 +443,7 @@ def load_bach(count: int, notes: list[str]) -> list[Piece]:
         ts, shift = meter
         voices = [_score_notes(p, shift) for p in score.parts]
         parts = {"melody": voices[0], "harmony": sorted(voices[1] + voices[2]), "bass": voices[3]}
-        n_bars = _n_bars(parts, ts[0] * 4.0 / ts[1])
+        n_bars = _n_bars(parts, TimeSignature(*ts).bar_length_ppq)
         chords = beat_chords([n for v in voices for n in v], ts, n_bars)
         pieces.append(Piece(f"bach:{name}", parts, ts, n_bars, chords, drums=()))
     return pieces
@@ -493,7 +494,7 @@ def load_folk(count: int, notes: list[str]) -> list[Piece]:
                 f"folk:{path.stem}#{number}",
                 parts,
                 ts,
-                _n_bars(parts, ts[0] * 4.0 / ts[1]),
+                _n_bars(parts, TimeSignature(*ts).bar_length_ppq),
                 None,
                 drums=(),
             )

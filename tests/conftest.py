@@ -153,7 +153,7 @@ class ClientFrameTimeReadLate:
 
 def kick_per_beat_job(job_id: str):
     """A one-bar scheduler job: a kick on every beat (pitches 36..39 on channel 10), each a 16th long."""
-    from ai_band.playback.ports import NOTE_OFF, NOTE_ON
+    from ai_band.playback.output import NOTE_OFF, NOTE_ON
     from ai_band.playback.scheduler import PlayableJob
 
     offsets, groups = [], []

@@ -1,4 +1,5 @@
-"""The data model: pickling (arrangements cross process boundaries) and the GIL."""
+"""The data model: pickling (arrangements cross process boundaries) and the GIL, the time
+signature and the parts table."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import sys
 import threading
 import time
 
+import pytest
+
 from ai_band.generate.pipeline import generate
-from ai_band.model import Note, Part
-from ai_band.request import parse_request
+from ai_band.model import PART_NAMES, PARTS, Arrangement, Note, Part, TimeSignature
+from ai_band.request import KNOWN_PARTS, parse_request
 
 
 def _big_part(count: int = 6000) -> Part:
@@ -68,3 +71,68 @@ def test_loading_a_large_part_lets_other_threads_run():
     assert len(parts[0].notes) == 6000
     during = [t for t in ticks if start < t < end]
     assert len(during) >= 2, f"the other thread ran {len(during)} times in {1000 * (end - start):.1f} ms of loading"
+
+
+# --- time signature ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ts", "bar_ppq", "unit_ppq"),
+    [((4, 4), 4.0, 1.0), ((3, 4), 3.0, 1.0), ((6, 8), 3.0, 0.5), ((7, 8), 3.5, 0.5),
+     ((2, 2), 4.0, 2.0), ((1, 1), 4.0, 4.0), ((11, 16), 2.75, 0.25), ((5, 64), 0.3125, 0.0625)],
+)
+def test_bar_length_in_quarter_notes(ts: tuple[int, int], bar_ppq: float, unit_ppq: float) -> None:
+    signature = TimeSignature(*ts)
+    assert signature.bar_length_ppq == bar_ppq
+    assert signature.unit_ppq == unit_ppq
+    assert str(signature) == f"{ts[0]}/{ts[1]}"
+
+
+@pytest.mark.parametrize(("num", "den"), [(4, 3), (4, 0), (4, -4), (4, 6), (4, 128), (0, 4), (-1, 8)])
+def test_bad_time_signature_is_refused(num: int, den: int) -> None:
+    with pytest.raises(ValueError, match="numerator|denominator"):
+        TimeSignature(num, den)
+
+
+@pytest.mark.parametrize(("num", "den"), [(4.0, 4), (4, 4.0), (True, 4), ("4", 4)])
+def test_time_signature_fields_must_be_int(num: object, den: object) -> None:
+    with pytest.raises(TypeError):
+        TimeSignature(num, den)  # type: ignore[arg-type]
+
+
+def test_arrangement_time_signature() -> None:
+    arrangement = Arrangement((Part("bass", 33, 1, ()),), 120.0, 7, 8, 4, "rock", "C", 1)
+    assert arrangement.time_signature == TimeSignature(7, 8)
+    assert arrangement.bar_length_ppq == 3.5 and arrangement.length_ppq == 14.0
+    with pytest.raises(ValueError):
+        Arrangement((), 120.0, 4, 3, 4, "rock", "C", 1)
+
+
+def test_arrangement_pickle_holds_no_time_signature_object() -> None:
+    """The time signature is derived on demand: the pickle stays the compact fields."""
+    arrangement = Arrangement((_big_part(10),), 120.0, 6, 8, 2, "rock", "C", 1)
+    blob = pickle.dumps(arrangement, pickle.HIGHEST_PROTOCOL)
+    assert b"TimeSignature" not in blob
+    assert pickle.loads(blob).time_signature == TimeSignature(6, 8)
+
+
+# --- the parts table -----------------------------------------------------------
+
+
+def test_parts_table() -> None:
+    assert PART_NAMES == tuple(PARTS) == KNOWN_PARTS
+    assert PART_NAMES[:3] == ("drums", "bass", "keys")
+    assert PARTS["drums"].channel == 9  # GM percussion, MIDI channel 10
+    assert len({spec.channel for spec in PARTS.values()}) == len(PARTS)
+    for name, spec in PARTS.items():
+        assert spec.name == name and spec.description
+        assert 0 <= spec.channel <= 15 and 0 <= spec.program <= 127
+        low, high = spec.pitch_range
+        assert 0 <= low < high <= 127
+
+
+def test_every_part_has_a_generator() -> None:
+    from ai_band.generate.pipeline import GENERATORS
+
+    assert tuple(GENERATORS) == PART_NAMES
+    assert all(GENERATORS[name].__name__ == f"generate_{name}" for name in PART_NAMES)

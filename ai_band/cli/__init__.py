@@ -1,49 +1,130 @@
-"""Command line: ``ai-band run``, ``ai-band generate``; one module per command.
-
-Flags of ``run`` override the TOML config (``config/ai-band.toml`` documents
-every key).  ``generate`` takes the same keys as ``/band/generate``.
-Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration.
+"""Command line: ``ai-band run | generate | styles | status | jobs``; one module per command.
 
 Each command module has ``add_parser(sub)`` and imports what its command
-needs only when the command runs, so ``ai-band --help`` stays fast.
+needs only when the command runs, so ``ai-band --help`` stays fast (no numpy,
+generator, mido, jack or config schema).  ``--config`` files are read and
+validated in full before a command does anything (``ai-band run`` documents
+every key in ``config/ai-band.toml``); environment variables
+``AI_BAND_<SECTION>_<KEY>`` override the file and flags override both.
+
+Exit codes: 0 ok; 2 bad usage, configuration or request (one line
+``ai-band: error: ...`` naming the fault and what is allowed); 1 a failure at
+run time (a file that cannot be written, a daemon that does not answer); 130
+interrupted.  No input ends in a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
-from ai_band import __version__
-from ai_band.cli import generate, run
-from ai_band.errors import BandError, ConfigError
+from ai_band.cli import generate
+from ai_band.cli import host
+from ai_band.cli import jobs
+from ai_band.cli import run
+from ai_band.cli import status
+from ai_band.cli import styles
 
-COMMANDS = (run, generate)
+#: The subcommands, in the order ``--help`` lists them; each module has ``add_parser(sub)``.
+COMMANDS = (
+    run,
+    generate,
+    host,
+    styles,
+    status,
+    jobs,
+)
 
 
-def build_parser() -> argparse.ArgumentParser:
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with errors as one line ``ai-band: error: ...`` (exit 2), subcommands alike."""
+
+    def error(self, message: str) -> None:
+        """Print the one-line error and exit 2 (argparse's contract: never returns)."""
+        self.exit(2, f"ai-band: error: {message} (see {self.prog} --help)\n")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows ``(default: ...)`` for every option that has one; options without write theirs in their help.
+
+    ``${section.key}`` in a help text becomes that key's shipped default
+    (:func:`ai_band.config.shipped.default`), read only when help is shown.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help
+        if text and "${" in text:
+            import re
+
+            from ai_band.config.shipped import default
+
+            text = re.sub(r"\$\{(\w+)\.(\w+)\}", lambda m: str(default(m[1], m[2])).replace("%", "%%"), text)
+        if action.default is None or action.default is False or "(default" in (text or ""):
+            return text
+        return super()._get_help_string(argparse.Action(action.option_strings, action.dest,
+                                                        default=action.default, help=text))
+
+
+class VersionAction(argparse.Action):
+    """``--version``: looks the version up only when asked (importlib.metadata costs ~25 ms)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        from ai_band import __version__
+
+        print(f"ai-band {__version__}")
+        parser.exit(0)
+
+
+def build_parser() -> ArgumentParser:
     """The argument parser with one subcommand per module in :data:`COMMANDS`."""
-    parser = argparse.ArgumentParser(prog="ai-band", description="A band that plays along with your DAW.")
-    parser.add_argument("--version", action="version", version=f"ai-band {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = ArgumentParser(prog="ai-band", description="A band that plays along with your DAW.",
+                            formatter_class=HelpFormatter)
+    parser.add_argument("--version", action=VersionAction)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(sub)
+    for subparser in sub.choices.values():
+        subparser.formatter_class = HelpFormatter
     return parser
 
 
+def fail(message: str) -> None:
+    """Print ``ai-band: error: <message>`` as one line on stderr."""
+    print("ai-band: error: " + " ".join(str(message).split()), file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``ai-band`` console script; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    """Entry point of the ``ai-band`` console script; returns the exit code (never raises)."""
+    from ai_band.errors import BandError, ConfigError, ProtocolError, RequestError, UsageError
+
     try:
+        args = build_parser().parse_args(argv)
         return args.func(args)
-    except ConfigError as exc:
-        print(f"ai-band: {exc}", file=sys.stderr)
+    except SystemExit as exc:  # argparse: --help, --version, usage errors
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    except (ConfigError, RequestError, ProtocolError, UsageError) as exc:
+        fail(str(exc))
         return 2
     except BandError as exc:
-        print(f"ai-band: error [{exc.code}]: {exc}", file=sys.stderr)
+        fail(str(exc))
+        return 1
+    except BrokenPipeError:  # stdout closed early (`ai-band styles | head -1`): quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as exc:
+        fail(f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else f"{type(exc).__name__}: {exc}")
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bug; still one line, never a traceback
+        fail(f"internal error, please report it: {type(exc).__name__}: {exc}")
+        return 1
 
 
 if __name__ == "__main__":

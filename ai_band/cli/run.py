@@ -1,35 +1,39 @@
-"""``ai-band run``: serve until SIGTERM or SIGINT; flags override the TOML config."""
+"""``ai-band run``: serve until SIGTERM or SIGINT; flags override the config file and the environment."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
-from pathlib import Path
 
-from ai_band import __version__
-from ai_band.cli.common import setup_logging
-from ai_band.config import MIDI_APIS
-
-log = logging.getLogger("ai_band")
+from ai_band.cli.common import add_config_arg, setup_logging
+from ai_band.config.shipped import LOG_LEVELS, MIDI_APIS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    """Register ``run`` and its flags."""
-    run = sub.add_parser("run", help="run the daemon in the foreground")
-    run.add_argument("--config", type=Path, help="TOML config file (default: built-in defaults)")
-    run.add_argument("--name", help="instance name advertised over zeroconf")
-    run.add_argument("--osc-host", help="address to bind, e.g. 0.0.0.0 or 127.0.0.1")
-    run.add_argument("--osc-port", type=int, help="UDP port; 0 takes a free port and logs it")
-    run.add_argument("--output-dir", help="where job folders with .mid files go")
-    run.add_argument("--midi-api", choices=MIDI_APIS, help="MIDI system for the virtual ports (jack: one JACK client, frame-accurate; alsa/coremidi: python-rtmidi)")
-    run.add_argument("--zeroconf-interfaces", metavar="LIST|none",
-                     help="comma list of interface IPv4 addresses to advertise on, 'all', or 'none'")
-    run.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
-    run.add_argument("--jack-write-log", metavar="PATH",
-                     help="diagnostics: on stop, write the JACK frame of every note-on written (JSON)")
-    run.set_defaults(func=cmd_run)
+    """Register ``run`` and its flags (each overrides one config key; defaults from default.toml)."""
+    run = sub.add_parser("run", help="run the daemon in the foreground",
+                         description="Run the daemon in the foreground until SIGTERM or SIGINT. Each flag overrides "
+                                     "one key of the config file and of the AI_BAND_<SECTION>_<KEY> variables.")
+    add_config_arg(run)
 
+    def was(section: str, key: str) -> str:
+        return f"(default: [{section}] {key}, ${{{section}.{key}}})"
+
+    run.add_argument("--name", help=f"instance name advertised over zeroconf {was('daemon', 'name')}")
+    run.add_argument("--osc-host", help=f"address to bind, e.g. 0.0.0.0 or 127.0.0.1 {was('osc', 'host')}")
+    run.add_argument("--osc-port", type=int,
+                     help=f"UDP port; 0 takes a free port and logs it {was('osc', 'port')}")
+    run.add_argument("--output-dir", help=f"where job folders with .mid files go {was('daemon', 'output_dir')}")
+    run.add_argument("--midi-api", choices=MIDI_APIS,
+                     help="MIDI system for the virtual ports (jack: one JACK client, frame-accurate; "
+                          f"alsa/coremidi: python-rtmidi) {was('midi', 'api')}")
+    run.add_argument("--zeroconf-interfaces", metavar="LIST|all|none",
+                     help="comma list of interface IPv4 addresses to advertise on, 'all', or 'none' "
+                          "(default: [zeroconf] enabled and interfaces, all)")
+    run.add_argument("--log-level", choices=LOG_LEVELS, help=was("daemon", "log_level"))
+    run.add_argument("--jack-write-log", metavar="PATH",
+                     help="diagnostics: on stop, write the JACK frame of every note-on written (JSON) "
+                          "(default: [playback] jack_write_log, off)")
+    run.set_defaults(func=cmd_run)
 
 
 def _run_overrides(args: argparse.Namespace) -> dict[str, dict]:
@@ -56,13 +60,16 @@ def _run_overrides(args: argparse.Namespace) -> dict[str, dict]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``ai-band run``: serve until SIGTERM or SIGINT."""
-    from ai_band.config import load_config
+    import asyncio
+    import logging
+
+    from ai_band import __version__
+    from ai_band.cli.common import load
     from ai_band.service import BandDaemon
 
-    config = load_config(args.config, _run_overrides(args))
+    config = load(args, _run_overrides(args))
     setup_logging(args.log_level or config.daemon.log_level)
-    log.info("ai-band %s starting (config: %s)", __version__, args.config or "built-in defaults")
+    logging.getLogger("ai_band").info("ai-band %s starting (config: %s)", __version__,
+                                      args.config or "built-in defaults")
     asyncio.run(BandDaemon(config).run())
     return 0
-
-

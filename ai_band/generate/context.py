@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ai_band.generate.arrange import BarPlan, Plan, plan_loop
-from ai_band.theory.meter import Meter
-from ai_band.generate.styles import CHANNELS, Style
+from ai_band.generate.styles import Style
+from ai_band.model import PART_NAMES
 from ai_band.theory.chords import Bar, Chord
 from ai_band.theory.keys import Key
+from ai_band.theory.meter import Meter
 
 __all__ = ["Slot", "PartContext", "build_slots", "build_section_slots", "GridLevel"]
 
@@ -121,7 +122,7 @@ class PartContext:
         if self.complexity is None:
             object.__setattr__(self, "complexity", self.style.complexity)
         if self.plan is None:
-            plan = plan_loop(self.style, self.bars, tuple(CHANNELS), float(self.energy))
+            plan = plan_loop(self.style, self.bars, PART_NAMES, float(self.energy))
             object.__setattr__(self, "plan", plan)
         nxt = [-1] * len(self.slots)
         following = -1

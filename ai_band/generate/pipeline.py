@@ -19,18 +19,21 @@ Cheat-sheet::
 notes; each part has its own seeded random source), CPU-bound and returns
 picklable frozen dataclasses, so it can run in a ``ProcessPoolExecutor``.
 
-Modules: ``styles`` (the style table, GM programs, channels, instrument
-ranges), ``arrange`` (song form: sections, variations, fills, endings, who
-plays when), ``meter`` (beats of any time signature), ``context`` (what each
-generator is handed), the parts ``drums``, ``bass``, ``keys``, ``pad``,
-``melody``, ``arp``, ``guitar``, ``strings`` (on a straight grid), ``groove``
-(layering, swing, humanize and the final clean-up that guarantees playable
-parts), ``request`` and ``model`` (the contracts).  See docs/generation.md.
+Modules: ``styles`` (the style table and each style's GM programs),
+``arrange`` (song form: sections, variations, fills, endings, who plays
+when), ``context`` (what each generator is handed), ``parts/<name>.py`` with
+``generate_<name>`` for every part of :data:`ai_band.model.PARTS` (on a
+straight grid), ``groove`` (layering, swing, humanize and the final clean-up
+that guarantees playable parts), ``prompt`` (free text -> request fields).
+Beside the generator: :mod:`ai_band.theory` (chords, keys, meter),
+:mod:`ai_band.request` and :mod:`ai_band.model` (the contracts: the parts
+table, time signature, note, part, arrangement).  See docs/generation.md.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import logging
 import random
@@ -39,23 +42,15 @@ from dataclasses import dataclass, fields, replace
 from types import MappingProxyType
 
 from ai_band.errors import BandError, GenerationError, RequestError
-from ai_band.generate.parts.arp import generate_arp
 from ai_band.generate.arrange import MAIN, Plan, allocate_bars, plan_loop, plan_song
-from ai_band.generate.parts.bass import generate_bass
 from ai_band.generate.context import PartContext, build_section_slots, build_slots
-from ai_band.generate.parts.drums import generate_drums
 from ai_band.generate.groove import apply_swing, finalize, humanize, mute_bars
-from ai_band.generate.parts.guitar import generate_guitar
-from ai_band.generate.parts.keys import generate_keys
-from ai_band.generate.parts.melody import generate_melody
-from ai_band.theory.meter import Meter
-from ai_band.model import Arrangement, ChordSpan, Note, Part
-from ai_band.generate.parts.pad import generate_pad
 from ai_band.generate.prompt import interpret_prompt
-from ai_band.request import OUTPUT_FIELDS, GenerationRequest, parse_request
-from ai_band.generate.parts.strings import generate_strings
 from ai_band.generate.styles import DEFAULT_STYLE, STYLES, Style, get_style, style_names
+from ai_band.model import PART_NAMES, Arrangement, ChordSpan, Note, Part, TimeSignature
+from ai_band.request import OUTPUT_FIELDS, GenerationRequest, parse_request
 from ai_band.theory import Bar, Key, infer_key, parse_key, parse_progression
+from ai_band.theory.meter import Meter
 
 __all__ = [
     "validate_request",
@@ -79,17 +74,13 @@ DEFAULT_TS = (4, 4)
 #: Longest arrangement in bars, however it is asked for (bars, duration or structure).
 MAX_BARS = 512
 
-#: Part name -> generator(context, seeded rng) -> notes on the straight grid.
+#: Part name -> generator(context, seeded rng) -> notes on the straight grid:
+#: ``ai_band.generate.parts.<name>.generate_<name>`` for every part of
+#: :data:`ai_band.model.PARTS` (a part without one fails this import).
 GENERATORS: Mapping[str, Callable[[PartContext, random.Random], list[Note]]] = MappingProxyType(
     {
-        "drums": generate_drums,
-        "bass": generate_bass,
-        "keys": generate_keys,
-        "pad": generate_pad,
-        "melody": generate_melody,
-        "arp": generate_arp,
-        "guitar": generate_guitar,
-        "strings": generate_strings,
+        name: getattr(importlib.import_module(f"ai_band.generate.parts.{name}"), f"generate_{name}")
+        for name in PART_NAMES
     }
 )
 
@@ -161,8 +152,7 @@ def _bars(request: GenerationRequest, bpm: float, ts: tuple[int, int], natural: 
         bars = request.bars
         field = "bars"
     elif request.duration_s is not None:
-        quarters_per_bar = ts[0] * 4.0 / ts[1]
-        bars = max(1, round(request.duration_s * bpm / 60.0 / quarters_per_bar))
+        bars = max(1, round(request.duration_s * bpm / 60.0 / TimeSignature(*ts).bar_length_ppq))
         field = "duration"
     else:
         bars = sum(natural)

@@ -23,28 +23,26 @@ Drum programs select a GS/GM2 drum kit on channel 10 (0 Standard, 8 Room,
 16 Power, 24 Electronic, 25 TR-808, 32 Jazz, 40 Brush, 48 Orchestra); GM1-only
 synths ignore them and play the standard kit.
 
-:data:`RANGES` is the one table of instrument ranges (MIDI note numbers)
-every generator keeps to; :data:`CHANNELS` gives each part its default MIDI
-channel index (drums on 9, the GM percussion channel).
+The parts themselves (names, default channels, the ranges every generator
+keeps to, default programs) are declared once, in :data:`ai_band.model.PARTS`;
+a style has one ``<part>_program`` field per part there (checked at import).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from types import MappingProxyType
 from typing import Literal
 
 from ai_band.errors import StyleError
+from ai_band.model import PART_NAMES, PARTS
 
 __all__ = [
     "Style",
     "STYLES",
     "ALIASES",
     "DEFAULT_STYLE",
-    "CHANNELS",
-    "RANGES",
-    "PART_ORDER",
     "style_names",
     "get_style",
     "DrumGroove",
@@ -119,42 +117,6 @@ ArpShape = Literal["up", "down", "updown", "broken"]
 MelodyRhythm = Literal["straight", "swing", "sparse", "syncopated", "lyrical"]
 Ending = Literal["hit", "ring"]
 
-#: Every part in the order parts are layered (rhythm section first).
-PART_ORDER = ("drums", "bass", "keys", "guitar", "pad", "strings", "arp", "melody")
-
-#: Default MIDI channel index (0..15) of each part; 9 is the GM percussion channel.
-CHANNELS: Mapping[str, int] = MappingProxyType(
-    {
-        "drums": 9,
-        "bass": 1,
-        "keys": 2,
-        "pad": 3,
-        "melody": 4,
-        "arp": 5,
-        "guitar": 6,
-        "strings": 7,
-    }
-)
-
-#: Lowest and highest MIDI note of each part.  Drums: the GM2/GS percussion
-#: key map (27 High Q .. 87 Open Surdo); bass: E1..G3 of a four-string bass;
-#: keys and pad: C3..C6; melody: G3..E6, a lead instrument's comfortable
-#: range (each style's ``melody_range`` lies inside it); arp: C3..G6;
-#: guitar: E2..E5, standard tuning up to the 12th fret; strings: C2 (cello C
-#: string) .. E6 (violins in first positions).
-RANGES: Mapping[str, tuple[int, int]] = MappingProxyType(
-    {
-        "drums": (27, 87),
-        "bass": (28, 55),
-        "keys": (48, 84),
-        "pad": (48, 84),
-        "melody": (55, 88),
-        "arp": (48, 91),
-        "guitar": (40, 76),
-        "strings": (36, 88),
-    }
-)
-
 #: Style used when a request names none.
 DEFAULT_STYLE = "rock"
 
@@ -172,9 +134,6 @@ class Style:
             player usually carries the tune).
         swing: default swing 0..1 (0.5 = triplet feel).
         humanize: default humanize 0..1.
-        drum_program: drum kit program 0..127 (GS/GM2 kit numbers).
-        bass_program: GM program 0..127 of the bass.
-        keys_program: GM program 0..127 of the keys.
         drum_groove: groove name, see ``daemon/generate/drums.py``.
         bass_pattern: bass pattern of the A variation, see ``daemon/generate/bass.py``.
         keys_comping: comping rhythm of the A variation, see ``daemon/generate/keys.py``.
@@ -190,8 +149,10 @@ class Style:
         complexity: default complexity 0..1 (passing notes, syncopation, ornaments).
         swing_level: ``"sub"`` swings the beat's halves (8ths in 4/4), ``"fine"``
             its quarters (16ths, as an MPC's swing in hip-hop and lo-fi).
-        pad_program, melody_program, arp_program, guitar_program, strings_program:
-            GM programs 0..127 of the other parts.
+        drums_program: drum kit program 0..127 (GS/GM2 kit numbers).
+        bass_program, keys_program, pad_program, melody_program, arp_program,
+        guitar_program, strings_program: GM programs 0..127 of the other
+            parts; each defaults to its part's ``program`` in :data:`~ai_band.model.PARTS`.
         bass_pattern_b: bass pattern of the B variation (None: the A pattern, busier).
         keys_comping_b: comping of the B variation (None: the A comping, busier).
         guitar_pattern: guitar pattern of the A variation, see ``daemon/generate/guitar.py``.
@@ -199,7 +160,7 @@ class Style:
         arp_rate: arpeggio step: ``"16th"``, ``"8th"`` or ``"triplet"`` of the beat.
         arp_shape: arpeggio order: ``"up"``, ``"down"``, ``"updown"`` or ``"broken"``.
         melody_rhythm: rhythm vocabulary of the melody, see ``daemon/generate/melody.py``.
-        melody_range: lowest and highest melody pitch (inside ``RANGES["melody"]``).
+        melody_range: lowest and highest melody pitch (inside ``PARTS["melody"].pitch_range``).
         pad_velocity, melody_velocity, arp_velocity, guitar_velocity, strings_velocity:
             base velocities 1..127.
         intro_parts: parts that play the intro (others enter after it).
@@ -219,9 +180,6 @@ class Style:
     parts: tuple[str, ...]
     swing: float
     humanize: float
-    drum_program: int
-    bass_program: int
-    keys_program: int
     drum_groove: DrumGroove
     bass_pattern: BassPattern
     keys_comping: Comping
@@ -236,11 +194,14 @@ class Style:
     energy: float = 0.5
     complexity: float = 0.5
     swing_level: Literal["sub", "fine"] = "sub"
-    pad_program: int = 89
-    melody_program: int = 73
-    arp_program: int = 81
-    guitar_program: int = 27
-    strings_program: int = 48
+    drums_program: int = PARTS["drums"].program
+    bass_program: int = PARTS["bass"].program
+    keys_program: int = PARTS["keys"].program
+    pad_program: int = PARTS["pad"].program
+    melody_program: int = PARTS["melody"].program
+    arp_program: int = PARTS["arp"].program
+    guitar_program: int = PARTS["guitar"].program
+    strings_program: int = PARTS["strings"].program
     bass_pattern_b: BassPattern | None = None
     keys_comping_b: Comping | None = None
     guitar_pattern: GuitarPattern = "strum"
@@ -262,21 +223,12 @@ class Style:
     groupings: tuple[tuple[tuple[int, int], tuple[int, ...]], ...] = ()
 
     def program(self, part: str) -> int:
-        """Return the GM program 0..127 of ``part`` (any name in :data:`CHANNELS`).
+        """Return the GM program 0..127 of ``part`` (any name in :data:`~ai_band.model.PARTS`).
 
         Raises:
             KeyError: unknown part name.
         """
-        return {
-            "drums": self.drum_program,
-            "bass": self.bass_program,
-            "keys": self.keys_program,
-            "pad": self.pad_program,
-            "melody": self.melody_program,
-            "arp": self.arp_program,
-            "guitar": self.guitar_program,
-            "strings": self.strings_program,
-        }[part]
+        return getattr(self, f"{PARTS[part].name}_program")
 
     def channel(self, part: str) -> int:
         """Return the MIDI channel index 0..15 of ``part`` (drums: 9).
@@ -284,7 +236,7 @@ class Style:
         Raises:
             KeyError: unknown part name.
         """
-        return CHANNELS[part]
+        return PARTS[part].channel
 
     def pocket_ms(self, voice: str) -> float:
         """Milliseconds ``voice`` sits behind (+) or ahead (-) of the beat."""
@@ -300,6 +252,10 @@ class Style:
                 return groups
         return None
 
+
+_PROGRAM_FIELDS = {f.name for f in fields(Style) if f.name.endswith("_program")}
+if _PROGRAM_FIELDS != {f"{name}_program" for name in PART_NAMES}:
+    raise TypeError(f"Style's program fields {sorted(_PROGRAM_FIELDS)} do not match the parts {PART_NAMES}")
 
 _ALL = ("drums", "bass", "keys")
 
@@ -317,7 +273,7 @@ STYLES: Mapping[str, Style] = MappingProxyType(
                 parts=("bass", "keys"),
                 swing=0.0,
                 humanize=0.3,
-                drum_program=48,
+                drums_program=48,
                 bass_program=43,
                 keys_program=0,
                 drum_groove="classical",
@@ -356,7 +312,7 @@ STYLES: Mapping[str, Style] = MappingProxyType(
                 parts=_ALL,
                 swing=0.55,
                 humanize=0.35,
-                drum_program=32,
+                drums_program=32,
                 bass_program=32,
                 keys_program=0,
                 drum_groove="jazz",
@@ -397,7 +353,7 @@ STYLES: Mapping[str, Style] = MappingProxyType(
                 parts=_ALL,
                 swing=0.0,
                 humanize=0.2,
-                drum_program=16,
+                drums_program=16,
                 bass_program=34,
                 keys_program=18,
                 drum_groove="rock",
@@ -434,7 +390,7 @@ STYLES: Mapping[str, Style] = MappingProxyType(
                 parts=_ALL,
                 swing=0.5,
                 humanize=0.3,
-                drum_program=0,
+                drums_program=0,
                 bass_program=33,
                 keys_program=4,
                 drum_groove="shuffle",
@@ -475,7 +431,7 @@ STYLES: Mapping[str, Style] = MappingProxyType(
                 parts=_ALL,
                 swing=0.0,
                 humanize=0.05,
-                drum_program=25,
+                drums_program=25,
                 bass_program=38,
                 keys_program=90,
                 drum_groove="four_on_floor",
@@ -513,7 +469,7 @@ STYLES: Mapping[str, Style] = MappingProxyType(
                 parts=_ALL,
                 swing=0.0,
                 humanize=0.3,
-                drum_program=40,
+                drums_program=40,
                 bass_program=35,
                 keys_program=89,
                 drum_groove="ambient",
@@ -554,7 +510,7 @@ STYLES: Mapping[str, Style] = MappingProxyType(
                 swing=0.15,
                 swing_level="fine",
                 humanize=0.25,
-                drum_program=0,
+                drums_program=0,
                 bass_program=36,
                 keys_program=7,
                 drum_groove="funk",
@@ -594,7 +550,7 @@ STYLES: Mapping[str, Style] = MappingProxyType(
                 swing=0.3,
                 swing_level="fine",
                 humanize=0.2,
-                drum_program=25,
+                drums_program=25,
                 bass_program=38,
                 keys_program=4,
                 drum_groove="hiphop",
@@ -635,7 +591,7 @@ STYLES: Mapping[str, Style] = MappingProxyType(
                 swing=0.1,
                 swing_level="fine",
                 humanize=0.05,
-                drum_program=24,
+                drums_program=24,
                 bass_program=39,
                 keys_program=0,
                 drum_groove="house",
@@ -675,7 +631,7 @@ STYLES: Mapping[str, Style] = MappingProxyType(
                 parts=("drums", "bass", "guitar", "keys"),
                 swing=0.0,
                 humanize=0.2,
-                drum_program=40,
+                drums_program=40,
                 bass_program=32,
                 keys_program=0,
                 drum_groove="bossa",
@@ -712,7 +668,7 @@ STYLES: Mapping[str, Style] = MappingProxyType(
                 parts=("drums", "bass", "keys", "guitar"),
                 swing=0.3,
                 humanize=0.25,
-                drum_program=0,
+                drums_program=0,
                 bass_program=33,
                 keys_program=0,
                 drum_groove="one_drop",
@@ -752,7 +708,7 @@ STYLES: Mapping[str, Style] = MappingProxyType(
                 parts=_ALL,
                 swing=0.0,
                 humanize=0.2,
-                drum_program=0,
+                drums_program=0,
                 bass_program=32,
                 keys_program=0,
                 drum_groove="salsa",
@@ -789,7 +745,7 @@ STYLES: Mapping[str, Style] = MappingProxyType(
                 parts=("drums", "bass", "guitar"),
                 swing=0.0,
                 humanize=0.1,
-                drum_program=16,
+                drums_program=16,
                 bass_program=34,
                 keys_program=18,
                 drum_groove="metal",
@@ -829,7 +785,7 @@ STYLES: Mapping[str, Style] = MappingProxyType(
                 parts=("drums", "bass", "guitar", "keys"),
                 swing=0.0,
                 humanize=0.2,
-                drum_program=0,
+                drums_program=0,
                 bass_program=33,
                 keys_program=3,
                 drum_groove="country",
@@ -869,7 +825,7 @@ STYLES: Mapping[str, Style] = MappingProxyType(
                 parts=("drums", "bass", "keys", "pad"),
                 swing=0.0,
                 humanize=0.3,
-                drum_program=0,
+                drums_program=0,
                 bass_program=33,
                 keys_program=0,
                 drum_groove="gospel",
@@ -911,7 +867,7 @@ STYLES: Mapping[str, Style] = MappingProxyType(
                 parts=("drums", "bass", "keys", "strings"),
                 swing=0.0,
                 humanize=0.25,
-                drum_program=40,
+                drums_program=40,
                 bass_program=32,
                 keys_program=0,
                 drum_groove="waltz",
@@ -951,7 +907,7 @@ STYLES: Mapping[str, Style] = MappingProxyType(
                 parts=("drums", "bass", "keys", "guitar"),
                 swing=0.6,
                 humanize=0.3,
-                drum_program=32,
+                drums_program=32,
                 bass_program=32,
                 keys_program=0,
                 drum_groove="swing",
@@ -994,7 +950,7 @@ STYLES: Mapping[str, Style] = MappingProxyType(
                 swing=0.35,
                 swing_level="fine",
                 humanize=0.4,
-                drum_program=8,
+                drums_program=8,
                 bass_program=33,
                 keys_program=4,
                 drum_groove="lofi",

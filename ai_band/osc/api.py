@@ -5,7 +5,9 @@ generation goes to worker processes (:mod:`ai_band.jobs.manager`) and MIDI timin
 the scheduler thread (:mod:`ai_band.playback.scheduler`).  Any
 :class:`~ai_band.errors.BandError` a handler raises becomes
 ``/band/error s:ref s:code s:message``; anything else is logged and answered
-with code ``internal`` -- the daemon keeps serving either way.
+with code ``internal`` -- the daemon keeps serving either way.  A command that
+changes state and succeeds is answered ``/band/ack s:address s:ref ...`` with
+the same ``ref`` its error would carry (:meth:`BandApi.ack`).
 """
 
 from __future__ import annotations
@@ -22,15 +24,14 @@ from ai_band import __version__
 from ai_band.system import heap
 from ai_band.errors import BandError, JobError, ProtocolError, RequestError
 from ai_band.request import GenerationRequest, parse_request
-from ai_band.jobs.manager import Job, JobManager
+from ai_band.jobs.manager import Job, JobManager, Listener
+from ai_band.model import TS_DENOMINATORS
 from ai_band.osc.protocol import Arg, check_args, encode_message, to_juce_safe
 from ai_band.osc.server import Address, OscEndpoint
 from ai_band.playback.scheduler import PlayableJob, Scheduler
 from ai_band.transport import TransportModel, TransportState
 
 log = logging.getLogger(__name__)
-
-TS_DENOMINATORS = (1, 2, 4, 8, 16, 32, 64)
 
 SPECS: dict[str, list[Arg]] = {
     "/band/hello": [Arg("client", "s", hi=128), Arg("reply_port", "i", 1, 65535)],
@@ -81,17 +82,24 @@ class _RateLimitedLog:
 class BandApi:
     """Dispatches OSC messages to the daemon's components and sends the replies.
 
+    Built complete in one step; replies leave once :meth:`attach` has given it
+    the bound endpoint (the endpoint is created with this object's handlers,
+    so it cannot exist before it).
+
     Args:
         name: instance name, sent in ``/band/welcome``.
         model: the host clock model, fed by ``/band/transport``.
         scheduler: the playback scheduler.
-        jobs: the job manager.
+        make_jobs: builds the job manager from the listener it must call
+            (:meth:`on_job_event`), e.g. ``lambda listener: JobManager(..., listener=listener)``;
+            the result is :attr:`jobs`.
         port_names: part -> actual MIDI port name, for ``/band/status``.
         style_names: callable returning the available style names.
         validate: callable that checks a request cheaply (style, chords) and
             raises :class:`RequestError`; called before a job is queued.
         max_clients: registrations accepted by ``/band/hello``.
-        on_transport: called with each new snapshot (after the scheduler).
+        preview_device: ``[preview] device``: PortAudio output for ``/band/preview`` ("" = default).
+        preview_latency: ``[preview] latency``: PortAudio latency, ``"low"`` or ``"high"``.
     """
 
     def __init__(
@@ -99,25 +107,28 @@ class BandApi:
         name: str,
         model: TransportModel,
         scheduler: Scheduler,
-        jobs: JobManager,
+        make_jobs: Callable[[Listener], JobManager],
         port_names: dict[str, str],
         style_names: Callable[[], list[str]],
         validate: Callable[[GenerationRequest], None],
         max_clients: int = 32,
+        preview_device: str = "",
+        preview_latency: str = "high",
     ) -> None:
         self.name = name
         self.model = model
         self.scheduler = scheduler
-        self.jobs = jobs
+        self.jobs = make_jobs(self.on_job_event)
         self.port_names = port_names
         self.style_names = style_names
         self.validate = validate
         self.max_clients = max_clients
+        self.preview_device = preview_device
+        self.preview_latency = preview_latency
         self.endpoint: OscEndpoint | None = None
         self.clients: dict[Address, str] = {}
         self.counters: Counter[str] = Counter()
         self.started_s = time.monotonic()
-        self.osc_port = 0
         self._log = _RateLimitedLog()
         self._handlers: dict[str, Callable[[list[Any], Address, float], None]] = {
             "/band/hello": self._hello,
@@ -135,12 +146,19 @@ class BandApi:
             "/band/preview": self._preview,
             "/band/preview/stop": self._preview_stop,
         }
-        self.preview_device = ""
-        self.preview_latency = "high"
         self._previewer = None
         self._preview_executor: concurrent.futures.ThreadPoolExecutor | None = None
 
     # -- sending ---------------------------------------------------------------
+    def attach(self, endpoint: OscEndpoint) -> None:
+        """Send replies through ``endpoint``, the bound OSC socket (once it listens)."""
+        self.endpoint = endpoint
+
+    @property
+    def osc_port(self) -> int:
+        """The UDP port the daemon listens on; 0 before :meth:`attach`."""
+        return self.endpoint.port if self.endpoint is not None else 0
+
     def send(self, addr: Address, address: str, *args: Any) -> None:
         """Send one message to one address (ip, port)."""
         if self.endpoint is not None:
@@ -161,6 +179,16 @@ class BandApi:
         self.counters["errors_sent"] += 1
         self.counters[f"error:{code}"] += 1
         self.reply(sender, "/band/error", ref, code, message[:1000])
+
+    def ack(self, sender: Address, address: str, ref: str, *details: int | float | str) -> None:
+        """Answer ``/band/ack s:address s:ref ...details`` for a command done, and count it.
+
+        The mirror of :meth:`error`, to the same targets: ``ref`` is what an
+        error of the same command would carry (request id, job id, part,
+        client, else the address); ``details`` use only JUCE's types ``i f s``.
+        """
+        self.counters["acks_sent"] += 1
+        self.reply(sender, "/band/ack", address, ref, *details)
 
     # -- receiving -------------------------------------------------------------
     def on_bad_packet(self, sender: Address, reason: str) -> None:
@@ -213,6 +241,7 @@ class BandApi:
         for target in gone:
             del self.clients[target]
             log.info("client %r at %s:%d unregistered", args["client"], *target)
+        self.ack(sender, "/band/bye", args["client"], len(gone))
 
     def _ping(self, params: list[Any], sender: Address, arrival_s: float) -> None:
         self.reply(sender, "/band/pong", *(to_juce_safe(p) for p in params))
@@ -267,10 +296,11 @@ class BandApi:
             ref = raw.get("id") if isinstance(raw.get("id"), str) else ""
             request = parse_request(raw)
             self.validate(request)
-            self.jobs.submit(request, reply_to=sender)
+            job = self.jobs.submit(request, reply_to=sender)
         except BandError as exc:
             exc.ref = ref[:128] or "/band/generate"  # type: ignore[attr-defined]
             raise
+        self.ack(sender, "/band/generate", ref[:128] or "/band/generate", job.job_id)
 
     def on_job_event(self, job: Job, event: str) -> None:
         """Job listener: ``/band/file`` for each new file, then ``/band/job``; arms ``play=1`` jobs."""
@@ -302,6 +332,7 @@ class BandApi:
             exc.ref = job_id  # type: ignore[attr-defined]
             raise
         self._arm(job)
+        self.ack(sender, "/band/play", job_id)
 
     def _cancel(self, params: list[Any], sender: Address, arrival_s: float) -> None:
         job_id = self._job_arg("/band/cancel", params)
@@ -310,20 +341,27 @@ class BandApi:
         except JobError as exc:
             exc.ref = job_id  # type: ignore[attr-defined]
             raise
+        self.ack(sender, "/band/cancel", job_id)
 
     def _stop(self, params: list[Any], sender: Address, arrival_s: float) -> None:
         check_args("/band/stop", params, SPECS["/band/stop"])
         self.scheduler.stop_playback()
+        self.ack(sender, "/band/stop", "/band/stop")
 
     def _mute(self, params: list[Any], sender: Address, arrival_s: float) -> None:
         args = check_args("/band/mute", params, SPECS["/band/mute"])
         if args["part"] not in self.port_names:
-            raise RequestError("part", f"unknown part {args['part']!r}; ports: {', '.join(self.port_names)}", "unknown_part")
+            exc = RequestError("part", f"unknown part {args['part']!r}; ports: {', '.join(self.port_names)}",
+                               "unknown_part")
+            exc.ref = args["part"]  # type: ignore[attr-defined]
+            raise exc
         self.scheduler.mute(args["part"], bool(args["muted"]))
+        self.ack(sender, "/band/mute", args["part"], args["muted"])
 
     def _panic(self, params: list[Any], sender: Address, arrival_s: float) -> None:
         check_args("/band/panic", params, SPECS["/band/panic"])
         self.scheduler.panic()
+        self.ack(sender, "/band/panic", "/band/panic")
 
     def _styles(self, params: list[Any], sender: Address, arrival_s: float) -> None:
         check_args("/band/styles", params, SPECS["/band/styles"])
@@ -355,6 +393,7 @@ class BandApi:
             exc.ref = job_id  # type: ignore[attr-defined]
             raise
         asyncio.get_running_loop().create_task(self._start_preview(job_id, mix, sender))
+        self.ack(sender, "/band/preview", job_id)
 
     def _preview_start_time(self) -> float | None:
         """Monotonic time of the host's next usable bar line, or None when the transport is not playing."""
@@ -389,6 +428,7 @@ class BandApi:
         if self._previewer is not None:
             previewer = self._previewer
             self._preview_call(previewer.stop)
+        self.ack(sender, "/band/preview/stop", "/band/preview/stop")
 
     def close_preview(self) -> None:
         """Stop and close the audio preview (shutdown)."""

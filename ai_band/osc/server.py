@@ -144,6 +144,13 @@ class OscEndpoint(asyncio.DatagramProtocol):
             else:
                 self.on_message(address, params, sender, arrival_s)
 
+    @property
+    def port(self) -> int:
+        """The local UDP port it is bound to; 0 before the socket is made."""
+        if self.transport is None:
+            return 0
+        return self.transport.get_extra_info("sockname")[1]
+
     def error_received(self, exc: Exception) -> None:  # noqa: D102
         # e.g. ICMP port unreachable from a client that went away: not our problem.
         log.debug("UDP error: %s", exc)

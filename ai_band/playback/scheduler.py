@@ -5,14 +5,16 @@ snapshots and commands through a thread-safe queue and an event.  Deadlines
 are absolute CLOCK_MONOTONIC times, as mido's ``MidiFile.play`` uses, so
 errors never accumulate.
 
-On JACK the ports are timed (:mod:`ai_band.playback.outputs.jack`): the thread
+The ports are :class:`~ai_band.playback.output.Output` s, reached only
+through that interface.  On JACK they are timed
+(:mod:`ai_band.playback.outputs.jack`, :attr:`Output.timed`): the thread
 hands each group over ``lookahead_s`` before its deadline, with the deadline,
 and the JACK process callback writes it at that frame.  A wake-up of the
 thread up to ``lookahead_s`` late then costs nothing.  A transport change
 (stop, relocation) takes back what was queued and not yet written; a new
 tempo, or a new estimate of the host's clock, moves what was queued to its
-new deadline (:meth:`Scheduler._retime`), so a long lookahead costs no
-timing when the host changes tempo.  Other
+new deadline (:meth:`Scheduler._retime`, :meth:`Output.retime`), so a long
+lookahead costs no timing when the host changes tempo.  Untimed
 ports (python-rtmidi on ALSA or CoreMIDI) send at once: the thread sleeps
 until shortly before the deadline, then spins the last stretch (``spin_s``)
 so that it is not at the mercy of timer slack.
@@ -36,7 +38,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ai_band.model import Arrangement
-from ai_band.playback.ports import NOTE_OFF, NOTE_ON, PROGRAM_CHANGE, PortSet, due_ns
+from ai_band.playback.output import NOTE_OFF, NOTE_ON, PROGRAM_CHANGE, due_ns
+from ai_band.playback.ports import PortSet
 from ai_band.system.priority import name_thread
 from ai_band.transport import TransportSnapshot
 
@@ -124,7 +127,7 @@ class _Slot:
 
 
 #: Groups handed over whose deadline a new snapshot moves by more than this
-#: (ns) are moved in the JACK queues; ~1 frame at 48 kHz.
+#: (ns) are moved in the timed outputs' queues; ~1 frame at 48 kHz.
 RETIME_MIN_NS = 20_000
 
 #: Lateness bounds (ms) counted in :attr:`SchedulerStats.late_over_ms`, ascending.
@@ -225,7 +228,7 @@ class Scheduler:
             if self._thread.is_alive():
                 log.error("scheduler thread did not stop within %.1f s", timeout_s)
             self._thread = None
-        self.ports.release_all()
+        self.ports.all_notes_off()
 
     def set_transport(self, snapshot: TransportSnapshot) -> None:
         """Hand over the latest transport snapshot (replaces the previous one).
@@ -236,7 +239,7 @@ class Scheduler:
         (:meth:`_on_new_run` resumes the output).
         """
         if snapshot.run != self._snapshot.run:
-            self.ports.hold_output()
+            self.ports.hold()
         self._snapshot = snapshot
         self._wake.set()
 
@@ -286,7 +289,7 @@ class Scheduler:
             "retimed_groups": s.retimed_groups,
             "late_groups": [{"deadline_monotonic_s": round(deadline_s, 6), "late_ms": round(late_ms, 3),
                              "note_ons_dropped": dropped} for deadline_s, late_ms, dropped in list(s.late_groups)],
-            "output": self.ports.output_stats(),
+            "output": self.ports.stats(),
         }
 
     def _drain_commands(self, snap: TransportSnapshot, now: float) -> None:
@@ -304,14 +307,14 @@ class Scheduler:
             elif name == "stop":
                 self._current = self._pending = None
                 self._handed.clear()  # release_all() takes back what is queued
-                self.stats.notes_off_released += self.ports.release_all()
+                self.stats.notes_off_released += self.ports.all_notes_off()
             elif name == "mute":
                 part, muted = cmd[1], cmd[2]
                 if muted:
                     self._muted.add(part)
-                    port = self.ports.ports.get(part)
+                    port = self.ports.get(part)
                     if port is not None:
-                        self.stats.notes_off_released += port.release_all()
+                        self.stats.notes_off_released += port.all_notes_off()
                 else:
                     self._muted.discard(part)
             elif name == "panic":
@@ -320,8 +323,8 @@ class Scheduler:
 
     def _on_new_run(self, snap: TransportSnapshot, now: float) -> None:
         self._handed.clear()  # release_all() takes back what is queued
-        self.stats.notes_off_released += self.ports.release_all()
-        self.ports.resume_output()
+        self.stats.notes_off_released += self.ports.all_notes_off()
+        self.ports.resume()
         self._seen_run = snap.run
         if not snap.playing:
             return
@@ -345,10 +348,10 @@ class Scheduler:
         return best
 
     def _switch_to_pending(self, at_s: float) -> None:
-        self.stats.notes_off_released += self.ports.release_all(at_s)
+        self.stats.notes_off_released += self.ports.all_notes_off(at_s)
         self._current, self._pending = self._pending, None
         for part, (channel, program) in self._current.job.programs.items():
-            port = self.ports.ports.get(part)
+            port = self.ports.get(part)
             if port is not None and channel != 9:
                 port.send((PROGRAM_CHANGE | channel, program), at_s)
         log.info("job %s starts at ppq %.4f", self._current.job.job_id, self._current.anchor_ppq)
@@ -361,7 +364,7 @@ class Scheduler:
         drop_note_ons = late_s > self.late_drop_s
         dropped = 0
         for part, msg in slot.job.groups[index]:
-            port = self.ports.ports.get(part)
+            port = self.ports.get(part)
             if port is None:
                 continue
             if msg[0] & 0xF0 == NOTE_ON:
@@ -474,9 +477,9 @@ class Scheduler:
                 log.exception("playback failed; releasing notes and dropping the playing job")
                 self._current = self._pending = None
                 try:
-                    self.ports.release_all()
+                    self.ports.all_notes_off()
                 except Exception:  # noqa: BLE001
                     log.exception("releasing notes failed")
                 self._wait(0.1)
-        self.ports.release_all()
+        self.ports.all_notes_off()
         log.debug("scheduler thread stopped")

@@ -6,6 +6,7 @@ half-written file: either the old file, no file, or the complete new one.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import pathlib
@@ -17,6 +18,22 @@ from ai_band.errors import RenderError
 logger = logging.getLogger(__name__)
 
 
+@functools.cache
+def file_mode() -> int:
+    """Permission bits of a new file under the process umask: ``0o666 & ~umask`` (0o644 under umask 022).
+
+    Read once, from ``/proc/self/status`` on Linux (without changing the umask),
+    elsewhere by setting and restoring it.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            umask = next(int(line.split()[1], 8) for line in status if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        umask = os.umask(0o022)
+        os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_temp(directory: pathlib.Path, write: Callable[[BinaryIO], None], temps: list[pathlib.Path]) -> pathlib.Path:
     """Write a complete ``*.tmp`` file in ``directory`` (flushed and fsynced); return its path.
 
@@ -24,10 +41,14 @@ def write_temp(directory: pathlib.Path, write: Callable[[BinaryIO], None], temps
         directory: where the final file will live (same file system for the rename).
         write: called with the open binary handle; writes the whole content.
         temps: the new path is appended here at once, so the caller can remove it on failure.
+
+    The file gets the mode a plain ``open()`` would give it (:func:`file_mode`),
+    not ``mkstemp``'s 0600, so other users of a service can read the results.
     """
     with tempfile.NamedTemporaryFile(dir=directory, delete=False, suffix=".tmp") as handle:
         temp = pathlib.Path(handle.name)
         temps.append(temp)
+        os.fchmod(handle.fileno(), file_mode())
         write(handle)
         handle.flush()
         os.fsync(handle.fileno())
@@ -73,6 +94,9 @@ def write_atomic(path: pathlib.Path, data: bytes) -> pathlib.Path:
         os.replace(temp, path)
         temps.remove(temp)
         fsync_dir(path.parent)
+    except OSError as exc:
+        remove_temps(temps)
+        raise RenderError(f"cannot write {exc.filename or path}: {exc.strerror or exc}") from exc
     except Exception as exc:
         remove_temps(temps)
         raise RenderError(f"writing {path} failed: {exc}") from exc

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 from pychord import QualityManager
 
 from ai_band.errors import ChordError
+from ai_band.model import TimeSignature
 from ai_band.theory.roman import is_numeral, resolve_numeral
 
 if TYPE_CHECKING:
@@ -399,14 +400,14 @@ def parse_progression(text: str, ts_num: int, ts_den: int, key: Key | None = Non
         text: the sheet, e.g. ``"| Dm7 . G7 . | Cmaj7 | % |"``, ``"C Am F G"``
             or ``"| I | vi | ii7 | V7 |"``; letters and numerals may be mixed.
         ts_num: time-signature numerator (>= 1).
-        ts_den: time-signature denominator (>= 1).
+        ts_den: time-signature denominator (see :class:`~ai_band.model.TimeSignature`).
         key: the key roman numerals are counted in; None when the sheet
             has none.
 
     Returns:
         One list per bar of ``(chord, offset_ppq, duration_ppq)``; offsets are
         quarter notes from the bar start, and the durations of a bar add up to
-        the bar length ``ts_num * 4 / ts_den``.  A chord held by ``.`` slots is
+        the bar length :attr:`~ai_band.model.TimeSignature.bar_length_ppq`.  A chord held by ``.`` slots is
         one entry covering them; a ``.`` that opens a bar holds the previous
         bar's last chord.
 
@@ -414,8 +415,9 @@ def parse_progression(text: str, ts_num: int, ts_den: int, key: Key | None = Non
         ChordError: an unknown symbol or a numeral without ``key`` (naming
             the token and its 1-based bar), ``%`` or ``.`` with nothing
             before it, ``%`` beside chords, or a sheet with no chords at all.
+        ValueError: not a valid time signature.
     """
-    bar_len = ts_num * 4.0 / ts_den
+    bar_len = TimeSignature(ts_num, ts_den).bar_length_ppq
     if "|" in text:
         raw_bars = [_tokens(seg) for seg in text.split("|")]
     else:

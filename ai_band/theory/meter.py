@@ -27,6 +27,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ai_band.model import TimeSignature
+
 __all__ = ["Beat", "Meter"]
 
 #: Beats shorter than this (in quarter notes) are merged with a neighbour.
@@ -84,9 +86,10 @@ class Meter:
     """The beat structure of one time signature.
 
     Attributes:
-        num: numerator 1..32.
-        den: denominator (1, 2, 4, 8, 16 or 32; any positive int works).
-        bar_length: bar length in quarter notes, ``num * 4 / den``.
+        num: numerator >= 1.
+        den: denominator, one of :data:`~ai_band.model.TS_DENOMINATORS`.
+        bar_length: bar length in quarter notes
+            (:attr:`~ai_band.model.TimeSignature.bar_length_ppq`).
         beats: the beats in order; their lengths add up to ``bar_length``.
     """
 
@@ -101,17 +104,16 @@ class Meter:
 
         Args:
             num: numerator >= 1.
-            den: denominator >= 1.
+            den: denominator, one of :data:`~ai_band.model.TS_DENOMINATORS`.
             grouping: beat lengths in ``1/den`` units adding up to ``num``
                 (e.g. ``(3, 2, 2)`` for 7/8), or None for the default grouping;
                 a grouping that does not add up is ignored.
 
         Raises:
-            ValueError: ``num`` or ``den`` is not a positive integer.
+            TypeError, ValueError: not a valid :class:`~ai_band.model.TimeSignature`.
         """
-        if num < 1 or den < 1:
-            raise ValueError(f"bad time signature {num}/{den}")
-        unit = 4.0 / den
+        signature = TimeSignature(num, den)
+        unit = signature.unit_ppq
         if grouping and sum(grouping) == num and min(grouping) >= 1:
             groups = list(grouping)
         elif den <= 4:
@@ -140,7 +142,7 @@ class Meter:
                 strength = 0
             beats.append(Beat(index, position * unit, units * unit, units, strength))
             position += units
-        return cls(num, den, num * unit, tuple(beats))
+        return cls(num, den, signature.bar_length_ppq, tuple(beats))
 
     def accent(self, offset: float) -> int:
         """Velocity offset of a note at ``offset`` (quarter notes from the bar start).

@@ -224,6 +224,21 @@ def test_beat_offsets_group_seven_eight() -> None:
     assert beat_offsets(7, 8) == ((0.0, 1.0), (1.0, 1.0), (2.0, 1.5))
 
 
+@pytest.mark.parametrize(
+    ("ts", "beats"),
+    [
+        # even x/8 bars group the eighths in twos: quarter-note beats, no dotted beat
+        ((4, 8), ((0.0, 1.0), (1.0, 1.0))),
+        ((8, 8), ((0.0, 1.0), (1.0, 1.0), (2.0, 1.0), (3.0, 1.0))),
+        ((10, 8), ((0.0, 1.0), (1.0, 1.0), (2.0, 1.0), (3.0, 1.0), (4.0, 1.0))),
+    ],
+)
+def test_beat_offsets_of_even_eighth_meters(ts: tuple[int, int], beats: tuple) -> None:
+    """The bench's copy once gave 4/8 one dotted beat and 8/8 seven eighths; the meter tiles the bar."""
+    assert beat_offsets(*ts) == beats
+    assert sum(length for _, length in beat_offsets(*ts)) == ts[0] * 4 / ts[1]
+
+
 # --- tonal distance ----------------------------------------------------------
 
 

@@ -272,7 +272,7 @@ def test_resolve_request_fills_every_field() -> None:
     )
     assert (resolved.bars, resolved.structure) == (4, ("main",))
     assert (resolved.energy, resolved.complexity) == (style.energy, style.complexity)
-    assert resolved.programs == (("bass", style.bass_program), ("drums", style.drum_program))
+    assert resolved.programs == (("bass", style.bass_program), ("drums", style.drums_program))
     assert resolved.channels == (("bass", 1), ("drums", 9))
     assert resolve_request(resolved) == resolved
     assert generate(resolved) == generate(

@@ -36,7 +36,7 @@ def test_channel_program_and_crash_on_bar_one(style: str, ts: tuple[int, int]) -
     arrangement = _drums(style, ts)
     part = arrangement.part("drums")
     assert part.channel == 9
-    assert part.program == STYLES[style].drum_program
+    assert part.program == STYLES[style].drums_program
     assert 0.0 in _in_bar(arrangement, 0, CRASH)
     assert all(27 <= n.pitch <= 87 for n in part.notes)  # GM percussion key map range
 

@@ -15,7 +15,7 @@ from ai_band.generate.parts.melody import safe_pitch_classes
 from ai_band.model import Arrangement, ChordSpan, Note
 from ai_band.request import KNOWN_PARTS, GenerationRequest
 from ai_band.generate.parts.strings import CELLO_HIGH, UPPER_LOW
-from ai_band.generate.styles import RANGES
+from ai_band.model import PARTS
 from ai_band.theory import parse_chord
 
 SHEET = "| Dm9 G13 | Cmaj7/E | F#ø7 B7b9 | Em7 A7 | C/Bb | D/F# G7sus4 | Ab6 | C5 |"
@@ -40,7 +40,7 @@ def test_every_part_stays_in_its_range(style: str) -> None:
     for extra in (dict(humanize=1.0, energy=1.0, complexity=1.0), dict(energy=0.0, ts=(6, 8))):
         arrangement = _full(style, structure=("intro", "verse", "chorus", "outro"), **extra)
         for part in arrangement.parts:
-            low, high = RANGES[part.name]
+            low, high = PARTS[part.name].pitch_range
             pitches = [n.pitch for n in part.notes]
             assert pitches, part.name
             assert low <= min(pitches) and max(pitches) <= high, (

@@ -11,7 +11,8 @@ from ai_band.generate.parts.drums import GROOVES
 from ai_band.generate.parts.guitar import PATTERNS as GUITAR_PATTERNS
 from ai_band.generate.parts.keys import COMPING
 from ai_band.request import KNOWN_PARTS
-from ai_band.generate.styles import ALIASES, CHANNELS, DEFAULT_STYLE, PART_ORDER, RANGES, get_style
+from ai_band.generate.styles import ALIASES, DEFAULT_STYLE, get_style
+from ai_band.model import PARTS
 
 REQUIRED = {
     "classical",
@@ -68,7 +69,7 @@ def test_style_fields_valid(name: str) -> None:
     assert style.arp_rate in ("16th", "8th", "triplet")
     assert style.arp_shape in ("up", "down", "updown", "broken")
     assert style.melody_rhythm in ("straight", "swing", "sparse", "syncopated", "lyrical")
-    low, high = RANGES["melody"]
+    low, high = PARTS["melody"].pitch_range
     assert low <= style.melody_range[0] < style.melody_range[1] <= high
     assert style.melody_range[1] - style.melody_range[0] >= 15  # room for an arch
     assert set(style.intro_parts) <= set(KNOWN_PARTS) and style.intro_parts
@@ -109,10 +110,11 @@ def test_idiomatic_meters(style: str, ts: tuple[int, int]) -> None:
 
 
 def test_ranges_table_covers_every_part() -> None:
-    assert set(RANGES) == set(KNOWN_PARTS) == set(PART_ORDER) == set(CHANNELS)
-    assert RANGES["guitar"] == (40, 76)  # E2..E5
-    assert RANGES["bass"] == (28, 55)  # E1..G3
-    for low, high in RANGES.values():
+    assert tuple(PARTS) == KNOWN_PARTS
+    assert PARTS["guitar"].pitch_range == (40, 76)  # E2..E5
+    assert PARTS["bass"].pitch_range == (28, 55)  # E1..G3
+    for spec in PARTS.values():
+        low, high = spec.pitch_range
         assert 0 <= low < high <= 127
 
 
@@ -140,8 +142,23 @@ def test_gm_programs(style: str, bass: int, keys: int) -> None:
 
 
 def test_channels_distinct_and_drums_on_nine() -> None:
-    assert CHANNELS["drums"] == 9
-    assert len(set(CHANNELS.values())) == len(KNOWN_PARTS)
+    assert PARTS["drums"].channel == 9
+    assert len({spec.channel for spec in PARTS.values()}) == len(KNOWN_PARTS)
+
+
+def test_programs_default_to_the_parts_table() -> None:
+    """A style that names no programs plays each part's GM default from ai_band.model.PARTS."""
+    from ai_band.generate.styles import Style
+
+    bare = Style(
+        name="bare", description="", bpm=100.0, parts=("drums",), swing=0.0, humanize=0.0,
+        drum_groove="rock", bass_pattern="root_eighths", keys_comping="eighths", keys_voicing="close",
+    )
+    # Standard kit, Finger Bass, Grand Piano, Warm Pad, Flute, Saw Lead, Clean Guitar, Strings 1
+    assert [bare.program(p) for p in KNOWN_PARTS] == [0, 33, 0, 89, 73, 81, 27, 48]
+    assert STYLES["rock"].program("drums") == 16  # the style's own choice: Power kit
+    with pytest.raises(KeyError):
+        bare.program("tuba")
 
 
 def test_get_style() -> None:

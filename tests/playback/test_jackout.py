@@ -14,14 +14,15 @@ from pathlib import Path
 import pytest
 
 from conftest import ClientFrameTimeReadLate, DropoutGuard, recorder_on
-from ai_band.playback.ports import NOTE_OFF, NOTE_ON, PortSet
+from ai_band.playback.output import CC_ALL_NOTES_OFF, CONTROL_CHANGE, NOTE_OFF, NOTE_ON
+from ai_band.playback.ports import open_ports
 
 pytestmark = pytest.mark.jack
 
 
 @pytest.fixture
 def ports_and_recorder(jack_server):
-    ports = PortSet(["drums", "keys"], api_name="jack", client_name="ai-band")
+    ports = open_ports(["drums", "keys"], api_name="jack", client_name="ai-band")
     try:
         with recorder_on(jack_server, "^ai-band:", count=2) as rec:  # not ai-band-rt:, ai-band-log: (other tests)
             yield ports, rec
@@ -39,7 +40,7 @@ def test_one_client_holds_every_port(ports_and_recorder):
 def test_messages_land_on_the_frame_they_are_due(ports_and_recorder):
     ports, recorder = ports_and_recorder
     with DropoutGuard(recorder, count_xruns=True):
-        drums = ports.ports["drums"]
+        drums = ports["drums"]
         due = []
         start = time.monotonic() + 0.05
         for i in range(40):
@@ -61,15 +62,16 @@ def test_messages_land_on_the_frame_they_are_due(ports_and_recorder):
 def test_release_takes_back_what_is_queued_and_leaves_nothing_sounding(ports_and_recorder):
     ports, recorder = ports_and_recorder
     with DropoutGuard(recorder, count_xruns=True):
-        keys = ports.ports["keys"]
+        keys = ports["keys"]
         now = time.monotonic()
         keys.send((NOTE_ON, 60, 90), at_s=now)  # sounds at once
         keys.send((NOTE_OFF, 60, 0), at_s=now + 0.5)  # its note-off is queued for later
         keys.send((NOTE_ON, 64, 90), at_s=now + 0.5)  # a note-on queued for later
         assert recorder.wait_for_events(1, timeout_s=2.0)
-        assert keys.release_all() == 1  # only note 60 is sounding at the output
+        assert keys.all_notes_off() == 1  # only note 60 is sounding at the output
         time.sleep(0.7)
-        assert [(e.data[0] & 0xF0, e.data[1]) for e in recorder.events()] == [(NOTE_ON, 60), (NOTE_OFF, 60)]
+        assert [(e.data[0] & 0xF0, e.data[1]) for e in recorder.events()] == [
+            (NOTE_ON, 60), (NOTE_OFF, 60), (CONTROL_CHANGE, CC_ALL_NOTES_OFF)]
         assert recorder.hanging_notes() == []
         assert keys.sounding == frozenset()
 
@@ -79,19 +81,19 @@ def test_after_the_server_goes_messages_are_dropped_and_counted_not_queued(monke
 
     with JackServer() as server:
         monkeypatch.setenv("JACK_DEFAULT_SERVER", server.name)
-        ports = PortSet(["drums"], api_name="jack", client_name="ai-band-gone")
+        ports = open_ports(["drums"], api_name="jack", client_name="ai-band-gone")
         try:
-            ports.ports["drums"].send((NOTE_ON | 9, 36, 100), at_s=time.monotonic() + 60)  # queued
+            ports["drums"].send((NOTE_ON | 9, 36, 100), at_s=time.monotonic() + 60)  # queued
             server.stop()
             deadline = time.monotonic() + 10
-            while ports.output_stats()["server_gone"] is None and time.monotonic() < deadline:
+            while ports.stats()["server_gone"] is None and time.monotonic() < deadline:
                 time.sleep(0.05)
-            assert ports.output_stats()["server_gone"]
-            drums = ports.ports["drums"]
+            assert ports.stats()["server_gone"]
+            drums = ports["drums"]
             for pitch in range(40, 50):
                 drums.send((NOTE_ON | 9, pitch, 100), at_s=time.monotonic())
-            assert len(ports._jack.outputs["drums"].queue) == 0
-            assert ports.output_stats()["dropped_messages"] == 10
+            assert len(ports["drums"].queue) == 0
+            assert ports.stats()["dropped_messages"] == 10
         finally:
             ports.close()
 
@@ -99,17 +101,17 @@ def test_after_the_server_goes_messages_are_dropped_and_counted_not_queued(monke
 def test_periods_the_server_ran_without_the_client_are_counted(jack_server):
     # The process callback is Python: holding the GIL in one C call (a 300 MB
     # bytes repeat) keeps it from running, and /band/status must show it.
-    ports = PortSet(["drums"], api_name="jack", client_name="ai-band")
+    ports = open_ports(["drums"], api_name="jack", client_name="ai-band")
     try:
         time.sleep(0.3)
-        before = ports.output_stats()["skipped_periods"]
+        before = ports.stats()["skipped_periods"]
         t0 = time.monotonic()
         blob = b"x" * 300_000_000
         held_s = time.monotonic() - t0
         del blob
         time.sleep(0.1)
         assert held_s > 0.01, "the GIL was not held long enough to test anything"
-        assert ports.output_stats()["skipped_periods"] > before
+        assert ports.stats()["skipped_periods"] > before
     finally:
         ports.close()
 
@@ -118,15 +120,15 @@ def test_held_output_writes_nothing_until_resumed(ports_and_recorder):
     # A relocation holds the output the moment it arrives; what was queued for
     # the old position is taken back before the output resumes.
     ports, recorder = ports_and_recorder
-    drums = ports.ports["drums"]
-    ports.hold_output()
+    drums = ports["drums"]
+    ports.hold()
     now = time.monotonic()
     drums.send([NOTE_ON | 9, 36, 100], now + 0.005)
     drums.send([NOTE_OFF | 9, 36, 0], now + 0.100)
     time.sleep(0.05)
     assert [e for e in recorder.events() if e.is_note_on] == []  # due 45 ms ago, still held
-    ports.release_all()  # the scheduler takes back the old position's notes...
-    ports.resume_output()  # ...then lets output go on
+    ports.all_notes_off()  # the scheduler takes back the old position's notes...
+    ports.resume()  # ...then lets output go on
     drums.send([NOTE_ON | 9, 38, 100], time.monotonic() + 0.005)
     drums.send([NOTE_OFF | 9, 38, 0], time.monotonic() + 0.020)
     time.sleep(0.1)
@@ -139,8 +141,8 @@ def test_a_callback_after_a_late_one_leaves_its_output_and_writes_next_period(po
     # reading its output now: the callback must neither clear the buffers nor
     # write, and what is due waits for the next period (not lost, not doubled).
     ports, recorder = ports_and_recorder
-    client = ports._jack
-    drums = ports.ports["drums"]
+    client = ports["drums"].client
+    drums = ports["drums"]
     before = client.held_periods
     client._end_ns = time.monotonic_ns() + 10**12  # "finished" after any cycle start
     drums.send([NOTE_ON | 9, 40, 100])  # due at once
@@ -168,8 +170,8 @@ def test_an_xrun_the_server_noted_restarts_the_period_window_at_the_next_callbac
     import ai_band.playback.outputs.jack as jackout
 
     ports, recorder = ports_and_recorder
-    client = ports._jack
-    drums = ports.ports["drums"]
+    client = ports["drums"].client
+    drums = ports["drums"]
     noted = {"delay_usecs": client._xrun_delayed_usecs}
     monkeypatch.setattr(jackout, "_xrun_delayed_usecs", lambda _client: noted["delay_usecs"])
 
@@ -198,7 +200,7 @@ def test_an_xrun_callback_alone_leaves_the_period_window(ports_and_recorder, mon
     import ai_band.playback.outputs.jack as jackout
 
     ports, _recorder = ports_and_recorder
-    client = ports._jack
+    client = ports["drums"].client
     noted = client._xrun_delayed_usecs
     monkeypatch.setattr(jackout, "_xrun_delayed_usecs", lambda _client: noted)  # no overrun noted
     time.sleep(0.05)
@@ -217,7 +219,7 @@ def test_a_callback_descheduled_before_it_reads_the_frame_time_keeps_its_anchor_
     # anchor 5 ms early, and the next 16 periods' messages go out 5 ms late
     # (the stale-window case above).  Fed by hand, client deactivated.
     ports, _recorder = ports_and_recorder
-    client = ports._jack
+    client = ports["drums"].client
     client._client.deactivate()
     real = client._client
     try:
@@ -238,12 +240,12 @@ def _jack_thread_ids() -> list[int]:
 
 @pytest.mark.skipif(not hasattr(os, "sched_setscheduler"), reason="needs POSIX scheduling")
 def test_the_process_thread_makes_itself_sched_fifo_when_allowed(jack_server):
-    ports = PortSet(["drums"], api_name="jack", client_name="ai-band-rt", jack_rtprio=7)
+    ports = open_ports(["drums"], api_name="jack", client_name="ai-band-rt", jack_rtprio=7)
     try:
         deadline = time.monotonic() + 5.0
-        while ports.output_stats()["process_thread"] is None and time.monotonic() < deadline:
+        while ports.stats()["process_thread"] is None and time.monotonic() < deadline:
             time.sleep(0.01)  # set in the first period
-        reported = ports.output_stats()["process_thread"]
+        reported = ports.stats()["process_thread"]
         threads = {tid: (os.sched_getscheduler(tid), os.sched_getparam(tid).sched_priority) for tid in _jack_thread_ids()}
     finally:
         ports.close()
@@ -258,28 +260,29 @@ def test_the_process_thread_makes_itself_sched_fifo_when_allowed(jack_server):
 def test_without_rtprio_the_process_thread_stays_as_libjack_made_it(ports_and_recorder):
     ports, _recorder = ports_and_recorder  # opened with the default, jack_rtprio=0
     deadline = time.monotonic() + 5.0
-    while ports.output_stats()["process_thread"] is None and time.monotonic() < deadline:
+    while ports.stats()["process_thread"] is None and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert ports.output_stats()["process_thread"] == "SCHED_OTHER"  # the test server runs --no-realtime
+    assert ports.stats()["process_thread"] == "SCHED_OTHER"  # the test server runs --no-realtime
 
 
 def test_the_write_log_has_the_frame_each_note_on_went_out_in(jack_server):
-    ports = PortSet(["drums"], api_name="jack", client_name="ai-band-log", jack_write_log_size=100)
+    ports = open_ports(["drums"], api_name="jack", client_name="ai-band-log", jack_write_log_size=100)
     try:
         with recorder_on(jack_server, "ai-band-log") as recorder:
             with DropoutGuard(recorder, count_xruns=True):
-                drums = ports.ports["drums"]
+                drums = ports["drums"]
                 start = time.monotonic() + 0.05
                 for i in range(10):
                     drums.send((NOTE_ON | 9, 40 + i, 100), at_s=start + i * 0.011)
                     drums.send((NOTE_OFF | 9, 40 + i, 0), at_s=start + i * 0.011 + 0.004)
                 assert recorder.wait_for_events(20, timeout_s=5.0)
                 recorded = [(n.frame, n.data[1]) for n in recorder.note_ons("drums")]
-                logged = [(frame, pitch) for frame, port, pitch in ports.jack_write_log()]
-                assert all(port == "ai-band-log:drums" for _, port, _ in ports.jack_write_log())
+                write_log = ports.write_log()
+                logged = [(frame, pitch) for frame, port, pitch in write_log["note_ons"]]
+                assert all(port == "ai-band-log:drums" for _, port, _ in write_log["note_ons"])
                 assert logged == recorded  # note-offs are not logged
                 # Each note-on's callback is listed once, with its period's frame time.
-                callbacks = ports.jack_write_callbacks()
+                callbacks = write_log["callbacks"]
                 bases = [base for base, _since, _lead_us, _late in callbacks]
                 assert bases == sorted(set(bases)) and len(bases) == 10
                 for frame, _pitch in logged:
@@ -314,7 +317,7 @@ def test_a_callback_holds_after_one_that_ended_late_and_only_then(ports_and_reco
     # one that ended before would have this cycle's readers read its output
     # a second time: notes recorded twice.  Hand-fed.
     ports, _recorder = ports_and_recorder
-    client = ports._jack
+    client = ports["drums"].client
     client._client.deactivate()
 
     def held(end_before_ns: int, late_end: bool = False) -> bool:

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from conftest import DropoutGuard, kick_per_beat_job, recorder_on
-from ai_band.playback.ports import PortSet
+from ai_band.playback.ports import open_ports
 from ai_band.playback.scheduler import Scheduler
 from ai_band.transport import TransportSnapshot
 
@@ -41,7 +41,7 @@ class JumpingClock:
 
 
 def test_a_late_group_is_played_and_listed_and_a_too_late_one_dropped(jack_server):
-    ports = PortSet(["drums"], api_name="jack", client_name="ai-band-late")
+    ports = open_ports(["drums"], api_name="jack", client_name="ai-band-late")
     clock = JumpingClock()
     scheduler = Scheduler(ports, late_drop_s=LATE_DROP_S, lookahead_s=LOOKAHEAD_S, clock=clock)
     try:

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from conftest import DropoutGuard, kick_per_beat_job, recorder_on
-from ai_band.playback.ports import PortSet
+from ai_band.playback.ports import open_ports
 from ai_band.playback.scheduler import Scheduler
 from ai_band.transport import TransportSnapshot
 
@@ -22,7 +22,7 @@ CHANGE_BEFORE_S = 0.030  # the tempo changes this long before beat 5 is due: aft
 
 
 def test_a_tempo_change_moves_a_group_already_handed_over_to_its_new_time(jack_server):
-    ports = PortSet(["drums"], api_name="jack", client_name="ai-band-retime")
+    ports = open_ports(["drums"], api_name="jack", client_name="ai-band-retime")
     scheduler = Scheduler(ports, lookahead_s=LOOKAHEAD_S)
     try:
         with recorder_on(jack_server, "ai-band-retime") as recorder:

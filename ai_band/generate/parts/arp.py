@@ -2,7 +2,7 @@
 
 For each chord the arpeggio climbs from the chord tone nearest
 ``Style.keys_center + 5`` through one octave of chord tones (two octaves
-from energy 0.6 on, three or four tones per octave), inside ``RANGES["arp"]``.
+from energy 0.6 on, three or four tones per octave), inside ``PARTS["arp"].pitch_range``.
 Steps follow ``Style.arp_rate``: ``"16th"`` (the beat's fine grid: 16ths, or
 sixths of a compound beat), ``"8th"`` (the beat's halves, or thirds when
 compound) or ``"triplet"`` (thirds of every beat); below energy 0.3 the rate
@@ -20,15 +20,14 @@ import random
 
 from ai_band.generate.context import PartContext, Slot
 from ai_band.generate.parts.keys import ending_notes
-from ai_band.theory.meter import Meter
-from ai_band.model import Note
-from ai_band.generate.styles import RANGES
+from ai_band.model import PARTS, Note
 from ai_band.theory.chords import Chord
+from ai_band.theory.meter import Meter
 
 __all__ = ["generate_arp", "arp_tones", "ARP_LOW", "ARP_HIGH"]
 
 #: Lowest and highest arp pitch (MIDI note numbers).
-ARP_LOW, ARP_HIGH = RANGES["arp"]
+ARP_LOW, ARP_HIGH = PARTS["arp"].pitch_range
 
 
 def arp_tones(chord: Chord, start: int, octaves: int) -> list[int]:

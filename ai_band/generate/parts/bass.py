@@ -9,7 +9,7 @@ Rules every pattern keeps:
 * passing notes (chromatic, scale of the key, or the next chord's fifth)
   lead into the next chord's bass note, more of them the higher the
   complexity;
-* every pitch lies in ``RANGES["bass"]`` (E1..G3, MIDI 28..55), the range of
+* every pitch lies in ``PARTS["bass"].pitch_range`` (E1..G3, MIDI 28..55), the range of
   a four-string bass;
 * N.C. slots are silent; the ending bar strikes each chord once and holds it
   (a short stab for "hit" endings); busy patterns end the bar before a new
@@ -37,14 +37,13 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from ai_band.generate.context import PartContext, Slot
-from ai_band.model import Note
-from ai_band.generate.styles import RANGES
+from ai_band.model import PARTS, Note
 from ai_band.theory.chords import Chord
 
 __all__ = ["generate_bass", "PATTERNS", "BASS_LOW", "BASS_HIGH"]
 
 #: Lowest and highest bass pitch: E1 and G3 (MIDI note numbers).
-BASS_LOW, BASS_HIGH = RANGES["bass"]
+BASS_LOW, BASS_HIGH = PARTS["bass"].pitch_range
 
 #: Patterns busy enough to end a fill bar with a pick-up run.
 _RUNS = frozenset(

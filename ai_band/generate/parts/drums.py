@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from ai_band.generate.context import ENERGY_VELOCITY, PartContext
-from ai_band.theory.meter import Beat, Meter
 from ai_band.model import Note
+from ai_band.theory.meter import Beat, Meter
 
 __all__ = ["generate_drums", "GROOVES", "Feel"]
 

@@ -2,7 +2,7 @@
 
 **Shapes.**  Chords are voiced as a guitarist frets them in standard tuning
 (E2 A2 D3 G3 B3 E4, MIDI 40 45 50 55 59 64), up to the 12th fret, so every
-note lies in ``RANGES["guitar"]`` (E2..E5).  :func:`chord_shapes` searches
+note lies in ``PARTS["guitar"].pitch_range`` (E2..E5).  :func:`chord_shapes` searches
 each hand position (a window of four frets, open strings allowed): the
 lowest sounding string plays the chord's bass note (the slash bass, else the
 root), every higher string takes the chord tone least covered so far at its
@@ -41,8 +41,7 @@ from functools import lru_cache
 from types import MappingProxyType
 
 from ai_band.generate.context import PartContext, Slot
-from ai_band.model import Note
-from ai_band.generate.styles import RANGES
+from ai_band.model import PARTS, Note
 from ai_band.theory.chords import Chord
 
 __all__ = [
@@ -64,7 +63,7 @@ TUNING = (40, 45, 50, 55, 59, 64)
 MAX_FRET = 12
 
 #: Lowest and highest guitar pitch: E2 and E5.
-GUITAR_LOW, GUITAR_HIGH = RANGES["guitar"]
+GUITAR_LOW, GUITAR_HIGH = PARTS["guitar"].pitch_range
 
 #: Milliseconds between neighbouring strings of a strum at energy 0 and 1, and of a chop.
 STRUM_MS = (6.0, 3.0, 2.0)

@@ -35,10 +35,9 @@ from functools import lru_cache
 from types import MappingProxyType
 
 from ai_band.generate.context import PartContext, Slot
-from ai_band.theory.meter import Beat
-from ai_band.model import Note
-from ai_band.generate.styles import RANGES
+from ai_band.model import PARTS, Note
 from ai_band.theory.chords import Chord
+from ai_band.theory.meter import Beat
 
 __all__ = [
     "generate_keys",
@@ -53,7 +52,7 @@ __all__ = [
 ]
 
 #: Lowest and highest keys pitch: C3 and C6 (MIDI note numbers).
-KEYS_LOW, KEYS_HIGH = RANGES["keys"]
+KEYS_LOW, KEYS_HIGH = PARTS["keys"].pitch_range
 
 #: A voicing drifting further than this from the style's centre is pulled back (semitones).
 _DRIFT = 7.0

@@ -14,7 +14,7 @@ melody again.
 
 **Pitch.**  Each phrase follows an arch: it starts in the lower third of
 ``Style.melody_range`` (C4..A5 by default, always inside
-``RANGES["melody"]``), climbs to a peak about two thirds through and falls
+``PARTS["melody"].pitch_range``), climbs to a peak about two thirds through and falls
 back; the peak is higher the higher the section's energy, so the chorus
 carries the song's climax.  Notes are chosen by cost: near the arch, small
 steps preferred, leaps answered by a step the other way, few repeats.
@@ -39,14 +39,13 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
 from ai_band.generate.context import PartContext, Slot
+from ai_band.model import PARTS, Note
 from ai_band.theory.meter import Beat
-from ai_band.model import Note
-from ai_band.generate.styles import RANGES
 
 __all__ = ["generate_melody", "safe_pitch_classes", "MELODY_LOW", "MELODY_HIGH", "PHRASE_BARS"]
 
 #: Lowest and highest melody pitch of any style (MIDI note numbers).
-MELODY_LOW, MELODY_HIGH = RANGES["melody"]
+MELODY_LOW, MELODY_HIGH = PARTS["melody"].pitch_range
 
 #: Bars per phrase.
 PHRASE_BARS = 4

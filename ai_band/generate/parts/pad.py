@@ -1,7 +1,7 @@
 """Pad part: sustained, voice-led chord voicings under the band.
 
 Each chord gets an ``open`` voicing (see :func:`ai_band.generate.parts.keys.choose_voicing`)
-inside ``RANGES["pad"]`` (C3..C6) that moves as little as possible from the
+inside ``PARTS["pad"].pitch_range`` (C3..C6) that moves as little as possible from the
 previous one, centred a little below the keys so the two do not collide.  A
 chord that repeats in the next slot is tied over instead of struck again
 (until a phrase starts anew), so the pad breathes with the form rather than
@@ -19,14 +19,13 @@ from collections.abc import Callable
 
 from ai_band.generate.context import PartContext
 from ai_band.generate.parts.keys import Voicing, choose_voicing, ending_notes
-from ai_band.model import Note
-from ai_band.generate.styles import RANGES
+from ai_band.model import PARTS, Note
 from ai_band.theory.chords import Chord
 
 __all__ = ["generate_pad", "sustain", "PAD_LOW", "PAD_HIGH"]
 
 #: Lowest and highest pad pitch (MIDI note numbers).
-PAD_LOW, PAD_HIGH = RANGES["pad"]
+PAD_LOW, PAD_HIGH = PARTS["pad"].pitch_range
 
 
 def sustain(

@@ -9,7 +9,7 @@ previous chord (see :func:`ai_band.generate.parts.keys.choose_voicing`), so ever
 voice moves by the smallest steps available, as in common-practice voice
 leading.  Repeated chords are tied (see :func:`ai_band.generate.parts.pad.sustain`);
 B sections and high energy add the first violins an octave up (at most E6,
-``RANGES["strings"]``).  N.C. slots are silent; the ending rings out.
+``PARTS["strings"].pitch_range``).  N.C. slots are silent; the ending rings out.
 Positions are quarter notes (ppq).
 """
 
@@ -19,15 +19,14 @@ import random
 
 from ai_band.generate.context import PartContext
 from ai_band.generate.parts.keys import Voicing, choose_voicing
-from ai_band.model import Note
 from ai_band.generate.parts.pad import sustain
-from ai_band.generate.styles import RANGES
+from ai_band.model import PARTS, Note
 from ai_band.theory.chords import Chord
 
 __all__ = ["generate_strings", "STRINGS_LOW", "STRINGS_HIGH", "CELLO_HIGH", "UPPER_LOW"]
 
 #: Lowest and highest strings pitch: C2 (cello C string) and E6 (MIDI note numbers).
-STRINGS_LOW, STRINGS_HIGH = RANGES["strings"]
+STRINGS_LOW, STRINGS_HIGH = PARTS["strings"].pitch_range
 
 #: Highest cello (bass voice) note and lowest upper-voice note.
 CELLO_HIGH = 54

@@ -20,8 +20,8 @@ of the next period, so its timing was quantised to the period and exposed
 to every late wake-up of the sending thread).
 
 The process callback is Python, so it needs the GIL each period: the daemon
-keeps GIL hold times short (see ``daemon/generate/model.py`` and
-``daemon/heap.py``) and lowers the interpreter's switch interval so that a
+keeps GIL hold times short (see :mod:`ai_band.model` and
+:mod:`ai_band.system.heap`) and lowers the interpreter's switch interval so that a
 busy thread hands the GIL over within
 :data:`ai_band.system.priority.SWITCH_INTERVAL_S`.
 """
@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable
 import jack
 
 from ai_band.errors import MidiPortError
+from ai_band.playback.output import Output, QueuedMessage, due_ns
 from ai_band.system.jackclient import JackClientOwner
 from ai_band.system.priority import SWITCH_INTERVAL_S, make_realtime, name_thread
 
@@ -47,8 +48,9 @@ log = logging.getLogger(__name__)
 #: Recent periods whose callback times anchor the current period's start.
 ANCHOR_PERIODS = 16
 
-#: Queued item: (due time in CLOCK_MONOTONIC ns, 0 = at once; MIDI bytes).
-QueuedMessage = tuple[int, bytes]
+#: How long (s) closing one port waits for its queue to be written, and for a
+#: process callback under way to finish with it.
+CLOSE_TIMEOUT_S = 0.2
 
 
 def _xrun_delayed_usecs(client: jack.Client) -> float:
@@ -63,51 +65,97 @@ def _xrun_delayed_usecs(client: jack.Client) -> float:
     return jack._lib.jack_get_xrun_delayed_usecs(client._ptr)
 
 
-class JackPortOut:
-    """The sending side of one JACK MIDI output port.
+class JackOutput(Output):
+    """One port of a :class:`JackMidiClient`: timed, each message written at the frame it is due.
 
     Messages are queued with the CLOCK_MONOTONIC time they are due
     (``collections.deque``: append and popleft are atomic under the GIL) and
     written by the client's process callback at the frame of the period
-    that contains that time (see :class:`JackMidiClient`).  Queue them in
-    time order: a message waits behind the ones queued before it.
+    that contains that time (see :class:`JackMidiClient`).  Opened by the
+    client (:func:`open_outputs`); closing the last of its ports closes the client.
+
+    Attributes:
+        client: the :class:`JackMidiClient` that holds the port.
+        queue: the messages not yet written, in the order sent.
+        paused: while True the process callback writes nothing of this port
+            and keeps its queue (:meth:`hold`).
     """
 
-    def __init__(self, client: JackMidiClient, port: object, name: str) -> None:
-        self._client = client
+    timed = True
+
+    def __init__(self, client: JackMidiClient, port: jack.OwnMidiPort, part: str) -> None:
+        super().__init__(part, port.name)
+        self.client = client
         self.port = port
-        self.name = name
         self.queue: deque[QueuedMessage] = deque()
+        self.paused = False
 
-    def send_message(self, message: Iterable[int], at_ns: int = 0) -> None:
-        """Queue one complete MIDI message (status byte first, bytes 0..255).
-
-        Args:
-            message: the MIDI bytes.
-            at_ns: CLOCK_MONOTONIC ns (``time.monotonic_ns()``) when it is due;
-                0 or a past time: at offset 0 of the next period.
+    def _send(self, data: bytes, at_s: float | None) -> None:
+        """Queue one message due at ``at_s`` (``None`` or a past time: at offset 0 of the next period).
 
         Once the JACK server has gone (or the client is closed) nothing would
         ever drain the queue, so the message is dropped and counted in
         :attr:`JackMidiClient.dropped_messages` instead.
         """
-        client = self._client
+        client = self.client
         if client.shutdown_reason is not None or client.closed:
             client.dropped_messages += 1
             return
-        self.queue.append((at_ns, bytes(message)))
+        self.queue.append((0 if at_s is None else due_ns(at_s), data))
 
-    def unsend(self, keep: Callable[[bytes], bool]) -> list[QueuedMessage]:
-        """Take back the queued messages not yet written for which ``keep`` is false.
-
-        Returns:
-            The messages taken back, in the order they were queued.
-        """
-        with self._client.queue_lock:
+    def _take_back(self, keep: Callable[[bytes], bool]) -> list[QueuedMessage]:
+        with self.client.queue_lock:
             queued = list(self.queue)
             self.queue.clear()
             self.queue.extend(item for item in queued if keep(item[1]))
         return [item for item in queued if not keep(item[1])]
+
+    def hold(self) -> None:
+        """Write nothing from now on, keep what is queued, until :meth:`resume`.
+
+        For the moment a transport change arrives: notes already queued for
+        the old position must not go out while the scheduler thread wakes
+        up to take them back.
+        """
+        self.paused = True
+
+    def resume(self) -> None:
+        """Undo :meth:`hold`."""
+        self.paused = False
+
+    def retime(self, moves: dict[int, int]) -> int:
+        """Move queued messages not yet written from one due time to another.
+
+        Args:
+            moves: CLOCK_MONOTONIC ns a message is queued for -> the ns it is
+                now due.  Map times monotonically (a message waits behind the
+                ones queued before it).
+
+        Returns:
+            How many messages moved.  Holds :attr:`JackMidiClient.queue_lock`
+            for the rewrite (the process callback writes nothing in a period
+            that finds it taken).
+        """
+        with self.client.queue_lock:
+            queue = self.queue
+            items = [(moves.get(at_ns, at_ns), data) for at_ns, data in queue]
+            moved = sum(1 for (new_ns, _), (at_ns, _) in zip(items, queue) if new_ns != at_ns)
+            if moved:
+                queue.clear()
+                queue.extend(items)
+        return moved
+
+    def stats(self) -> dict:
+        """The client's counters (see :meth:`JackMidiClient.stats`)."""
+        return self.client.stats()
+
+    def write_log(self) -> dict | None:
+        """The client's write log (see :meth:`JackMidiClient.write_log_record`), or ``None`` if not kept."""
+        return self.client.write_log_record()
+
+    def _close(self) -> None:
+        """Let the queue go out (at most :data:`CLOSE_TIMEOUT_S`), then unregister the port."""
+        self.client.close_output(self)
 
 
 class JackMidiClient(JackClientOwner):
@@ -181,17 +229,20 @@ class JackMidiClient(JackClientOwner):
     def __init__(self, parts: Iterable[str], client_name: str = "ai-band",
                  servername: str | None = None, rtprio: int = 0, write_log_size: int = 0) -> None:
         self._open(client_name, servername, MidiPortError)
-        #: Held by :meth:`JackPortOut.unsend`; the callback only tries it.
+        #: Held while a port's queue is rewritten (:meth:`JackOutput.retime`,
+        #: taking messages back); the callback only tries it.
         self.queue_lock = threading.Lock()
-        self.outputs: dict[str, JackPortOut] = {}
+        #: The open ports by part, in order.
+        self.outputs: dict[str, JackOutput] = {}
         try:
             for part in parts:
-                port = self._client.midi_outports.register(part)
-                self.outputs[part] = JackPortOut(self, port, port.name)
+                self.outputs[part] = JackOutput(self, self._client.midi_outports.register(part), part)
         except jack.JackError as exc:
             self._client.close()
             raise MidiPortError(f"cannot register JACK MIDI port: {exc}") from exc
-        self._ports = tuple((out.port, out.queue, out.name) for out in self.outputs.values())
+        # What the process callback writes: (port, queue, name, output) of each open port.
+        self._ports = tuple((out.port, out.queue, out.name, out) for out in self.outputs.values())
+        self._in_callback = False  # the process callback is running (closing a port waits for it)
         self.samplerate = self._client.samplerate
         self._ns_per_frame = 1e9 / self.samplerate
         self._frames_per_ns = self.samplerate / 1e9
@@ -203,10 +254,6 @@ class JackMidiClient(JackClientOwner):
         self.late_messages = 0
         #: Messages dropped because the server had gone or the client was closed.
         self.dropped_messages = 0
-        #: While True the process callback writes nothing and keeps the queues
-        #: (set the moment the host relocates or stops, cleared once the
-        #: scheduler has taken back what no longer applies).
-        self.paused = False
         #: Periods between two callbacks that this client never saw (frame time
         #: jumped by more than one period: the server skipped the client, or
         #: the driver skipped ahead after an xrun).
@@ -240,9 +287,11 @@ class JackMidiClient(JackClientOwner):
         self._activate(self._process)
 
     def _process(self, frames: int) -> None:
+        self._in_callback = True
         try:
             self._write_period(frames)
         finally:
+            self._in_callback = False
             self._end_ns = time.monotonic_ns()  # the next callback's hold test
             self._late_end = self._client.last_frame_time != self._last_base
             if self._write_callback is not None:
@@ -291,10 +340,10 @@ class JackMidiClient(JackClientOwner):
         locked = self.queue_lock.acquire(blocking=False)
         try:
             write_log = self.write_log
-            for port, queue, name in self._ports:
+            for port, queue, name, output in self._ports:
                 port.clear_buffer()
-                if not locked or self.paused:
-                    continue  # unsend() is rewriting the queues, or output is held: next period
+                if not locked or output.paused:
+                    continue  # a queue is being rewritten, or output is held: next period
                 last = 0
                 while queue:
                     at_ns, data = queue[0]
@@ -319,31 +368,87 @@ class JackMidiClient(JackClientOwner):
             if locked:
                 self.queue_lock.release()
 
-    def retime(self, moves: dict[int, int]) -> int:
-        """Move queued messages not yet written from one due time to another.
+    def stats(self) -> dict:
+        """JSON-ready output counters.
 
-        Args:
-            moves: CLOCK_MONOTONIC ns a message is queued for -> the ns it is
-                now due.  Keep the queues in time order: map times
-                monotonically (a message waits behind the ones queued before it).
+        ``timed`` (True); ``late_messages`` (written after they were due, at
+        the start of a later period); ``skipped_periods`` (periods whose
+        callback never ran); ``held_periods`` (callbacks that left the
+        previous, late callback's output to its readers, their own messages
+        going out a period later); ``xruns`` (reported by the JACK server
+        since start-up); ``process_thread`` (the scheduling of the client's
+        process thread, e.g. ``"SCHED_FIFO 10"``; ``None`` before its first
+        period); ``server_gone`` (why the server dropped the client, else
+        ``None``) and ``dropped_messages`` (sent since then, never written).
+        """
+        return {"timed": True, "late_messages": self.late_messages,
+                "skipped_periods": self.skipped_periods,
+                "held_periods": self.held_periods, "xruns": self.xruns,
+                "process_thread": self.process_thread,
+                "dropped_messages": self.dropped_messages,
+                "server_gone": self.shutdown_reason}
+
+    def write_log_record(self) -> dict | None:
+        """The write log as JSON-ready lists, or ``None`` unless kept (``write_log_size``).
 
         Returns:
-            How many messages moved.  Holds :attr:`queue_lock` for the rewrite
-            (the process callback writes nothing in a period that finds it taken).
+            ``{"note_ons": [(JACK frame, port name, pitch), ...], "callbacks":
+            [(last_frame_time, frames since cycle start, µs lead, late end), ...]}``,
+            oldest first: :attr:`write_log` and :attr:`write_callbacks`.
         """
-        moved = 0
-        with self.queue_lock:
-            for _port, queue, _name in self._ports:
-                items = [(moves.get(at_ns, at_ns), data) for at_ns, data in queue]
-                changed = sum(1 for (new_ns, _), (at_ns, _) in zip(items, queue) if new_ns != at_ns)
-                if changed:
-                    moved += changed
-                    queue.clear()
-                    queue.extend(items)
-        return moved
+        if self.write_log is None or self.write_callbacks is None:
+            return None
+        return {"note_ons": list(self.write_log), "callbacks": list(self.write_callbacks)}
+
+    def close_output(self, output: JackOutput) -> None:
+        """Close one port: let its queue go out, stop writing it, unregister it.
+
+        Waits at most :data:`CLOSE_TIMEOUT_S` in all for the queue to empty
+        (what is left is dropped), for two more periods to begin (the port's
+        readers take a period's output in its cycle, after this client's
+        callback), and for a process callback under way to finish (the next
+        one no longer sees the port).  Closing the last open port closes the client.
+        """
+        if not self.closed and self.shutdown_reason is None:
+            deadline = time.monotonic() + CLOSE_TIMEOUT_S
+            frames = self._client.blocksize
+            period_s = frames / self.samplerate
+            while output.queue and time.monotonic() < deadline and self.shutdown_reason is None:
+                time.sleep(period_s)
+            written_base = self._last_base
+            while (written_base >= 0 and (self._last_base - written_base) & 0xFFFFFFFF < 2 * frames
+                   and time.monotonic() < deadline and self.shutdown_reason is None):
+                time.sleep(period_s)
+            with self.queue_lock:
+                self._ports = tuple(item for item in self._ports if item[3] is not output)
+            while self._in_callback and time.monotonic() < deadline:
+                time.sleep(period_s / 8)
+            try:
+                output.port.unregister()
+            except jack.JackError as exc:
+                log.debug("unregistering %s: %s", output.name, exc)
+        else:
+            self._ports = tuple(item for item in self._ports if item[3] is not output)
+        output.queue.clear()
+        self.outputs.pop(output.part, None)
+        if not self.outputs:
+            self.close()
 
     def _on_shutdown(self, status: jack.Status, reason: str) -> None:
         super()._on_shutdown(status, reason)
-        for _port, queue, _name in self._ports:
+        for _port, queue, _name, _output in self._ports:
             queue.clear()  # nothing will write them
         log.error("JACK server dropped the MIDI client: %s", self.shutdown_reason)
+
+
+def open_outputs(parts: Iterable[str], client_name: str = "ai-band", servername: str | None = None,
+                 rtprio: int = 0, write_log_size: int = 0) -> dict[str, JackOutput]:
+    """Open one JACK client with a timed :class:`JackOutput` per part (arguments as :class:`JackMidiClient`).
+
+    Returns:
+        Part -> its output, in order; closing the last one closes the client.
+
+    Raises:
+        MidiPortError: no JACK server is reachable, or a port cannot be registered.
+    """
+    return dict(JackMidiClient(parts, client_name, servername, rtprio, write_log_size).outputs)

@@ -1,0 +1,427 @@
+"""The configuration schema: typed sections whose defaults are ``default.toml``; validated once.
+
+Every default is declared once, in the shipped ``ai_band/config/default.toml``
+(``config/ai-band.toml`` is a copy): each section class below only names its
+keys and their types, and :func:`_section` fills the defaults from the file at
+import (a key missing on either side is an error at import).  Values are
+layered: the defaults, a TOML file, environment variables
+``AI_BAND_<SECTION>_<KEY>``, command-line flags; :func:`load_config`
+validates the result once and collects every problem before raising, so a user
+fixes everything in one go (as Mopidy's ``deserialize`` returns
+``(result, errors)``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import ipaddress
+import math
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from ai_band.config import shipped
+from ai_band.errors import ConfigError
+from ai_band.request import KNOWN_PARTS
+
+#: Annotation (as written in the section classes) -> the Python type a value must have.
+_KINDS: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool, "tuple[str, ...]": tuple}
+
+_DEFAULTS = shipped.defaults()
+
+
+def _coerce(value: Any, kind: type) -> tuple[Any, str | None]:
+    """Check ``value`` (as TOML or a flag gives it) against ``kind``; returns (value, problem or None).
+
+    Integers are accepted for floats; a comma string for a list of strings.
+    """
+    if kind is bool:
+        return (value, None) if isinstance(value, bool) else (value, f"must be true or false, got {value!r}")
+    if kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return (value, None) if ok else (value, f"must be an integer, got {value!r}")
+    if kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        return (float(value), None) if ok else (value, f"must be a finite number, got {value!r}")
+    if kind is str:
+        return (value, None) if isinstance(value, str) else (value, f"must be a string, got {value!r}")
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return tuple(value), None
+    return value, f"must be a list of strings, got {value!r}"
+
+
+def _section(name: str) -> Callable[[type], type]:
+    """Class decorator: a frozen dataclass whose field defaults are ``[name]`` of ``default.toml``.
+
+    Raises:
+        RuntimeError: the file and the class name different keys, or a default has the wrong type.
+    """
+
+    def wrap(cls: type) -> type:
+        table = _DEFAULTS.get(name, {})
+        hints = cls.__dict__.get("__annotations__", {})
+        if set(table) != set(hints):
+            raise RuntimeError(f"default.toml [{name}] and {cls.__name__} name different keys: "
+                               f"{sorted(set(table) ^ set(hints))}")
+        for key, hint in hints.items():
+            value, problem = _coerce(table[key], _KINDS[hint])
+            if problem:
+                raise RuntimeError(f"default.toml: {name}.{key} {problem}")
+            setattr(cls, key, value)
+        return dataclass(frozen=True)(cls)
+
+    return wrap
+
+
+@_section("daemon")
+class DaemonSection:
+    """[daemon]: identity, files and logging."""
+
+    name: str
+    output_dir: str
+    log_level: str
+    nice: int
+    avoid_worker_cpus: bool
+
+
+@_section("osc")
+class OscSection:
+    """[osc]: the UDP endpoint the plugin talks to."""
+
+    host: str
+    port: int
+    max_clients: int
+
+
+@_section("zeroconf")
+class ZeroconfSection:
+    """[zeroconf]: mDNS/DNS-SD advertisement of ``_osc._udp``."""
+
+    enabled: bool
+    interfaces: tuple[str, ...]
+
+
+@_section("midi")
+class MidiSection:
+    """[midi]: virtual output ports."""
+
+    api: str
+    client_name: str
+    parts: tuple[str, ...]
+
+
+@_section("playback")
+class PlaybackSection:
+    """[playback]: the tempo-locked scheduler."""
+
+    output_offset_ms: float
+    late_drop_ms: float
+    spin_ms: float
+    lookahead_ms: float
+    jack_rtprio: int
+    jack_write_log: str
+
+
+@_section("transport")
+class TransportSection:
+    """[transport]: the host clock model."""
+
+    window_s: float
+    relocate_threshold_ms: float
+    timeout_ms: float
+
+
+@_section("generation")
+class GenerationSection:
+    """[generation]: worker processes."""
+
+    workers: int
+    max_queued: int
+
+
+@_section("render")
+class RenderSection:
+    """[render]: WAV/FLAC rendering."""
+
+    engine: str
+    soundfont: str
+    sample_rate: int
+    bit_depth: int
+    target_lufs: float
+    true_peak_dbtp: float
+    tail_s: float
+    workers: int
+    nice: int
+    cpus: int
+
+
+@_section("preview")
+class PreviewSection:
+    """[preview]: live audio preview through PortAudio (sounddevice)."""
+
+    device: str
+    latency: str
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole validated configuration (immutable)."""
+
+    daemon: DaemonSection = field(default_factory=DaemonSection)
+    osc: OscSection = field(default_factory=OscSection)
+    zeroconf: ZeroconfSection = field(default_factory=ZeroconfSection)
+    midi: MidiSection = field(default_factory=MidiSection)
+    playback: PlaybackSection = field(default_factory=PlaybackSection)
+    transport: TransportSection = field(default_factory=TransportSection)
+    generation: GenerationSection = field(default_factory=GenerationSection)
+    render: RenderSection = field(default_factory=RenderSection)
+    preview: PreviewSection = field(default_factory=PreviewSection)
+
+    @property
+    def output_path(self) -> Path:
+        """``daemon.output_dir`` with ``~`` expanded."""
+        return Path(self.daemon.output_dir).expanduser()
+
+
+def _ranged(lo: float, hi: float) -> Callable[[Any], str | None]:
+    def check(v: Any) -> str | None:
+        return None if lo <= v <= hi else f"must be in {lo:g}..{hi:g}, got {v!r}"
+
+    return check
+
+
+def _choice(choices: tuple[Any, ...]) -> Callable[[Any], str | None]:
+    def check(v: Any) -> str | None:
+        return None if v in choices else f"must be one of {', '.join(map(str, choices))}, got {v!r}"
+
+    return check
+
+
+def _host(v: str) -> str | None:
+    try:
+        ipaddress.ip_address(v)
+    except ValueError:
+        return f"must be an IP address such as 0.0.0.0 or 127.0.0.1, got {v!r}"
+    return None
+
+
+def _hosts(v: tuple[str, ...]) -> str | None:
+    for item in v:
+        problem = _host(item)
+        if problem:
+            return problem
+    return None
+
+
+def _parts(v: tuple[str, ...]) -> str | None:
+    unknown = [p for p in v if p not in KNOWN_PARTS]
+    if unknown:
+        return f"unknown part(s) {', '.join(unknown)}; known: {', '.join(KNOWN_PARTS)}"
+    if not v or len(set(v)) != len(v):
+        return "must list at least one part, each once"
+    return None
+
+
+def _nonempty(v: str) -> str | None:
+    return None if v.strip() else "must not be empty"
+
+
+#: (section, key) -> extra check beyond the type; returns an error text or None.
+CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
+    ("daemon", "name"): _nonempty,
+    ("daemon", "output_dir"): _nonempty,
+    ("daemon", "log_level"): _choice(shipped.LOG_LEVELS),
+    ("daemon", "nice"): _ranged(-20, 19),
+    ("osc", "host"): _host,
+    ("osc", "port"): _ranged(0, 65535),
+    ("osc", "max_clients"): _ranged(1, 1024),
+    ("zeroconf", "interfaces"): _hosts,
+    ("midi", "api"): _choice(shipped.MIDI_APIS),
+    ("midi", "client_name"): _nonempty,
+    ("midi", "parts"): _parts,
+    ("playback", "output_offset_ms"): _ranged(-50, 50),
+    ("playback", "late_drop_ms"): _ranged(1, 1000),
+    ("playback", "spin_ms"): _ranged(0, 20),
+    ("playback", "lookahead_ms"): _ranged(0, 100),
+    ("playback", "jack_rtprio"): _ranged(0, 99),
+    ("transport", "window_s"): _ranged(0.5, 60),
+    ("transport", "relocate_threshold_ms"): _ranged(5, 1000),
+    ("transport", "timeout_ms"): _ranged(100, 60000),
+    ("generation", "workers"): _ranged(1, 32),
+    ("generation", "max_queued"): _ranged(1, 10000),
+    ("render", "engine"): _choice(shipped.RENDER_ENGINES),
+    ("render", "sample_rate"): _choice(shipped.SAMPLE_RATES_HZ),
+    ("render", "bit_depth"): _choice(shipped.BIT_DEPTHS),
+    ("render", "target_lufs"): _ranged(-40, -5),
+    ("render", "true_peak_dbtp"): _ranged(-12, 0),
+    ("render", "tail_s"): _ranged(0, 10),
+    ("render", "workers"): _ranged(1, 8),
+    ("render", "nice"): _ranged(0, 19),
+    ("render", "cpus"): _ranged(0, 256),
+    ("preview", "latency"): _choice(shipped.PREVIEW_LATENCIES),
+}
+
+#: Section name -> its class, in file order.
+SECTIONS: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]
+
+
+def _kind(section: str, key: str) -> type:
+    hint = SECTIONS[section].__annotations__[key]
+    return _KINDS[hint]
+
+
+def _hint(word: str, known: Any, form: str = "{!r}") -> str:
+    """``"; did you mean 'port'?"`` for the closest known word, or ``""``."""
+    match = difflib.get_close_matches(word, known, n=1)
+    return f"; did you mean {form.format(match[0])}?" if match else ""
+
+
+def build_config(data: Mapping[str, Any], source: str = "config",
+                 origins: Mapping[tuple[str, str], str] | None = None) -> Config:
+    """Validate a nested mapping ``{section: {key: value}}`` into a :class:`Config`.
+
+    Args:
+        data: the values given; missing keys keep their defaults.
+        source: where the values came from (a file name), prefixed to each error.
+        origins: ``(section, key) -> where that value came from`` (an environment
+            variable, the command line), overriding ``source`` for that key.
+
+    Raises:
+        ConfigError: listing every unknown section/key (with a "did you mean"
+            hint) and every invalid value, each prefixed with where it came from.
+    """
+    errors: list[str] = []
+    origins = origins or {}
+    sections: dict[str, Any] = {}
+    for name in data:
+        if name not in SECTIONS:
+            errors.append(f"{source}: unknown section [{name}]" + _hint(name, SECTIONS, "[{}]"))
+    for name, section_cls in SECTIONS.items():
+        given = data.get(name, {})
+        if not isinstance(given, Mapping):
+            errors.append(f"{source}: [{name}] must be a table")
+            continue
+        values = {}
+        for key, value in given.items():
+            where = origins.get((name, key), source)
+            if key not in section_cls.__annotations__:
+                errors.append(f"{where}: unknown key {name}.{key}" + _hint(key, section_cls.__annotations__))
+                continue
+            value, problem = _coerce(value, _kind(name, key))
+            if problem is None and (check := CHECKS.get((name, key))):
+                problem = check(value)
+            if problem:
+                errors.append(f"{where}: {name}.{key} {problem}")
+            else:
+                values[key] = value
+        sections[name] = section_cls(**values)
+    if errors:
+        raise ConfigError(errors)
+    return Config(**sections)
+
+
+def env_name(section: str, key: str) -> str:
+    """The environment variable of one key: ``env_name("osc", "port")`` -> ``"AI_BAND_OSC_PORT"``."""
+    return f"{shipped.ENV_PREFIX}{section}_{key}".upper()
+
+
+def _parse_env(text: str, kind: type) -> tuple[Any, str | None]:
+    """An environment variable's text as ``kind``; returns (value, problem or None)."""
+    text = text.strip()
+    if kind is bool:
+        words = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+        if text.lower() in words:
+            return words[text.lower()], None
+        return text, f"must be true or false (1/0, yes/no, on/off), got {text!r}"
+    if kind is int:
+        try:
+            return int(text), None
+        except ValueError:
+            return text, f"must be an integer, got {text!r}"
+    if kind is float:
+        try:
+            return float(text), None
+        except ValueError:
+            return text, f"must be a number, got {text!r}"
+    return text, None  # str, or a comma list that _coerce splits
+
+
+def env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]], dict[tuple[str, str], str], list[str]]:
+    """Read every ``AI_BAND_<SECTION>_<KEY>`` variable.
+
+    Returns:
+        ``({section: {key: value}}, {(section, key): "environment AI_BAND_..."}, errors)``;
+        values are parsed to the key's type; an unknown variable or a value
+        that does not parse is an error naming the variable.
+    """
+    known = {env_name(s, k): (s, k) for s, cls in SECTIONS.items() for k in cls.__annotations__}
+    data: dict[str, dict[str, Any]] = {}
+    origins: dict[tuple[str, str], str] = {}
+    errors: list[str] = []
+    for var in sorted(environ):
+        if not var.startswith(shipped.ENV_PREFIX):
+            continue
+        if var not in known:
+            errors.append(f"environment {var}: no such setting" + _hint(var, known))
+            continue
+        section, key = known[var]
+        value, problem = _parse_env(environ[var], _kind(section, key))
+        if problem:
+            errors.append(f"environment {var}: {problem}")
+            continue
+        data.setdefault(section, {})[key] = value
+        origins[(section, key)] = f"environment {var}"
+    return data, origins, errors
+
+
+def load_config(path: Path | None = None, overrides: Mapping[str, Mapping[str, Any]] | None = None,
+                environ: Mapping[str, str] | None = None) -> Config:
+    """Read the TOML file (if any), then environment variables, then command-line overrides; validate once.
+
+    Args:
+        path: a TOML file; None uses the built-in defaults (``default.toml``) only.
+        overrides: ``{section: {key: value}}`` from command-line flags; they win over both.
+        environ: the environment (``os.environ`` when None); ``AI_BAND_<SECTION>_<KEY>``
+            variables win over the file.
+
+    Raises:
+        ConfigError: unreadable file, TOML syntax error, unknown or unparsable
+            environment variables, or invalid values (all reported together).
+    """
+    data: dict[str, dict[str, Any]] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except OSError as exc:
+            raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError([f"{path}: not valid TOML: {exc}"]) from exc
+    env_data, origins, errors = env_overrides(os.environ if environ is None else environ)
+    flag_origins = {(s, k): "command line" for s, values in (overrides or {}).items() for k in values}
+    for layer in (env_data, overrides or {}):
+        for section, values in layer.items():
+            given = data.setdefault(section, {})
+            if isinstance(given, Mapping):  # else build_config reports "[section] must be a table"
+                data[section] = {**given, **values}
+    try:
+        config = build_config(data, str(path) if path else "config", {**origins, **flag_origins})
+    except ConfigError as exc:
+        raise ConfigError(errors + exc.errors) from None
+    if errors:
+        raise ConfigError(errors)
+    return config
+
+
+def config_as_dict(config: Config) -> dict[str, dict[str, Any]]:
+    """The configuration as plain nested values (tuples become lists)."""
+    out = {}
+    for f in dataclasses.fields(config):
+        section = getattr(config, f.name)
+        out[f.name] = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(section).items()}
+    return out
