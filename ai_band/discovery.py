@@ -9,6 +9,7 @@ module, a failure to advertise is logged and never fatal.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import ipaddress
 import logging
 import socket
@@ -19,6 +20,8 @@ log = logging.getLogger(__name__)
 
 SERVICE_TYPE = "_osc._udp.local."
 PROTOCOL = "ai-band/1"
+#: Probing plus announcing normally take ~1.7 s.
+REGISTER_TIMEOUT_S = 10.0
 
 
 def advertised_addresses(interfaces: tuple[str, ...], bind_host: str) -> list[str]:
@@ -66,8 +69,15 @@ class Advertiser:
         self._info = None
 
     async def start(self) -> bool:
-        """Advertise; returns False (and logs) on any failure instead of raising."""
+        """Advertise; returns False (and logs) on any failure instead of raising.
+
+        Takes ~1.7 s (probing, then announcing): the daemon runs it as a
+        background task and may cancel it; :meth:`stop` still says goodbye
+        for a service that got as far as being announced.
+        """
         try:
+            # zeroconf takes ~0.1 s to import: in a thread, the loop keeps answering OSC.
+            await asyncio.to_thread(importlib.import_module, "zeroconf.asyncio")
             from zeroconf import IPVersion
             from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
@@ -82,10 +92,12 @@ class Advertiser:
                 parsed_addresses=addresses,
                 server=f"{self.hostname}.local.",
             )
-            await asyncio.wait_for(
-                await self._zc.async_register_service(self._info, allow_name_change=True), timeout=10
-            )
-            self.registered_name = self._info.name
+            async with asyncio.timeout(REGISTER_TIMEOUT_S):
+                # Probing (RFC 6762 section 8.1); then the service is in the
+                # registry, announcements may go out, and stop() says goodbye.
+                announcing = await self._zc.async_register_service(self._info, allow_name_change=True)
+                self.registered_name = self._info.name
+                await announcing
             log.info("zeroconf: advertising %r on %s port %d", self._info.name, ", ".join(addresses), self.port)
             return True
         except Exception as exc:  # noqa: BLE001 - advertising is a convenience, never fatal

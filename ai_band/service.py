@@ -3,6 +3,13 @@
 Order (uvicorn's ``startup(); main_loop(); shutdown()``; Mopidy stops in
 reverse in ``finally``): MIDI ports -> scheduler thread -> generation
 workers -> OSC endpoint -> zeroconf -> transport watchdog -> systemd READY.
+What takes long runs in the background so that READY=1 is sent and OSC
+answers within ~0.3 s of the process start (``bench/daemon_start.py``): the
+workers' warm-up (their pool exists at once; jobs queue until a worker is
+up), zeroconf's probing and announcing (~1.7 s; a failure is logged, never
+fatal) and the generator's import (in a thread; the first request imports it
+itself if it comes first).  :meth:`BandDaemon.stop` cancels what is still
+running and still says goodbye over zeroconf once the service was announced.
 The first SIGTERM/SIGINT asks for a graceful stop; a second one exits at
 once (after releasing sounding notes).
 """
@@ -10,7 +17,9 @@ once (after releasing sounding notes).
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
+import multiprocessing.forkserver
 import os
 import signal
 import sys
@@ -37,11 +46,27 @@ log = logging.getLogger(__name__)
 JACK_WRITE_LOG_SIZE = 200_000
 
 
-def _validator():
-    """Cheap request check on the loop: style known and chord sheet parses."""
-    from ai_band.generate.pipeline import validate_request
+#: Imported in a thread once the daemon is ready (the generator takes ~0.2 s
+#: to import), and by the first request that needs it if that comes first.
+GENERATOR_MODULE = "ai_band.generate.pipeline"
 
-    return validate_request
+
+def style_names() -> list[str]:
+    """The generator's style names (imports the generator on first use)."""
+    from ai_band.generate.pipeline import style_names as names
+
+    return names()
+
+
+def _validator():
+    """Cheap request check on the loop: style known and chord sheet parses (imports the generator on first use)."""
+
+    def validate(request) -> None:
+        from ai_band.generate.pipeline import validate_request
+
+        validate_request(request)
+
+    return validate
 
 
 class BandDaemon:
@@ -65,6 +90,9 @@ class BandDaemon:
         self.advertiser: Advertiser | None = None
         self.osc_port: int | None = None
         self._watchdog: asyncio.Task | None = None
+        # Started in the background once OSC listens: the workers' warm-up,
+        # zeroconf's registration, the generator's import.
+        self._background: list[asyncio.Task] = []
         self._stop_event: asyncio.Event | None = None
         self._signals = 0
         self._notifier = None
@@ -79,6 +107,11 @@ class BandDaemon:
         if self._stop_event is None:
             self._stop_event = asyncio.Event()
         sys.setswitchinterval(SWITCH_INTERVAL_S)
+        # The generation workers' forkserver (a fresh interpreter) boots while
+        # JACK activates the ports.  Started before the priority and CPUs are
+        # set below, it does not compete with the daemon at its priority on its
+        # CPU, and the workers it forks start at nice 0 (WorkerContext demotes them).
+        multiprocessing.forkserver.ensure_running()
         if cfg.daemon.nice:
             # Before any thread is started: threads inherit the nice value of their creator.
             raise_priority(cfg.daemon.nice)
@@ -88,8 +121,6 @@ class BandDaemon:
             pin_threads(daemon_cpus)
         refuse_numpy_hugepages()  # the daemon's own arrays; workers do it in their initializer
         try:
-            from ai_band.generate.pipeline import style_names
-
             self.ports = open_ports(cfg.midi.parts, cfg.midi.api, cfg.midi.client_name, cfg.playback.jack_rtprio,
                                     JACK_WRITE_LOG_SIZE if cfg.playback.jack_write_log else 0)
             self.scheduler = Scheduler(
@@ -124,8 +155,11 @@ class BandDaemon:
                 preview_latency=cfg.preview.latency,
             )
             self.jobs = self.api.jobs
-            await self.jobs.start()
             loop = asyncio.get_running_loop()
+            self._background.append(loop.create_task(self._start_workers(), name="generation-workers"))
+            # One turn of the loop runs that task up to its first wait: the
+            # pool exists (jobs can be queued) before OSC listens.
+            await asyncio.sleep(0)
             try:
                 _, endpoint = await loop.create_datagram_endpoint(
                     lambda: OscEndpoint(self.api.on_message, self.api.on_bad_packet),
@@ -138,17 +172,36 @@ class BandDaemon:
             self.osc_port = endpoint.port
             log.info("OSC listening on udp %s:%d", cfg.osc.host, self.osc_port)
             if cfg.zeroconf.enabled:
+                # Probing and announcing take ~1.7 s (RFC 6762 sections 8.1 and 8.3):
+                # in the background; a failure is logged, never fatal.
                 self.advertiser = Advertiser(cfg.daemon.name, self.osc_port, cfg.zeroconf.interfaces, cfg.osc.host)
-                await self.advertiser.start()
+                self._background.append(loop.create_task(self.advertiser.start(), name="zeroconf"))
             else:
                 log.info("zeroconf: disabled")
             self._watchdog = loop.create_task(self._transport_watchdog())
-            heap.settle()  # start-up objects live as long as the daemon
             self._sd_notify("READY=1\nSTATUS=listening on udp port %d" % self.osc_port)
             log.info("ai-band %s ready: ports %s", __version__, ", ".join(self.ports.names().values()))
+            heap.settle()  # start-up objects live as long as the daemon (a full collection: ~20 ms)
+            self._background.append(loop.create_task(self._import_generator(), name="generator-import"))
         except BaseException:
             await self.stop()
             raise
+
+    async def _start_workers(self) -> None:
+        """Start and warm up the generation workers; a failure is logged (jobs then fail one by one)."""
+        try:
+            await self.jobs.start()
+        except Exception as exc:  # noqa: BLE001 - the daemon still plays and answers
+            log.error("generation workers did not start: %s", exc)
+
+    async def _import_generator(self) -> None:
+        """Import the generator in a thread, so that the first request does not wait ~0.2 s on the loop."""
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, importlib.import_module, GENERATOR_MODULE)
+        except Exception as exc:  # noqa: BLE001 - the first request imports it again and reports
+            log.error("cannot import the generator: %s", exc)
+            return
+        heap.settle()
 
     async def _transport_watchdog(self) -> None:
         timeout_s = self.config.transport.timeout_ms / 1000.0
@@ -162,11 +215,14 @@ class BandDaemon:
     async def stop(self) -> None:
         """Stop components in reverse order; idempotent; never raises."""
         self._sd_notify("STOPPING=1")
-        if self._watchdog is not None:
-            self._watchdog.cancel()
+        tasks = [t for t in (self._watchdog, *self._background) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with suppress(asyncio.CancelledError):
-                await self._watchdog
-            self._watchdog = None
+                await task
+        self._watchdog = None
+        self._background = []
         if self.advertiser is not None:
             await self.advertiser.stop()
             self.advertiser = None

@@ -73,6 +73,7 @@ import collections
 import ctypes
 import ctypes.util
 import dataclasses
+import errno
 import logging
 import re
 import threading
@@ -567,6 +568,13 @@ class MidiRecorder(JackClientOwner):
                         self._client.connect(source, port)
                     else:
                         continue
+                except jack.JackErrorCode as exc:
+                    if exc.code != errno.EEXIST or source not in known:
+                        raise RecorderError(f"cannot record {source!r}: {exc}") from exc
+                    # Connected already: JACK2 tells clients of a new
+                    # connection asynchronously, so is_connected_to() can
+                    # still say no right after connect() (seen in make demo).
+                    continue
                 except jack.JackError as exc:
                     raise RecorderError(f"cannot record {source!r}: {exc}") from exc
                 logger.debug("Recording %s", source)

@@ -40,6 +40,8 @@ def _serve(conn: Connection, servername: str, pattern: str, count: int, timeout_
                 cmd = conn.recv()
                 if cmd == "events":
                     conn.send(rec.events())
+                elif cmd == "count":
+                    conn.send(rec.count())
                 elif cmd == "hanging":
                     conn.send(rec.hanging_notes())
                 elif cmd == "clear":
@@ -92,6 +94,10 @@ class RecorderProcess:
     def events(self) -> list[RecordedEvent]:
         """Every recorded event so far, sorted by time (CLOCK_MONOTONIC seconds)."""
         return self._ask("events")
+
+    def count(self) -> int:
+        """How many events were recorded so far (cheap: the child computes no times, unlike :meth:`events`)."""
+        return self._ask("count")
 
     def hanging_notes(self) -> list[tuple[str, int, int]]:
         """(port, channel, pitch) of note-ons without a note-off (see MidiRecorder.hanging_notes)."""

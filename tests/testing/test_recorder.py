@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 
+import jack
 import pytest
 
 from conftest import ClientFrameTimeReadLate, DropoutGuard
@@ -175,6 +176,17 @@ def test_connect_picks_up_ports_that_appear_later(recorder: MidiRecorder) -> Non
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_a_connection_jack_has_not_reported_yet_is_no_error(ports_then_recorder, monkeypatch) -> None:
+    # JACK2 tells a client of its own new connection asynchronously: right after
+    # connect(), is_connected_to() could still say no, and connecting again
+    # failed with "already exists" (make demo, via wait_for_ports then connect).
+    _outs, rec = ports_then_recorder
+    assert sorted(rec.connect("ai-band")) == ["ai-band-01:keys", "ai-band:drums"]
+    monkeypatch.setattr(jack.OwnPort, "is_connected_to", lambda self, port: False)
+    assert rec.connect("ai-band") == []
+    assert sorted(rec.sources) == ["ai-band-01:keys", "ai-band:drums"]
 
 
 def test_wait_for_ports_times_out(recorder: MidiRecorder) -> None:
