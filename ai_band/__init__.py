@@ -25,16 +25,5 @@ times in CLOCK_MONOTONIC seconds, MIDI values 0..127, channels 0..15.
 """
 
 
-
-def __getattr__(name: str) -> str:
-    """``__version__``, looked up on first use (importlib.metadata costs ~25 ms at start-up; PEP 562)."""
-    if name != "__version__":
-        raise AttributeError(f"module 'ai_band' has no attribute {name!r}")
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        value = version("ai-band")
-    except PackageNotFoundError:  # running from a source tree without installing
-        value = "0.1.0"
-    globals()["__version__"] = value
-    return value
+#: The release (PEP 440); pyproject.toml reads it from here.
+__version__ = "0.1.0"

@@ -64,7 +64,10 @@ def test_installs_beside_python_daemon_and_both_import(wheel: Path, tmp_path: Pa
                             env=clean_env)
     assert result.returncode == 0, result.stderr
     version, ours, theirs = result.stdout.split()
-    assert version == tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    import ai_band
+
+    assert version == ai_band.__version__ and f"Version: {version}" in zipfile.ZipFile(wheel).read(
+        next(n for n in zipfile.ZipFile(wheel).namelist() if n.endswith(".dist-info/METADATA"))).decode()
     assert "site-packages/ai_band/" in ours and "site-packages/daemon/" in theirs
     # Removing python-daemon leaves ai_band whole (no shared files).
     subprocess.run([python, "-m", "pip", "uninstall", "-q", "-y", "python-daemon"], check=True, timeout=120)
