@@ -20,6 +20,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from ai_band import __version__
+
 from ai_band.cli import generate
 from ai_band.cli import host
 from ai_band.cli import jobs
@@ -67,25 +69,12 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
                                                         default=action.default, help=text))
 
 
-class VersionAction(argparse.Action):
-    """``--version``: looks the version up only when asked (importlib.metadata costs ~25 ms)."""
-
-    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: object) -> None:
-        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
-                         help="print the version and exit")
-
-    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
-        from ai_band import __version__
-
-        print(f"ai-band {__version__}")
-        parser.exit(0)
-
-
 def build_parser() -> ArgumentParser:
     """The argument parser with one subcommand per module in :data:`COMMANDS`."""
     parser = ArgumentParser(prog="ai-band", description="A band that plays along with your DAW.",
                             formatter_class=HelpFormatter)
-    parser.add_argument("--version", action=VersionAction)
+    parser.add_argument("--version", action="version", version=f"ai-band {__version__}",
+                        help="print the version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(sub)
