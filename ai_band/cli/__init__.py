@@ -21,13 +21,7 @@ import sys
 from collections.abc import Sequence
 
 from ai_band import __version__
-
-from ai_band.cli import generate
-from ai_band.cli import host
-from ai_band.cli import jobs
-from ai_band.cli import run
-from ai_band.cli import status
-from ai_band.cli import styles
+from ai_band.cli import generate, host, jobs, run, status, styles
 
 #: The subcommands, in the order ``--help`` lists them; each module has ``add_parser(sub)``.
 COMMANDS = (
