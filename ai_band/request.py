@@ -10,7 +10,6 @@ Missing fields stay ``None`` and are filled from the style's defaults by
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 from dataclasses import dataclass, fields
@@ -376,6 +375,8 @@ def parse_request(raw: Mapping[str, Any]) -> GenerationRequest:
         name = KEY_ALIASES.get(key, key)
         check = FIELDS.get(name)
         if check is None:
+            import difflib  # only for an unknown field's "did you mean"
+
             hint = [SYNONYMS[name]] if name in SYNONYMS else difflib.get_close_matches(name, FIELDS, n=1)
             suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
             raise RequestError(name, f"unknown key{suggestion}", "unknown_key")

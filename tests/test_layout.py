@@ -3,7 +3,9 @@
 The data model sits below everything that uses it: playback, jobs, rendering
 and config work on :mod:`ai_band.model` and never load the generator when
 they are imported (the jobs manager imports it inside the worker function
-that generates); ``import ai_band.generate`` alone loads no part generator.
+that generates); ``import ai_band.generate`` alone loads no part generator, and
+the pipeline loads only the generators of the parts a job plays (and the
+prompt interpreter only for a prompt), so ``ai-band generate`` starts fast.
 Each import runs in a fresh interpreter, so a module loaded by an earlier
 test cannot hide a violation.
 """
@@ -32,18 +34,20 @@ def _modules(package: str) -> list[str]:
     return names
 
 
-def _loaded_after_import(module: str) -> list[str]:
-    """The ``ai_band.*`` modules loaded by ``import module`` in a fresh interpreter."""
-    code = (
-        "import importlib, json, sys\n"
-        f"importlib.import_module({module!r})\n"
-        "print(json.dumps(sorted(n for n in sys.modules if n == 'ai_band' or n.startswith('ai_band.'))))\n"
-    )
+def _loaded_after(code: str) -> list[str]:
+    """The ``ai_band.*`` modules loaded after running ``code`` in a fresh interpreter."""
+    code += "\nimport json, sys\n"
+    code += "print(json.dumps(sorted(n for n in sys.modules if n == 'ai_band' or n.startswith('ai_band.'))))\n"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60, check=False
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.splitlines()[-1])
+
+
+def _loaded_after_import(module: str) -> list[str]:
+    """The ``ai_band.*`` modules loaded by ``import module`` in a fresh interpreter."""
+    return _loaded_after(f"import importlib\nimportlib.import_module({module!r})")
 
 
 @pytest.mark.parametrize("module", [m for package in GENERATOR_FREE for m in _modules(package)])
@@ -63,12 +67,50 @@ def test_generate_package_alone_loads_no_part_generator() -> None:
     assert [name for name in loaded if name.startswith("ai_band.generate.")] == []
 
 
-def test_pipeline_loads_every_part_generator() -> None:
-    """The check above is not vacuous: the pipeline does load the parts."""
+def _generated(raw: dict) -> str:
+    return (
+        "from ai_band.generate.pipeline import generate\n"
+        "from ai_band.request import parse_request\n"
+        f"generate(parse_request({raw!r}))"
+    )
+
+
+def _generators(loaded: list[str]) -> set[str]:
+    return {name.rpartition(".")[2] for name in loaded if name.startswith("ai_band.generate.parts.")}
+
+
+def test_pipeline_loads_no_part_generator_nor_the_prompt_interpreter() -> None:
+    loaded = _loaded_after_import("ai_band.generate.pipeline")
+    assert _generators(loaded) == set()
+    assert "ai_band.generate.prompt" not in loaded
+
+
+def test_a_job_loads_the_generators_of_its_parts_only() -> None:
+    """The checks above are not vacuous: generating loads each part's generator, and only those."""
+    loaded = _loaded_after(_generated({"chords": "C G", "parts": "drums,bass", "seed": 1}))
+    assert _generators(loaded) == {"drums", "bass"}
+    assert "ai_band.generate.prompt" not in loaded
+
+
+def test_the_prompt_interpreter_loads_for_a_prompt() -> None:
+    loaded = _loaded_after(_generated({"prompt": "slow jazz ballad", "parts": "bass", "seed": 1}))
+    assert "ai_band.generate.prompt" in loaded
+    assert _generators(loaded) == {"bass"}
+
+
+def test_every_part_has_a_generator() -> None:
+    """Each part of PARTS resolves to ``parts/<name>.py``'s ``generate_<name>`` (loaded on first use)."""
+    from ai_band.generate.pipeline import GENERATORS
     from ai_band.model import PART_NAMES
 
-    loaded = _loaded_after_import("ai_band.generate.pipeline")
-    assert {f"ai_band.generate.parts.{name}" for name in PART_NAMES} <= set(loaded)
+    assert tuple(GENERATORS) == PART_NAMES and len(GENERATORS) == len(PART_NAMES)
+    for name in PART_NAMES:
+        assert name in GENERATORS
+        assert GENERATORS[name].__module__ == f"ai_band.generate.parts.{name}"
+        assert GENERATORS[name].__name__ == f"generate_{name}"
+    assert "lute" not in GENERATORS
+    with pytest.raises(KeyError):
+        GENERATORS["lute"]
 
 
 @pytest.mark.parametrize(

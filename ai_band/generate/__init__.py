@@ -2,7 +2,7 @@
 
 The entry points live in :mod:`ai_band.generate.pipeline` (``generate``,
 ``resolve_request``, ``validate_request``, ``STYLES``); this package file
-imports nothing, so that ``import ai_band.generate.styles`` (or the
-pipeline, which loads the part generators of :mod:`ai_band.generate.parts`)
-costs only what it uses.
+imports nothing, so that ``import ai_band.generate.styles`` costs only what
+it uses; the pipeline loads a part's generator (:mod:`ai_band.generate.parts`)
+when that part is first generated, and the prompt interpreter only for a prompt.
 """

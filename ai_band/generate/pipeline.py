@@ -32,22 +32,18 @@ table, time signature, note, part, arrangement).  See docs/generation.md.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import json
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields, replace
-from types import MappingProxyType
 
 from ai_band.errors import BandError, GenerationError, RequestError
 from ai_band.generate.arrange import MAIN, Plan, allocate_bars, plan_loop, plan_song
 from ai_band.generate.context import PartContext, build_section_slots, build_slots
 from ai_band.generate.groove import apply_swing, finalize, humanize, mute_bars
-from ai_band.generate.prompt import interpret_prompt
 from ai_band.generate.styles import DEFAULT_STYLE, STYLES, Style, get_style, style_names
-from ai_band.model import PART_NAMES, Arrangement, ChordSpan, Note, Part, TimeSignature
+from ai_band.model import PART_NAMES, PARTS, Arrangement, ChordSpan, Note, Part, TimeSignature
 from ai_band.request import OUTPUT_FIELDS, GenerationRequest, parse_request
 from ai_band.theory import Bar, Key, infer_key, parse_key, parse_progression
 from ai_band.theory.meter import Meter
@@ -74,15 +70,37 @@ DEFAULT_TS = (4, 4)
 #: Longest arrangement in bars, however it is asked for (bars, duration or structure).
 MAX_BARS = 512
 
+Generator = Callable[[PartContext, random.Random], list[Note]]
+
+
+class _Generators(Mapping[str, Generator]):
+    """Part name -> its generator, the part's module imported on first use.
+
+    The keys are those of :data:`ai_band.model.PARTS`; the generator of part
+    ``name`` is ``ai_band.generate.parts.<name>.generate_<name>``, so a job
+    loads only the generators of the parts it plays.
+    """
+
+    def __getitem__(self, name: str) -> Generator:
+        """The generator of part ``name``; raises KeyError for a name not in PARTS."""
+        if name not in PARTS:
+            raise KeyError(name)
+        return getattr(importlib.import_module(f"ai_band.generate.parts.{name}"), f"generate_{name}")
+
+    def __contains__(self, name: object) -> bool:
+        return name in PARTS
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(PART_NAMES)
+
+    def __len__(self) -> int:
+        return len(PART_NAMES)
+
+
 #: Part name -> generator(context, seeded rng) -> notes on the straight grid:
 #: ``ai_band.generate.parts.<name>.generate_<name>`` for every part of
-#: :data:`ai_band.model.PARTS` (a part without one fails this import).
-GENERATORS: Mapping[str, Callable[[PartContext, random.Random], list[Note]]] = MappingProxyType(
-    {
-        name: getattr(importlib.import_module(f"ai_band.generate.parts.{name}"), f"generate_{name}")
-        for name in PART_NAMES
-    }
-)
+#: :data:`ai_band.model.PARTS`, imported when a part is first generated.
+GENERATORS: Mapping[str, Generator] = _Generators()
 
 #: GM percussion keys -> the drum voice a style's pocket names.
 _DRUM_VOICES = {35: "kick", 36: "kick", 37: "snare", 38: "snare", 39: "snare", 40: "snare"}
@@ -96,6 +114,9 @@ def request_seed(request: GenerationRequest) -> int:
     always give the same seed (:data:`~ai_band.request.OUTPUT_FIELDS`
     such as ``id``, ``play`` and the audio format do not count).
     """
+    import hashlib
+    import json
+
     skip = (*OUTPUT_FIELDS, "seed")
     content = {k: v for k, v in request.to_dict().items() if k not in skip}
     digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).digest()
@@ -193,6 +214,8 @@ def with_prompt(request: GenerationRequest) -> GenerationRequest:
     """
     if not request.prompt:
         return request
+    from ai_band.generate.prompt import interpret_prompt
+
     from_prompt = parse_request(interpret_prompt(request.prompt, base_style=request.style))
     fills = {
         f.name: getattr(from_prompt, f.name)

@@ -7,8 +7,7 @@ Kept apart from :mod:`ai_band.jobs.manager` (asyncio, worker pools) so that
 from __future__ import annotations
 
 import datetime as _dt
-import pickle
-import secrets
+import os
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from ai_band.request import GenerationRequest
 def new_job_id() -> str:
     """A sortable unique id: UTC time plus 4 random hex digits, e.g. ``20261121-141502-3fa2``."""
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-{secrets.token_hex(2)}"
+    return f"{stamp}-{os.urandom(2).hex()}"  # secrets.token_hex(2) without importing hmac and OpenSSL
 
 
 def produce(request: GenerationRequest, job_dir: Path) -> tuple[Arrangement, dict[str, str], float]:
@@ -60,6 +59,8 @@ def run_job(request: GenerationRequest, job_dir: str) -> tuple[str, object]:
         Errors travel as plain tuples: exception subclasses with custom
         constructors do not always survive pickling.
     """
+    import pickle
+
     t0 = time.perf_counter()
     try:
         arrangement, files, _ = produce(request, Path(job_dir))

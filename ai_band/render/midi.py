@@ -50,6 +50,12 @@ def _ticks(ppq: float) -> int:
     return max(0, round(ppq * TICKS_PER_BEAT))
 
 
+def _check_data(name: str, value: int, highest: int = 127) -> None:
+    """Raise ValueError unless ``value`` is an int in ``0..highest`` (MIDI 1.0 data bytes: 0..127)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= highest:
+        raise ValueError(f"{name} must be an int in 0..{highest}, got {value!r}")
+
+
 def _conductor(arrangement: Arrangement, title: str) -> mido.MidiTrack:
     """Track 0: name, tempo, time signature and (when expressible) key signature."""
     track = mido.MidiTrack()
@@ -84,10 +90,15 @@ def part_track(part: Part, end_ppq: float) -> mido.MidiTrack:
         end_ppq: where the track ends, in quarter notes (the arrangement length).
 
     Raises:
-        ValueError: a pitch, velocity, channel or program outside the MIDI range.
+        ValueError: a pitch, velocity, channel or program outside the MIDI range
+            (checked here once, so that mido need not check every message again).
     """
+    _check_data("channel", part.channel, 15)
+    _check_data("program", part.program)
     events: list[tuple[int, int, int, int]] = []  # (tick, 0 = off / 1 = on, pitch, velocity)
     for note in part.notes:
+        _check_data("pitch", note.pitch)
+        _check_data("velocity", note.velocity)
         start = _ticks(note.start_ppq)
         events.append((start, 1, note.pitch, note.velocity))
         events.append((max(start + 1, _ticks(note.end_ppq)), 0, note.pitch, 0))
@@ -97,8 +108,8 @@ def part_track(part: Part, end_ppq: float) -> mido.MidiTrack:
     track.append(mido.Message("program_change", channel=part.channel, program=part.program, time=0))
     now = 0
     for tick, kind, pitch, velocity in events:
-        track.append(mido.Message(_NOTE_TYPES[kind], channel=part.channel, note=pitch, velocity=velocity,
-                                  time=tick - now))
+        track.append(mido.Message(_NOTE_TYPES[kind], skip_checks=True, channel=part.channel, note=pitch,
+                                  velocity=velocity, time=tick - now))
         now = tick
     track.append(mido.MetaMessage("end_of_track", time=max(0, _ticks(end_ppq) - now)))
     return track
