@@ -39,7 +39,8 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:
         """Print the one-line error and exit 2 (argparse's contract: never returns)."""
-        self.exit(2, f"ai-band: error: {message} (see {self.prog} --help)\n")
+        fail(f"{message} (see {self.prog} --help)")
+        self.exit(2)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -79,7 +80,11 @@ def build_parser() -> ArgumentParser:
 
 def fail(message: str) -> None:
     """Print ``ai-band: error: <message>`` as one line on stderr."""
-    print("ai-band: error: " + " ".join(str(message).split()), file=sys.stderr)
+    # Whitespace folded, other control characters escaped: a value typed by the user
+    # (a carriage return, an escape sequence) cannot split the line or drive the terminal.
+    text = " ".join(str(message).split())
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    print("ai-band: error: " + text, file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
