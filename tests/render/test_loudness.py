@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-
+import pathlib
 import sys
 
 import numpy as np
@@ -14,7 +14,6 @@ import ai_band.render.loudness as loudness
 from ai_band.errors import RenderError
 from ai_band.generate.pipeline import generate
 from ai_band.render.audio import AudioRenderer
-from ai_band.request import GenerationRequest
 from ai_band.render.loudness import (
     FLOOR_DBTP,
     SILENCE_LUFS,
@@ -23,6 +22,8 @@ from ai_band.render.loudness import (
     true_peak_dbtp,
     true_peak_envelope,
 )
+from ai_band.request import GenerationRequest
+from tests.cli.clirun import error_line, run_cli
 
 SR = 48000
 
@@ -202,3 +203,19 @@ def test_normalize_silence() -> None:
         False,
         FLOOR_DBTP,
     )
+
+
+def test_generate_reports_a_broken_pyloudnorm_in_one_line(tmp_path: pathlib.Path) -> None:
+    """``ai-band generate --render wav`` imports the libraries in the background; when that
+    fails, the run ends with one ``ai-band: error:`` line naming pyloudnorm, exit 1, and no
+    half-made job folder (a real process, a real import failure)."""
+    shadow = tmp_path / "site" / "pyloudnorm"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('this pyloudnorm is broken')\n")
+    out = tmp_path / "out"
+    result = run_cli("generate", "--chords", "| C | G |", "--bars", "2", "--render", "wav", "-o", str(out),
+                     env={"PYTHONPATH": str(tmp_path / "site")})
+    assert result.returncode == 1, result.stderr
+    line = error_line(result)
+    assert "pyloudnorm" in line and "this pyloudnorm is broken" in line, line
+    assert not out.exists() or not any(out.iterdir())
