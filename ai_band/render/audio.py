@@ -46,7 +46,7 @@ import soundfile
 from ai_band.errors import RenderError
 from ai_band.model import Arrangement, Part
 from ai_band.render.atomic import fsync_dir, remove_temps, write_temp
-from ai_band.render.loudness import normalize
+from ai_band.render.loudness import import_libraries, normalize
 from ai_band.system.priority import usable_cpus
 
 __all__ = [
@@ -210,7 +210,11 @@ class AudioRenderer:
         background: FluidSynth loads the SoundFont in a thread of its own while
             the caller goes on (``ai-band generate`` generates meanwhile); then a
             SoundFont that exists but cannot be loaded is a :class:`RenderError`
-            from :meth:`render`, not a fall-back to the numpy engine.
+            from :meth:`render`, not a fall-back to the numpy engine.  The loudness
+            stage's libraries (pyloudnorm, scipy, ~1 s) are imported in another
+            thread too (:func:`ai_band.render.loudness.import_libraries`), beside the
+            generation and FluidSynth's rendering; a failed import is a
+            :class:`RenderError` from :meth:`render`.
 
     Attributes:
         engine: the engine in use, ``"fluidsynth"`` or ``"numpy"``.
@@ -228,6 +232,8 @@ class AudioRenderer:
     ) -> None:
         if engine not in ENGINES:
             raise RenderError(f"unknown audio engine {engine!r}; use one of {', '.join(ENGINES)}")
+        if background:
+            import_libraries(background=True)
         self._lock = threading.Lock()
         self._engine: _Engine | None = None
         self.engine = "numpy"

@@ -3,7 +3,8 @@
 Render workers are separate from generation workers and run under Linux's
 ``SCHED_IDLE`` policy (``render.nice`` elsewhere), so a long render only ever
 uses CPU that live MIDI playback and JACK leave idle.  Each worker keeps one :class:`~ai_band.render.audio.AudioRenderer`
-warm: the SoundFont is loaded once, when the worker starts, not per job.
+warm: the SoundFont is loaded once, when the worker starts, not per job, and
+the loudness stage's libraries (pyloudnorm, scipy) are imported then too.
 That renderer is process-local state set by :func:`init_render_worker`
 (the only way a ``ProcessPoolExecutor`` initializer can hand a worker an object).
 Worker demotion itself is :func:`ai_band.system.priority.yield_cpu`.
@@ -26,7 +27,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from ai_band.errors import BandError
+from ai_band.errors import BandError, RenderError
 from ai_band.model import Arrangement
 from ai_band.render.atomic import write_atomic
 from ai_band.render.metadata import JOB_FILE
@@ -51,7 +52,7 @@ class _Worker:
 
 
 def init_render_worker(render: RenderSection, worker_cpus: tuple[int, ...], progress_queue: Any) -> None:
-    """``ProcessPoolExecutor`` initializer: lower the priority, load the engine once.
+    """``ProcessPoolExecutor`` initializer: lower the priority, load the engine and import the loudness libraries once.
 
     Args:
         render: the ``[render]`` config section (engine, SoundFont, ``nice``, ``cpus``).
@@ -60,11 +61,16 @@ def init_render_worker(render: RenderSection, worker_cpus: tuple[int, ...], prog
         progress_queue: a multiprocessing queue for ``(job_id, fraction 0..1)``.
     """
     from ai_band.render.audio import AudioRenderer
+    from ai_band.render.loudness import import_libraries
 
     yield_cpu(render.nice, render.cpus, worker_cpus)
     _Worker.progress_queue = progress_queue
     t0 = time.perf_counter()
     _Worker.renderer = AudioRenderer(render.engine, render.soundfont)
+    try:
+        import_libraries()
+    except RenderError as exc:  # every render of this worker reports it; the pool stays usable
+        log.error("%s", exc)
     log.info("render worker ready: engine %s (%s) in %.2f s", _Worker.renderer.engine,
              _Worker.renderer.soundfont or "built-in", time.perf_counter() - t0)
 

@@ -6,18 +6,12 @@ gain curve is computed on the mix and applied, sample for sample, to every
 stem too, so the processed stems still sum to the processed mix.
 
 * Integrated loudness: ITU-R BS.1770-4 (K-weighting, 400 ms blocks with 75 %
-  overlap, absolute gate -70 LUFS, relative gate -10 LU); EBU R128 uses the
-  same measure.  The figures are pyloudnorm's (its K-weighting biquads, block
-  bounds and gating; ``tests/render/test_loudness.py`` checks them against
-  it) computed here with numpy alone: the K-weighting as one FFT convolution
-  (overlap-save) with the filter's impulse response, which decays below
-  1e-15 long before the frame ends, and the block energies from per-segment
-  sums.  pyloudnorm filters with ``scipy.signal``, whose import alone takes
-  about a second, longer than a whole ``ai-band generate --render wav``
-  should.  Audio shorter than one 400 ms block is padded with silence.
+  overlap, absolute gate -70 LUFS, relative gate -10 LU) as measured by
+  pyloudnorm; EBU R128 uses the same measure.  Audio shorter than one
+  400 ms block is padded with silence for the measurement.
 * True peak: ITU-R BS.1770-4 Annex 2: 4x oversampling with the Annex's
-  48-tap interpolation filter (its four 12-tap phases, each one
-  convolution), then the largest absolute value over all channels, in dBTP.
+  48-tap interpolation filter (applied with :func:`scipy.signal.resample_poly`),
+  then the largest absolute value over all channels, in dBTP.
 * Limiter: the gain each block of 32 frames (0.7 ms) needs is held with a
   release of :data:`RELEASE_DB_PER_S`, smoothed over a look-ahead of
   +-:data:`LOOKAHEAD_S` and interpolated per frame, in a way that can only
@@ -31,7 +25,18 @@ is at most 2.02 times its largest nearby sample; only blocks whose bound
 reaches the level that matters (what the limiter must act on, or the
 largest peak found so far) are oversampled.  The peaks reported are exact.
 The loudness measurements run in a helper thread beside the peak work
-(numpy's FFTs and array operations release the GIL).
+(pyloudnorm's filters release the GIL).  The audio is worked on in small
+chunks and blocks, so a long render does not touch hundreds of MB of fresh
+temporaries (in a new process the page faults cost more than the arithmetic).
+
+Imports: pyloudnorm, ``scipy.signal`` and ``scipy.ndimage`` take about a
+second to import in a new process, so they are imported on first use, not
+with this module; :func:`import_libraries` with ``background=True`` starts
+that import in a thread of its own, for a caller (``ai-band generate
+--render``) that knows early that it will need them and has other work
+(generation, FluidSynth's rendering, which runs without the GIL) to overlap
+it with.  A failed import is a :class:`~ai_band.errors.RenderError` when
+the loudness stage needs the libraries.
 
 Silence (or audio below the -70 LUFS absolute gate) is not an error: its
 loudness is reported as :data:`SILENCE_LUFS` (-70.0, the gate) and no gain
@@ -44,19 +49,23 @@ clipped: the ceiling (<= 0 dBTP) keeps every sample within +-1 with margin.
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
+
+from ai_band.errors import RenderError
 
 __all__ = [
     "FLOOR_DBTP",
     "SILENCE_LUFS",
     "Normalization",
+    "import_libraries",
     "integrated_loudness",
     "normalize",
     "true_peak",
@@ -106,24 +115,12 @@ _PHASE1 = (
     -0.0189208984375,
 )
 _PHASES = np.array([_PHASE0, _PHASE1, _PHASE1[::-1], _PHASE0[::-1]])
-_PHASES_F32 = _PHASES.astype(np.float32)
-#: Output ``4q + r`` of the oversampler is phase ``(r + 3) % 4`` applied at input
-#: frame ``q + _PHASE_LAG[r]`` (the centred alignment of ``scipy.signal.resample_poly``
-#: with the 48-tap prototype, tap ``4m + p`` = phase ``p``'s tap ``m``).
-_PHASE_LAG = (5, 6, 6, 6)
+#: The same filter as one 48-tap prototype (tap 4*m + p is phase p's tap m),
+#: divided by the up factor because resample_poly multiplies it back.
+_TP_FILTER = (_PHASES.T.reshape(-1) / OVERSAMPLING).astype(np.float32)
 
-#: K-weighting (BS.1770-4 Annex 1) as pyloudnorm designs it for any sample rate:
-#: RBJ-cookbook biquads, a high shelf (gain dB, Q, corner Hz), then a high pass (Q, corner Hz).
-_SHELF = (4.0, 1.0 / math.sqrt(2.0), 1500.0)
-_HIGH_PASS = (0.5, 38.0)
-#: FFT frames the K-weighting filters at a time (~4 MB of temporaries per channel).
-_KW_BATCH_SEGMENTS = 8
-#: BS.1770-4 gating: block length s, overlap, absolute gate LUFS, relative gate LU, channel weights.
+#: BS.1770-4 gating block length, seconds (audio shorter than one is padded).
 _GATE_BLOCK_S = 0.4
-_GATE_OVERLAP = 0.75
-_ABSOLUTE_GATE = -70.0
-_RELATIVE_GATE = -10.0
-_CHANNEL_WEIGHTS = (1.0, 1.0, 1.0, 1.41, 1.41)
 
 #: Input frames per chunk of the true-peak meter (bounds its memory: ~2 MB of temporaries).
 _TP_CHUNK = 1 << 16
@@ -169,11 +166,85 @@ class Normalization:
     true_peak_dbtp: float
 
 
-def integrated_loudness(audio: np.ndarray, sample_rate: int) -> float:
-    """Integrated loudness (ITU-R BS.1770-4 / EBU R128) of ``audio``, LUFS.
+class _Libraries(NamedTuple):
+    """The library functions the loudness stage uses, imported on first use."""
+
+    meter: Callable[[int], Any]  # pyloudnorm.Meter: BS.1770-4 integrated loudness
+    resample_poly: Callable[..., np.ndarray]  # scipy.signal: the Annex 2 oversampler
+    maximum_filter1d: Callable[..., np.ndarray]  # scipy.ndimage: the limiter's windows
+    minimum_filter1d: Callable[..., np.ndarray]
+    uniform_filter1d: Callable[..., np.ndarray]
+
+
+_import_lock = threading.Lock()
+_imported: Future[_Libraries] | None = None
+
+
+def import_libraries(background: bool = False) -> None:
+    """Import pyloudnorm, ``scipy.signal`` and ``scipy.ndimage`` for the loudness stage, once.
+
+    Their import takes about a second in a new process.  Without this call
+    the first measurement imports them; a caller that knows early that it
+    will render audio can start the import beforehand.  Idempotent.
 
     Args:
-        audio: shape ``(frames, channels)`` (1..5 channels, in the order L, R, C,
+        background: import in a daemon thread and return at once (the
+            measurement then waits for it); else import now, in this thread.
+
+    Raises:
+        RenderError: (``background=False``) an import failed.  With
+            ``background=True`` the same error is raised by the first
+            measurement instead.
+    """
+    future = _start_import(background)
+    if not background:
+        future.result()
+
+
+def _start_import(background: bool) -> Future[_Libraries]:
+    """The import's future, starting the import (in a thread or here) on the first call."""
+    global _imported
+    with _import_lock:
+        future, first = _imported, _imported is None
+        if future is None:
+            future = _imported = Future()
+    if first:
+        if background:
+            threading.Thread(target=_import_into, args=(future,), name="loudness-import", daemon=True).start()
+        else:
+            _import_into(future)
+    return future
+
+
+def _import_into(future: Future[_Libraries]) -> None:
+    """Import the libraries and settle ``future`` with them or with a RenderError; never raises."""
+    try:
+        import pyloudnorm
+        from scipy.ndimage import maximum_filter1d, minimum_filter1d, uniform_filter1d
+        from scipy.signal import resample_poly
+
+        future.set_result(
+            _Libraries(pyloudnorm.Meter, resample_poly, maximum_filter1d, minimum_filter1d, uniform_filter1d)
+        )
+    except BaseException as exc:  # noqa: BLE001 - handed to whoever measures next
+        error = RenderError(
+            f"the loudness stage needs pyloudnorm and scipy, and importing them failed "
+            f"({type(exc).__name__}: {exc}); install them with pip install 'pyloudnorm>=0.1.1' 'scipy>=1.10'"
+        )
+        error.__cause__ = exc
+        future.set_exception(error)
+
+
+def _libraries() -> _Libraries:
+    """The imported libraries, waiting for a background import (RenderError if it failed)."""
+    return _start_import(False).result()
+
+
+def integrated_loudness(audio: np.ndarray, sample_rate: int) -> float:
+    """Integrated loudness (ITU-R BS.1770-4 / EBU R128) of ``audio``, LUFS, measured by pyloudnorm.
+
+    Args:
+        audio: float, shape ``(frames, channels)`` (1..5 channels, in the order L, R, C,
             Ls, Rs) or ``(frames,)``.
         sample_rate: Hz.
 
@@ -182,162 +253,23 @@ def integrated_loudness(audio: np.ndarray, sample_rate: int) -> float:
         is below the absolute gate (silence).
 
     Raises:
-        ValueError: more than 5 channels.
+        ValueError: more than 5 channels (pyloudnorm's check).
+        RenderError: pyloudnorm or scipy cannot be imported.
     """
     data = np.asarray(audio)
+    if data.dtype not in (np.float32, np.float64):
+        data = data.astype(np.float64)
     if data.ndim == 1:
         data = data[:, None]
-    if data.shape[1] > len(_CHANNEL_WEIGHTS):
-        raise ValueError(f"loudness is defined for 1..5 channels, not {data.shape[1]}")
     block = math.ceil(_GATE_BLOCK_S * sample_rate)
-    frames = max(data.shape[0], block)
-    energy = _block_energies(data, frames, sample_rate)
-    weights = np.array(_CHANNEL_WEIGHTS[: data.shape[1]])
-    with np.errstate(divide="ignore"):
-        block_lufs = -0.691 + 10.0 * np.log10(weights @ energy)
-    above = block_lufs >= _ABSOLUTE_GATE
-    if not above.any():
-        return SILENCE_LUFS
-    relative = -0.691 + 10.0 * math.log10(weights @ energy[:, above].mean(axis=1)) + _RELATIVE_GATE
-    keep = (block_lufs > relative) & (block_lufs > _ABSOLUTE_GATE)
-    mean_square = float(weights @ energy[:, keep].mean(axis=1)) if keep.any() else 0.0
-    value = -0.691 + 10.0 * math.log10(mean_square) if mean_square > 0.0 else SILENCE_LUFS
-    return max(value, SILENCE_LUFS) if math.isfinite(value) else SILENCE_LUFS
-
-
-def _biquads(sample_rate: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The K-weighting's two biquads ``(b, a)``, ``a[0] == 1``: pyloudnorm's ``IIRfilter`` formulas."""
-    gain_db, q, corner = _SHELF
-    amp = 10.0 ** (gain_db / 40.0)
-    w0 = 2.0 * math.pi * corner / sample_rate
-    alpha = math.sin(w0) / (2.0 * q)
-    cos, root = math.cos(w0), 2.0 * math.sqrt(amp) * alpha
-    shelf_b = [amp * ((amp + 1) + (amp - 1) * cos + root), -2 * amp * ((amp - 1) + (amp + 1) * cos),
-               amp * ((amp + 1) + (amp - 1) * cos - root)]
-    shelf_a = [(amp + 1) - (amp - 1) * cos + root, 2 * ((amp - 1) - (amp + 1) * cos),
-               (amp + 1) - (amp - 1) * cos - root]
-    q, corner = _HIGH_PASS
-    w0 = 2.0 * math.pi * corner / sample_rate
-    alpha, cos = math.sin(w0) / (2.0 * q), math.cos(w0)
-    pass_b = [(1 + cos) / 2, -(1 + cos), (1 + cos) / 2]
-    pass_a = [1 + alpha, -2 * cos, 1 - alpha]
-    return [(np.array(b) / a[0], np.array(a) / a[0]) for b, a in ((shelf_b, shelf_a), (pass_b, pass_a))]
-
-
-@functools.cache
-def _k_weighting(sample_rate: int) -> tuple[int, int, np.ndarray]:
-    """``(fft_size, ir_frames, spectrum)`` for overlap-save K-weighting at ``sample_rate``.
-
-    ``ir_frames`` is where the impulse response has decayed below 1e-16 of its
-    peak (its slowest pole, the high pass's, sets it: about 8300 frames at
-    44.1 kHz); ``spectrum`` is the filter's frequency response at the real
-    FFT's bins, i.e. the transform of its impulse response (folded every
-    ``fft_size`` frames, which adds nothing measurable).
-    """
-    sections = _biquads(sample_rate)
-    radius = max(float(np.max(np.abs(np.roots(a)))) for _, a in sections)
-    ir_frames = math.ceil(45.0 / -math.log(radius)) if radius > 0 else 16
-    fft_size = max(1 << 15, 1 << math.ceil(math.log2(4 * ir_frames)))
-    z = np.exp(-2j * math.pi * np.arange(fft_size // 2 + 1) / fft_size)
-    spectrum = np.ones(z.size, dtype=np.complex128)
-    for b, a in sections:
-        spectrum *= (b[0] + z * (b[1] + z * b[2])) / (a[0] + z * (a[1] + z * a[2]))
-    return fft_size, ir_frames, spectrum
-
-
-def k_weighted(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """``audio`` through the K-weighting filter (BS.1770-4 Annex 1), from rest.
-
-    Args:
-        audio: shape ``(frames, channels)``, float.
-        sample_rate: Hz.
-
-    Returns:
-        float64 ``(channels, frames)``: the filtered signal, equal to a direct
-        (recursive) filtering to within ~1e-12 of the signal's peak.
-    """
-    out = np.empty((audio.shape[1], audio.shape[0]))
-    for start, stop, filtered in _k_weighted_batches(audio, sample_rate):
-        out[:, start:stop] = filtered
-    return out
-
-
-def _k_weighted_batches(audio: np.ndarray, sample_rate: int):
-    """Overlap-save K-weighting of ``audio`` ``(frames, channels)``, a few FFT frames at a time.
-
-    Yields ``(start, stop, filtered)``: float64 ``(channels, stop - start)``
-    of the filtered signal, in order.  ``filtered`` is a scratch buffer that
-    the next batch overwrites (the consumer may also overwrite it).  The
-    buffers are allocated once, a few MB each: the whole signal at once would
-    touch ~400 MB of fresh memory, which in a new process costs more in page
-    faults than the FFTs cost in arithmetic.
-    """
-    frames, channels = audio.shape
-    fft_size, ir_frames, spectrum = _k_weighting(sample_rate)
-    hop = fft_size - ir_frames + 1
-    segments = max(1, -(-frames // hop))
-    batch = min(_KW_BATCH_SEGMENTS, segments)
-    window = np.empty((channels, (ir_frames - 1) + batch * hop))
-    spectra = np.empty((channels, batch, fft_size // 2 + 1), dtype=np.complex128)
-    circular = np.empty((channels, batch, fft_size))
-    filtered = np.empty((channels, batch, hop))
-    for first in range(0, segments, batch):
-        count = min(batch, segments - first)
-        start = first * hop
-        stop = min(frames, start + count * hop)
-        # The input: ir_frames - 1 frames of history, then count * hop new ones (zeros past the
-        # ends), exactly the span of count FFT frames hop apart.
-        lo = start - (ir_frames - 1)
-        window.fill(0.0)
-        window[:, max(lo, 0) - lo : stop - lo] = audio[max(lo, 0) : stop].T
-        view = np.lib.stride_tricks.as_strided(
-            window,
-            shape=(channels, count, fft_size),
-            strides=(window.strides[0], hop * window.strides[1], window.strides[1]),
-            writeable=False,
+    if data.shape[0] < block:
+        data = np.concatenate(
+            [data, np.zeros((block - data.shape[0], data.shape[1]), dtype=data.dtype)]
         )
-        np.fft.rfft(view, axis=2, out=spectra[:, :count])
-        spectra[:, :count] *= spectrum
-        np.fft.irfft(spectra[:, :count], fft_size, axis=2, out=circular[:, :count])
-        filtered[:, :count] = circular[:, :count, ir_frames - 1 :]  # the frames free of wrap-around
-        yield start, stop, filtered[:, :count].reshape(channels, count * hop)[:, : stop - start]
-
-
-def _block_energies(audio: np.ndarray, frames: int, sample_rate: int) -> np.ndarray:
-    """Mean square of the K-weighted ``audio`` in each 400 ms gating block (75 % overlap).
-
-    Args:
-        audio: shape ``(frames, channels)``.
-        frames: length to measure, >= the audio's (zeros after it).
-        sample_rate: Hz.
-
-    Returns:
-        float64, shape ``(channels, blocks)``.
-
-    Block ``j`` spans ``[int(0.4 * (j * 0.25) * sr), int(0.4 * (j * 0.25 + 1) * sr))``,
-    pyloudnorm's bounds to the float.  The bounds cut the signal into stretches;
-    the squares of each filtered batch are summed per stretch as they come, and
-    each block adds up its stretches.
-    """
-    step = 1.0 - _GATE_OVERLAP
-    count = int(np.round((frames / sample_rate - _GATE_BLOCK_S) / (_GATE_BLOCK_S * step))) + 1
-    j = np.arange(count)
-    lower = (_GATE_BLOCK_S * (j * step) * sample_rate).astype(np.int64)
-    upper = (_GATE_BLOCK_S * (j * step + 1) * sample_rate).astype(np.int64)
-    bounds = np.unique(np.concatenate((lower, upper)))  # stretch i is [bounds[i], bounds[i + 1])
-    stretch = np.zeros((audio.shape[1], bounds.size))
-    for start, stop, filtered in _k_weighted_batches(audio, sample_rate):
-        local = np.clip(bounds, start, stop) - start
-        used = local[:-1] < local[1:]
-        if used.any():
-            squares = np.square(filtered[:, : local[-1]], out=filtered[:, : local[-1]])
-            stretch[:, :-1][:, used] += np.add.reduceat(squares, local[:-1][used], axis=1)
-    first, last = np.searchsorted(bounds, lower), np.searchsorted(bounds, upper)
-    total = np.zeros((audio.shape[1], count))
-    for k in range(int((last - first).max(initial=0))):
-        index = np.minimum(first + k, bounds.size - 1)
-        total += np.where(first + k < last, stretch[:, index], 0.0)
-    return total / (_GATE_BLOCK_S * sample_rate)
+    value = float(_libraries().meter(sample_rate).integrated_loudness(data))
+    if not math.isfinite(value) or value < SILENCE_LUFS:
+        return SILENCE_LUFS
+    return value
 
 
 def true_peak_envelope(audio: np.ndarray) -> np.ndarray:
@@ -352,46 +284,26 @@ def true_peak_envelope(audio: np.ndarray) -> np.ndarray:
     Returns:
         float32 array, shape ``(frames,)``, linear (1.0 = full scale).
     """
+    resample_poly = _libraries().resample_poly
     data = np.ascontiguousarray(np.asarray(audio, dtype=np.float32).T)
     frames = data.shape[1]
     envelope = np.empty(frames, dtype=np.float32)
     for start in range(0, frames, _TP_CHUNK):
         stop = min(frames, start + _TP_CHUNK)
         lo, hi = max(0, start - _TP_CONTEXT), min(frames, stop + _TP_CONTEXT)
-        up = _oversample(data[:, lo:hi])  # (channels, phase r, frame q): output 4q + r
+        up = resample_poly(data[:, lo:hi], OVERSAMPLING, 1, axis=1, window=_TP_FILTER)
         np.abs(up, out=up)
         peak = up[0] if up.shape[0] == 1 else np.maximum.reduce(up, axis=0)
-        # With the even-length filter, output 4q + r lies at input time q + (2r - 1) / 8:
-        # frame q gathers outputs 4q - 1 .. 4q + 2 (times q - 3/8 .. q + 3/8), i.e. phases
-        # 0, 1, 2 of frame q and phase 3 of frame q - 1.
-        grouped = np.maximum(np.maximum(peak[0], peak[1]), peak[2])
-        np.maximum(grouped[1:], peak[3, :-1], out=grouped[1:])
+        # With the even-length filter, output 4n + k lies at input time n + (2k - 1) / 8:
+        # frame n gathers outputs 4n - 1 .. 4n + 2 (times n - 3/8 .. n + 3/8), i.e. outputs
+        # 4n .. 4n + 2 of its own group of four and the last of the previous group.
+        groups = peak.reshape(hi - lo, OVERSAMPLING)
+        grouped = groups[:, :3].max(axis=1)
+        np.maximum(grouped[1:], groups[:-1, 3], out=grouped[1:])
         if hi == frames:  # the last output (time frames - 5/8) belongs to the last frame
-            grouped[-1] = max(grouped[-1], peak[3, -1])
+            grouped[-1] = max(grouped[-1], groups[-1, 3])
         envelope[start:stop] = grouped[start - lo : stop - lo]
     return envelope
-
-
-def _oversample(data: np.ndarray) -> np.ndarray:
-    """4x oversampling with the Annex 2 filter: float32 ``(channels, frames)`` -> ``(channels, 4, frames)``.
-
-    Element ``[c, r, q]`` is output ``4q + r`` of channel ``c``: phase ``(r + 3) % 4`` of the filter at input frame
-    ``q + _PHASE_LAG[r]`` (the samples outside ``data`` taken as zero): the
-    output of ``scipy.signal.resample_poly(data, 4, 1, axis=1, window=<the
-    48-tap prototype / 4>)``, to float32 rounding.  Each phase is 12 scaled
-    shifted copies added up (ten times faster than ``np.convolve`` here).
-    """
-    channels, frames = data.shape
-    padded = np.zeros((channels, frames + 12), dtype=np.float32)
-    padded[:, 6 : 6 + frames] = data
-    up = np.zeros((channels, OVERSAMPLING, frames), dtype=np.float32)
-    for r in range(OVERSAMPLING):
-        taps, lag = _PHASES_F32[(r + 3) % OVERSAMPLING], _PHASE_LAG[r]
-        acc = up[:, r]
-        for m, tap in enumerate(taps):
-            start = lag - m + 6
-            acc += tap * padded[:, start : start + frames]
-    return up
 
 
 def true_peak(audio: np.ndarray) -> float:
@@ -423,13 +335,6 @@ def _block_reduce(values: np.ndarray, reduce: Callable[..., np.ndarray] = np.max
     return out
 
 
-def _sliding(values: np.ndarray, width: int, reduce: Callable[..., np.ndarray]) -> np.ndarray:
-    """``reduce`` over a centred window of odd ``width``, the edges repeated (``mode="nearest"``)."""
-    half = width // 2
-    padded = np.concatenate((np.repeat(values[:1], half), values, np.repeat(values[-1:], half)))
-    return reduce(np.lib.stride_tricks.sliding_window_view(padded, width), axis=1)
-
-
 def _peak_bound(audio: np.ndarray) -> np.ndarray:
     """An upper bound of each block's true peak, from sample values alone (float32, per block).
 
@@ -439,7 +344,8 @@ def _peak_bound(audio: np.ndarray) -> np.ndarray:
     those frames.
     """
     sample_peak = np.maximum(_block_reduce(audio, np.max), -_block_reduce(audio, np.min))
-    return (_sliding(sample_peak, 3, np.max) * np.float32(_PHASE_GAIN)).astype(np.float32)
+    widened = _libraries().maximum_filter1d(sample_peak, 3, mode="nearest")
+    return (widened * np.float32(_PHASE_GAIN)).astype(np.float32)
 
 
 def _measure_blocks(audio: np.ndarray, blocks: np.ndarray) -> np.ndarray:
@@ -545,9 +451,10 @@ def _gain_curve(
     held_db = np.maximum.accumulate(need_db + ramp) - ramp
     gain = 10.0 ** (-np.maximum(held_db, 0.0) / 20.0)
     width = 2 * max(1, math.ceil(LOOKAHEAD_S * sample_rate / _LIMIT_BLOCK)) + 1
-    gain = _sliding(gain, width, np.min)
-    gain = _sliding(gain, width, np.mean)
-    gain = _sliding(gain, 3, np.min)
+    libraries = _libraries()
+    gain = libraries.minimum_filter1d(gain, width, mode="nearest")
+    gain = libraries.uniform_filter1d(gain, width, mode="nearest")
+    gain = libraries.minimum_filter1d(gain, 3, mode="nearest")
     # The running sum of the average leaves ~1e-16 residues: snap "untouched" back to exactly 1.
     gain[gain > 1.0 - 1e-9] = 1.0
     return _interpolate_blocks(gain, frames)
@@ -583,8 +490,9 @@ def _limited_bound(
     interpolation.  Per block (widened by a block on each side for the
     filter's reach): ``max g * peak + (max g - min g) * bound``.
     """
-    wide_max = _sliding(_block_reduce(curve, np.max), 3, np.max)
-    wide_min = _sliding(_block_reduce(curve, np.min), 3, np.min)
+    libraries = _libraries()
+    wide_max = libraries.maximum_filter1d(_block_reduce(curve, np.max), 3, mode="nearest")
+    wide_min = libraries.minimum_filter1d(_block_reduce(curve, np.min), 3, mode="nearest")
     return wide_max * static_peaks + (wide_max - wide_min) * static_bound
 
 
@@ -624,7 +532,7 @@ def normalize(
         raise ValueError("normalize needs at least one stem")
     raw_mix = _sum(stems)
     frames = raw_mix.shape[0]
-    # numpy's FFTs release the GIL: each loudness measurement runs beside the
+    # pyloudnorm's filters release the GIL: each loudness measurement runs beside the
     # peak work of the same stage.
     with ThreadPoolExecutor(1, thread_name_prefix="loudness") as executor:
         loudness = executor.submit(integrated_loudness, raw_mix, sample_rate)
