@@ -54,10 +54,12 @@ def test_installs_beside_python_daemon_and_both_import(wheel: Path, tmp_path: Pa
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
-    clean_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # only what the venv installed
+    # Only what the venv installed: a PYTHONPATH to a checkout would make pip see ai-band as installed.
+    clean_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     # Our dependencies are not needed to import the package root; python-daemon's are small.
-    subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", str(wheel)], check=True, timeout=300)
-    subprocess.run([python, "-m", "pip", "install", "-q", "python-daemon"], check=True, timeout=300)
+    subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", str(wheel)], check=True, timeout=300,
+                   env=clean_env)
+    subprocess.run([python, "-m", "pip", "install", "-q", "python-daemon"], check=True, timeout=300, env=clean_env)
     probe = ("import ai_band, daemon; from daemon import DaemonContext; "
              "print(ai_band.__version__, ai_band.__file__, daemon.__file__)")
     result = subprocess.run([python, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=60,
@@ -70,7 +72,7 @@ def test_installs_beside_python_daemon_and_both_import(wheel: Path, tmp_path: Pa
         next(n for n in zipfile.ZipFile(wheel).namelist() if n.endswith(".dist-info/METADATA"))).decode()
     assert "site-packages/ai_band/" in ours and "site-packages/daemon/" in theirs
     # Removing python-daemon leaves ai_band whole (no shared files).
-    subprocess.run([python, "-m", "pip", "uninstall", "-q", "-y", "python-daemon"], check=True, timeout=120)
+    subprocess.run([python, "-m", "pip", "uninstall", "-q", "-y", "python-daemon"], check=True, timeout=120, env=clean_env)
     again = subprocess.run([python, "-c", "import ai_band.config, ai_band.errors"], capture_output=True, text=True,
                            cwd=tmp_path, timeout=60, env=clean_env)
     assert again.returncode == 0, again.stderr
