@@ -6,7 +6,7 @@ PY      = $(VENV)/bin/python
 APT_PACKAGES = jackd2 libjack-jackd2-0 liblo-tools python3-venv python3-dev build-essential libasound2-dev pkg-config \
                libfluidsynth3 fluid-soundfont-gm libportaudio2
 
-.PHONY: setup system-deps demo test bench bench-gen quality clean
+.PHONY: setup system-deps demo test bench bench-gen bench-cli quality clean
 
 system-deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -38,6 +38,12 @@ bench: setup
 
 bench-gen: setup
 	$(PY) -m bench.gen_speed
+
+# The command line against MMA and FluidSynth's own command line (Debian packages), and the daemon's start.
+bench-cli: setup
+	@for tool in mma fluidsynth; do command -v $$tool >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$tool >/dev/null; done
+	$(PY) -m bench.cli_speed
+	$(PY) -m bench.daemon_start
 
 # Quality against real music: MMA (Debian package) and music21's corpus (PyPI wheel).
 quality: setup
