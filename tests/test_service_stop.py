@@ -62,8 +62,12 @@ def survivors(processes: dict[int, int]) -> list[int]:
     return [pid for pid, start in processes.items() if (stat := _stat(pid)) is not None and stat[1] == start]
 
 
-def start_long_render(daemon: DaemonProcess, client: OscClient, request_id: str) -> str:
-    """Ask for :data:`LONG_RENDER`; return the job id once its audio is being rendered (progress past 0.5)."""
+def start_long_job(daemon: DaemonProcess, client: OscClient, request_id: str, stage: str) -> str:
+    """Ask for :data:`LONG_RENDER`; return the job id once it is at ``stage``.
+
+    ``stage``: ``"generating"`` (the generation worker is at work), or
+    ``"rendering"`` (audio being rendered: progress past 0.5).
+    """
     client.send("/band/generate", *generate_args(id=request_id, **LONG_RENDER))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -72,36 +76,37 @@ def start_long_render(daemon: DaemonProcess, client: OscClient, request_id: str)
             pytest.fail(f"refused: {args}")
         if address == "/band/job" and args[3] == request_id:
             assert args[1] in ("queued", "generating", "rendering"), (args, daemon.log_text())
-            if args[1] == "rendering" and args[2] > 0.5:
+            if args[1] == stage and (stage == "generating" or args[2] > 0.5):
                 return args[0]
-    pytest.fail("the render did not start:\n" + daemon.log_text())
+    pytest.fail(f"the job did not reach {stage}:\n" + daemon.log_text())
 
 
-def test_sigterm_mid_render_exits_0_within_5_s_and_leaves_no_partial_files(jack_server, tmp_path):
+@pytest.mark.parametrize("stage", ["generating", "rendering"])
+def test_sigterm_mid_job_exits_0_within_5_s_and_leaves_no_partial_files(jack_server, tmp_path, stage):
     with DaemonProcess(tmp_path, env=jack_server.env()) as daemon, OscClient(("127.0.0.1", daemon.port)) as client:
-        client.send("/band/hello", "stop-test", client.port)
-        job_id = start_long_render(daemon, client, "long-term")
+        job_id = start_long_job(daemon, client, f"term-{stage}", stage)
         processes = descendants(daemon.proc.pid)
         assert len(processes) >= 3, processes  # forkserver, resource tracker, workers
         code, took = daemon.terminate(signal.SIGTERM)
-        print(f"SIGTERM mid-render: exit {code} after {took:.2f} s")
+        print(f"SIGTERM while {stage}: exit {code} after {took:.2f} s")
         assert code == 0, daemon.log_text()
         assert took < 5.0, daemon.log_text()
-        job_dir = tmp_path / job_id
-        left = sorted(p.name for p in job_dir.iterdir())
-        assert not [n for n in left if n.endswith(".tmp") or n.endswith(AUDIO_SUFFIXES)], left
-        assert "full.mid" in left and "job.json" in left  # what the generation finished stays
         assert f"job {job_id} cancelled" in daemon.log_text()
+        job_dir = tmp_path / job_id
+        left = sorted(p.name for p in job_dir.iterdir()) if job_dir.exists() else []
+        assert not [n for n in left if n.endswith(".tmp") or n.endswith(AUDIO_SUFFIXES)], left
+        if stage == "rendering":
+            assert "full.mid" in left and "job.json" in left  # what the generation finished stays
         deadline = time.monotonic() + 3
         while survivors(processes) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not survivors(processes), (survivors(processes), processes)
 
 
-def test_sigkill_mid_render_leaves_no_worker_forkserver_or_resource_tracker(jack_server, tmp_path):
+@pytest.mark.parametrize("stage", ["generating", "rendering"])
+def test_sigkill_mid_job_leaves_no_worker_forkserver_or_resource_tracker(jack_server, tmp_path, stage):
     with DaemonProcess(tmp_path, env=jack_server.env()) as daemon, OscClient(("127.0.0.1", daemon.port)) as client:
-        client.send("/band/hello", "kill-test", client.port)
-        start_long_render(daemon, client, "long-kill")
+        start_long_job(daemon, client, f"kill-{stage}", stage)
         processes = descendants(daemon.proc.pid)
         assert len(processes) >= 3, processes
         daemon.proc.kill()
@@ -113,5 +118,5 @@ def test_sigkill_mid_render_leaves_no_worker_forkserver_or_resource_tracker(jack
         left = survivors(processes)
         for pid in left:  # leave nothing behind for the next test, whatever the outcome
             os.kill(pid, signal.SIGKILL)
-        print(f"SIGKILL mid-render: {len(processes)} processes gone after {took:.2f} s")
+        print(f"SIGKILL while {stage}: {len(processes)} processes gone after {took:.2f} s")
         assert not left, f"{len(left)} of {len(processes)} processes outlived the daemon by 3 s"
