@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-import multiprocessing.forkserver
 import os
 import signal
 import sys
@@ -33,6 +32,7 @@ from ai_band.system.priority import SWITCH_INTERVAL_S, pin_threads, raise_priori
 from ai_band.config import Config
 from ai_band.discovery import Advertiser
 from ai_band.errors import BandError
+from ai_band.jobs.lifeline import start_forkserver
 from ai_band.jobs.manager import JobManager
 from ai_band.osc.api import BandApi
 from ai_band.osc.server import OscEndpoint
@@ -111,7 +111,8 @@ class BandDaemon:
         # JACK activates the ports.  Started before the priority and CPUs are
         # set below, it does not compete with the daemon at its priority on its
         # CPU, and the workers it forks start at nice 0 (WorkerContext demotes them).
-        multiprocessing.forkserver.ensure_running()
+        # It dies with the daemon, and so do the workers it forks (ai_band.jobs.lifeline).
+        start_forkserver()
         if cfg.daemon.nice:
             # Before any thread is started: threads inherit the nice value of their creator.
             raise_priority(cfg.daemon.nice)

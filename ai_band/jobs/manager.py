@@ -24,6 +24,7 @@ from typing import Callable
 
 from ai_band.config import RenderSection
 from ai_band.errors import JobError, RequestError
+from ai_band.jobs.lifeline import die_with_parent, end_processes, start_forkserver
 from ai_band.jobs.work import new_job_id, run_job
 from ai_band.model import Arrangement
 from ai_band.render.audio_job import AUDIO_FORMATS, init_render_worker, run_render
@@ -102,6 +103,16 @@ class Job:
         }
 
 
+#: Seconds a worker gets between SIGTERM and SIGKILL when the daemon stops.
+WORKER_GRACE_S = 0.5
+
+
+def _init_generation_worker(nice: int, cpus: int, worker_cpus: tuple[int, ...]) -> None:
+    """Generation pool initializer: die with the forkserver (:mod:`ai_band.jobs.lifeline`), then yield the CPU."""
+    die_with_parent()
+    yield_cpu(nice, cpus, worker_cpus)
+
+
 def _warm_up() -> bool:
     import ai_band.generate.pipeline  # noqa: F401 - import cost paid at start-up, not on the first job
     import ai_band.render.metadata  # noqa: F401
@@ -141,10 +152,12 @@ class WorkerContext:
             pinned itself (:func:`~ai_band.system.priority.split_cpus`); empty:
             chosen from ``render.cpus``.
 
-    Everything else is the plain ``forkserver`` context's.
+    Everything else is the plain ``forkserver`` context's; the forkserver is
+    started by :func:`~ai_band.jobs.lifeline.start_forkserver` if not yet running.
     """
 
     def __init__(self, render: RenderSection, worker_cpus: tuple[int, ...] = ()) -> None:
+        start_forkserver()  # one that dies with this process (see ai_band.jobs.lifeline)
         self._base = multiprocessing.get_context("forkserver")
         self._demotion = (render.nice, render.cpus, tuple(worker_cpus))
 
@@ -207,29 +220,63 @@ class JobManager:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         ctx = WorkerContext(self.render, self.worker_cpus)
         # Generation workers yield the CPU like render workers: live playback first.
-        self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=yield_cpu,
+        self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_init_generation_worker,
                                              initargs=(self.render.nice, self.render.cpus, self.worker_cpus))
         loop = asyncio.get_running_loop()
         await asyncio.gather(*(loop.run_in_executor(self._executor, _warm_up) for _ in range(self.workers)))
         log.info("generation: %d worker process(es) ready; files in %s", self.workers, self.output_dir)
 
-    async def close(self) -> None:
-        """Cancel unfinished jobs and stop the workers."""
-        for job_id, task in list(self._tasks.items()):
+    async def close(self, grace_s: float = WORKER_GRACE_S) -> None:
+        """Cancel unfinished jobs, end the worker processes and remove what the cancelled jobs left half-written.
+
+        Running jobs end ``cancelled``.  The workers are not waited for: they
+        get SIGTERM, then SIGKILL after ``grace_s`` seconds
+        (:func:`~ai_band.jobs.lifeline.end_processes`), so that a render of
+        minutes does not hold up a stop (it took 67 s).  Then each cancelled
+        job's folder loses its ``*.tmp`` files and any audio file that is not
+        among the job's finished files.  Never blocks the event loop for long.
+        """
+        unfinished = [job for job in self.jobs.values() if job.state not in FINAL_STATES]
+        tasks = list(self._tasks.values())
+        for task in tasks:
             task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
-        if self._render_executor is not None:
-            self._render_executor.shutdown(wait=True, cancel_futures=True)
-            self._render_executor = None
+        pools = [pool for pool in (self._executor, self._render_executor) if pool is not None]
+        self._executor = self._render_executor = None
+        # The pool's own processes: ProcessPoolExecutor has no public way to end them before Python 3.14.
+        pids = [proc.pid for pool in pools for proc in list((pool._processes or {}).values())]
+        for pool in pools:
+            pool.shutdown(wait=False, cancel_futures=True)
+        killed = await end_processes(pids, grace_s)
+        if pids:
+            log.info("generation: %d worker process(es) ended (%d killed)", len(pids), len(killed))
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for job in unfinished:
+            if job.state == "cancelled":
+                self._remove_partial_files(job)
         if self._progress_queue is not None:
             self._progress_queue.put(None)
             if self._progress_thread is not None:
-                self._progress_thread.join(2)
+                await asyncio.get_running_loop().run_in_executor(None, self._progress_thread.join, 1.0)
             self._progress_queue = None
+
+    def _remove_partial_files(self, job: Job) -> None:
+        """Delete a cancelled job's ``*.tmp`` files and audio files not among its finished files; never raises."""
+        job_dir = self.output_dir / job.job_id
+        finished = {Path(path).name for _, path in job.files}
+        suffixes = tuple(f".{fmt}" for fmt in AUDIO_FORMATS)
+        try:
+            debris = [p for p in job_dir.iterdir()
+                      if p.suffix == ".tmp" or (p.suffix in suffixes and p.name not in finished)]
+        except OSError:  # no folder yet
+            return
+        for path in debris:
+            try:
+                path.unlink()
+            except OSError as exc:
+                log.warning("job %s: cannot remove %s: %s", job.job_id, path, exc)
+        if debris:
+            log.info("job %s: removed %d unfinished file(s)", job.job_id, len(debris))
 
     def _render_pool(self) -> ProcessPoolExecutor:
         """The render workers, started on first use (loading a SoundFont takes a while)."""
@@ -359,6 +406,7 @@ class JobManager:
             log.info("job %s done: %s", job.job_id, ", ".join(f"{p}={Path(f).name}" for p, f in job.files))
             self._set(job, "done", 1.0)
         except asyncio.CancelledError:
+            log.info("job %s cancelled", job.job_id)
             self._set(job, "cancelled", job.progress)
         except Exception as exc:  # noqa: BLE001 - e.g. a worker process died
             job.error = ("generation_failed", f"{type(exc).__name__}: {exc}")

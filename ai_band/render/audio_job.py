@@ -52,7 +52,7 @@ class _Worker:
 
 
 def init_render_worker(render: RenderSection, worker_cpus: tuple[int, ...], progress_queue: Any) -> None:
-    """``ProcessPoolExecutor`` initializer: lower the priority, load the engine and import the loudness libraries once.
+    """``ProcessPoolExecutor`` initializer: die with the forkserver, lower the priority, load the engine and import the loudness libraries once.
 
     Args:
         render: the ``[render]`` config section (engine, SoundFont, ``nice``, ``cpus``).
@@ -60,9 +60,11 @@ def init_render_worker(render: RenderSection, worker_cpus: tuple[int, ...], prog
             (:func:`ai_band.system.priority.split_cpus`); empty: chosen from ``render.cpus``.
         progress_queue: a multiprocessing queue for ``(job_id, fraction 0..1)``.
     """
+    from ai_band.jobs.lifeline import die_with_parent
     from ai_band.render.audio import AudioRenderer
     from ai_band.render.loudness import import_libraries
 
+    die_with_parent()  # a render must not outlive the daemon (see ai_band.jobs.lifeline)
     yield_cpu(render.nice, render.cpus, worker_cpus)
     _Worker.progress_queue = progress_queue
     t0 = time.perf_counter()
