@@ -178,8 +178,9 @@ class BandApi:
         """A datagram refused whole before dispatch: count, log (rate-limited), answer.
 
         Counters: ``packets``, the code (``malformed``, ``bad_type_tag``,
-        ``too_many_args``, ``busy``) and, for ``busy``, ``busy_messages`` (the
-        messages the refused bundles held).
+        ``too_many_args``, ``busy``) and ``busy_messages``: the messages of
+        bundles refused for want of room in the schedule (a bundle past
+        ``max_bundle_messages`` is refused unparsed, its messages uncounted).
         """
         self.counters["packets"] += 1
         self.counters[refused.code] += 1
