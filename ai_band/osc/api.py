@@ -211,7 +211,7 @@ class BandApi:
             self.error(sender, ref, exc.code, f"{address}: {exc}")
         except Exception as exc:  # noqa: BLE001 - keep serving whatever happens
             self.counters["internal_errors"] += 1
-            log.exception("handler for %s failed", address)
+            self._log.log(logging.ERROR, f"internal:{address}", "handler for %s failed", address, exc_info=True)
             self.error(sender, address, "internal", f"{type(exc).__name__}: {exc}")
 
     # -- handlers --------------------------------------------------------------

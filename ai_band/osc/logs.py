@@ -60,9 +60,13 @@ class RateLimitedLog:
 
     def warning(self, kind: str, fmt: str, *args: Any) -> None:
         """Log ``fmt % args`` as a warning unless a line of ``kind`` went out less than the interval ago."""
+        self.log(logging.WARNING, kind, fmt, *args)
+
+    def log(self, level: int, kind: str, fmt: str, *args: Any, exc_info: bool = False) -> None:
+        """Log ``fmt % args`` at ``level`` (with the current traceback if ``exc_info``), rate-limited per ``kind``."""
         suppressed = self._limit.admit(kind)
         if suppressed is not None:
-            log.warning(fmt + _suffix(suppressed), *args)
+            log.log(level, fmt + _suffix(suppressed), *args, exc_info=exc_info)
 
 
 class RateLimitFilter(logging.Filter):

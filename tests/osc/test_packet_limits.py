@@ -184,3 +184,18 @@ def test_an_immediate_bundle_up_to_the_cap_runs_whole_and_one_more_is_busy(osc):
     assert code == "busy" and "max_bundle_messages" in message
     with pytest.raises(TimeoutError):
         osc.receive("/band/pong", timeout=0.3)
+
+
+def test_a_flood_of_pings_the_reply_cannot_carry_costs_one_log_entry_per_second(band, osc):
+    # A float64 beyond float32's range cannot be echoed as `f`: whatever the answer
+    # (today `internal`), 200 of them must not write 200 tracebacks.
+    datagram = b"/band/ping\x00\x00,d\x00\x00" + struct.pack(">d", 1e300)
+    log_before = log_bytes(band)
+    osc.drain()
+    for _ in range(200):
+        osc.send_raw(datagram)
+    answers = [osc.receive(timeout=3)[0] for _ in range(200)]
+    assert set(answers) <= {"/band/pong", "/band/error"}
+    log_growth = log_bytes(band) - log_before
+    assert log_growth < 4096, band.log_text()[log_before:]
+    assert still_alive(osc)
