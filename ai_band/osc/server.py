@@ -98,7 +98,7 @@ def _check_message(msg: bytes, max_args: int) -> None:
     ref = msg[:min(end, 200)].decode("utf-8", "replace")
     start = (end // 4 + 1) * 4
     if start >= len(msg):
-        return  # no type tag string: no arguments (OSC 1.0 allows it of old senders)
+        return  # no type tag string: no arguments (OSC 1.0 tolerates it from older senders)
     if msg[start] != ord(","):
         raise PacketRefused("malformed", "type tag string does not start with ','", ref)
     stop = msg.find(b"\x00", start)
