@@ -163,7 +163,7 @@ class BandDaemon:
             await asyncio.sleep(0)
             try:
                 _, endpoint = await loop.create_datagram_endpoint(
-                    lambda: OscEndpoint(self.api.on_message, self.api.on_bad_packet),
+                    lambda: OscEndpoint(self.api.on_message, self.api.on_bad_packet, cfg.osc),
                     local_addr=(cfg.osc.host, cfg.osc.port),
                 )
             except OSError as exc:

@@ -122,3 +122,17 @@ def test_unreadable_and_broken_files(tmp_path):
     not_a_table.write_text("osc = 5\n")
     with pytest.raises(ConfigError, match=r"\[osc\] must be a table"):
         load_config(not_a_table, environ={"AI_BAND_OSC_PORT": "9200"})
+
+
+def test_osc_packet_caps_are_range_checked_together():
+    with pytest.raises(ConfigError) as info:
+        build_config({"osc": {"max_args": 2, "max_bundle_messages": 0, "max_scheduled_messages": -1,
+                              "max_schedule_ahead_s": 1e9}})
+    assert info.value.errors == [
+        "config: osc.max_args must be in 8..16384, got 2",
+        "config: osc.max_bundle_messages must be in 1..4096, got 0",
+        "config: osc.max_scheduled_messages must be in 0..65536, got -1",
+        "config: osc.max_schedule_ahead_s must be in 0..3600, got 1000000000.0",
+    ]
+    cfg = build_config({"osc": {"max_args": 16, "max_schedule_ahead_s": 2}})
+    assert (cfg.osc.max_args, cfg.osc.max_schedule_ahead_s, cfg.osc.max_bundle_messages) == (16, 2.0, 64)

@@ -96,6 +96,10 @@ class OscSection:
     host: str
     port: int
     max_clients: int
+    max_args: int
+    max_bundle_messages: int
+    max_scheduled_messages: int
+    max_schedule_ahead_s: float
 
 
 @_section("zeroconf")
@@ -240,6 +244,10 @@ CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("osc", "host"): _host,
     ("osc", "port"): _ranged(0, 65535),
     ("osc", "max_clients"): _ranged(1, 1024),
+    ("osc", "max_args"): _ranged(8, 16384),
+    ("osc", "max_bundle_messages"): _ranged(1, 4096),
+    ("osc", "max_scheduled_messages"): _ranged(0, 65536),
+    ("osc", "max_schedule_ahead_s"): _ranged(0, 3600),
     ("zeroconf", "interfaces"): _hosts,
     ("midi", "api"): _choice(shipped.MIDI_APIS),
     ("midi", "client_name"): _nonempty,

@@ -26,8 +26,9 @@ from ai_band.errors import BandError, JobError, ProtocolError, RequestError
 from ai_band.request import GenerationRequest, parse_request
 from ai_band.jobs.manager import Job, JobManager, Listener
 from ai_band.model import TS_DENOMINATORS
+from ai_band.osc.logs import RateLimitedLog, limit_third_party_logs
 from ai_band.osc.protocol import Arg, check_args, encode_message, to_juce_safe
-from ai_band.osc.server import Address, OscEndpoint
+from ai_band.osc.server import Address, OscEndpoint, PacketRefused
 from ai_band.playback.scheduler import PlayableJob, Scheduler
 from ai_band.transport import TransportModel, TransportState
 
@@ -58,25 +59,6 @@ SPECS: dict[str, list[Arg]] = {
 #: Seconds a preview needs before its first sample can sound (stream start-up):
 #: a bar line closer than this is skipped for the next one.
 PREVIEW_LEAD_S = 0.25
-
-
-class _RateLimitedLog:
-    """At most one log line per ``interval_s`` per kind; counts the rest."""
-
-    def __init__(self, interval_s: float = 1.0) -> None:
-        self.interval_s = interval_s
-        self._last: dict[str, float] = {}
-        self._suppressed: Counter[str] = Counter()
-
-    def warning(self, kind: str, fmt: str, *args: Any) -> None:
-        now = time.monotonic()
-        if now - self._last.get(kind, -1e9) >= self.interval_s:
-            extra = self._suppressed.pop(kind, 0)
-            suffix = f" (+{extra} similar suppressed)" if extra else ""
-            log.warning(fmt + suffix, *args)
-            self._last[kind] = now
-        else:
-            self._suppressed[kind] += 1
 
 
 class BandApi:
@@ -129,7 +111,8 @@ class BandApi:
         self.clients: dict[Address, str] = {}
         self.counters: Counter[str] = Counter()
         self.started_s = time.monotonic()
-        self._log = _RateLimitedLog()
+        self._log = RateLimitedLog()
+        limit_third_party_logs()
         self._handlers: dict[str, Callable[[list[Any], Address, float], None]] = {
             "/band/hello": self._hello,
             "/band/bye": self._bye,
@@ -191,12 +174,20 @@ class BandApi:
         self.reply(sender, "/band/ack", address, ref, *details)
 
     # -- receiving -------------------------------------------------------------
-    def on_bad_packet(self, sender: Address, reason: str) -> None:
-        """A datagram that is not OSC: count, log (rate-limited), answer."""
+    def on_bad_packet(self, sender: Address, refused: PacketRefused) -> None:
+        """A datagram refused whole before dispatch: count, log (rate-limited), answer.
+
+        Counters: ``packets``, the code (``malformed``, ``bad_type_tag``,
+        ``too_many_args``, ``busy``) and ``busy_messages``: the messages of
+        bundles refused for want of room in the schedule (a bundle past
+        ``max_bundle_messages`` is refused unparsed, its messages uncounted).
+        """
         self.counters["packets"] += 1
-        self.counters["malformed"] += 1
-        self._log.warning("malformed", "malformed packet from %s:%d: %s", sender[0], sender[1], reason)
-        self.error(sender, "", "malformed", reason)
+        self.counters[refused.code] += 1
+        if refused.code == "busy":
+            self.counters["busy_messages"] += refused.messages
+        self._log.warning(refused.code, "%s packet from %s:%d: %s", refused.code, sender[0], sender[1], refused)
+        self.error(sender, refused.ref, refused.code, str(refused))
 
     def on_message(self, address: str, params: list[Any], sender: Address, arrival_s: float) -> None:
         """Dispatch one OSC message; never raises."""
@@ -220,7 +211,7 @@ class BandApi:
             self.error(sender, ref, exc.code, f"{address}: {exc}")
         except Exception as exc:  # noqa: BLE001 - keep serving whatever happens
             self.counters["internal_errors"] += 1
-            log.exception("handler for %s failed", address)
+            self._log.log(logging.ERROR, f"internal:{address}", "handler for %s failed", address, exc_info=True)
             self.error(sender, address, "internal", f"{type(exc).__name__}: {exc}")
 
     # -- handlers --------------------------------------------------------------

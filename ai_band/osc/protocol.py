@@ -106,30 +106,31 @@ def encode_message(address: str, args: Sequence[Any]) -> bytes:
         ProtocolError: an int outside int32, or an unsupported type.
 
     Encoding uses python-osc's type writers; an empty blob (size 0, legal in
-    OSC 1.0, refused by python-osc's builder) is written by hand.
+    OSC 1.0, refused by python-osc's builder) is written by hand.  The parts
+    are joined once (linear in the reply's size, not quadratic).
     """
-    tags = ","
-    body = b""
+    tags = [","]
+    body: list[bytes] = []
     for value in args:
         if isinstance(value, bool):
             value = int(value)
         if isinstance(value, int):
             if not INT32_MIN <= value <= INT32_MAX:
                 raise ProtocolError(f"int {value} does not fit OSC int32")
-            tags += "i"
-            body += osc_types.write_int(value)
+            tags.append("i")
+            body.append(osc_types.write_int(value))
         elif isinstance(value, float):
-            tags += "f"
-            body += osc_types.write_float(value)
+            tags.append("f")
+            body.append(osc_types.write_float(value))
         elif isinstance(value, str):
-            tags += "s"
-            body += osc_types.write_string(value)
+            tags.append("s")
+            body.append(osc_types.write_string(value))
         elif isinstance(value, (bytes, bytearray)):
-            tags += "b"
-            body += osc_types.write_blob(bytes(value)) if value else struct.pack(">i", 0)
+            tags.append("b")
+            body.append(osc_types.write_blob(bytes(value)) if value else struct.pack(">i", 0))
         else:
             raise ProtocolError(f"cannot send {type(value).__name__} over OSC to JUCE")
-    return osc_types.write_string(address) + osc_types.write_string(tags) + body
+    return b"".join([osc_types.write_string(address), osc_types.write_string("".join(tags)), *body])
 
 
 def to_juce_safe(value: Any) -> Any:

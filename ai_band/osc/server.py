@@ -7,6 +7,15 @@ future-dated bundle is due.  We use python-osc only to parse packets
 bundles) and schedule future-dated messages with ``loop.call_at`` instead,
 so the loop never blocks.
 
+What one datagram may cost is bounded before python-osc parses it
+(:func:`scan_packet`, a walk over the raw bytes): type tags outside
+:data:`TYPE_TAGS`, more than ``[osc] max_args`` arguments in a message, more
+than ``[osc] max_bundle_messages`` messages in a bundle and bundles nested
+deeper than :data:`MAX_BUNDLE_DEPTH` are refused whole.  Future-dated bundles
+wait as one timer per time tag, at most ``[osc] max_scheduled_messages``
+messages in all and at most ``[osc] max_schedule_ahead_s`` ahead; a bundle past
+either cap is refused whole (``busy``).
+
 Arrival times come from the kernel where it can tell (Linux: the
 ``SIOCGSTAMPNS`` ioctl, socket(7), the receive time of the last datagram
 read from the socket), not from when the event loop got round to the
@@ -29,16 +38,126 @@ from typing import Any, Callable
 
 from pythonosc.osc_packet import OscPacket
 
+from ai_band.config.schema import OscSection
+from ai_band.errors import ProtocolError
+
 log = logging.getLogger(__name__)
 
 #: Largest datagram accepted (bytes); bigger ones are counted as malformed.
 MAX_DATAGRAM_BYTES = 65507
-#: How far in the future a bundle may be dated, seconds.
-MAX_BUNDLE_DELAY_S = 60.0
+#: Type tags accepted: exactly those python-osc 1.10 parses, OSC 1.0's required
+#: ``i f s b`` and, of its nonstandard ones, ``h t d r m T F N [ ]``.  Any other
+#: (``S c I`` or garbage) is refused before python-osc sees the message: it would
+#: log one warning per such tag and read the arguments after it from the wrong bytes.
+TYPE_TAGS = b"ifsbhtdrmTFN[]"
+#: Bundles nested deeper than this are malformed (python-osc parses them recursively).
+MAX_BUNDLE_DEPTH = 8
+#: A message dated less than this ahead runs at once, seconds.
+_IMMEDIATE_S = 0.0005
+_BUNDLE_PREFIX = b"#bundle\x00"
+_INT32 = struct.Struct(">i")
 
 Address = tuple[str, int]
 MessageHandler = Callable[[str, list[Any], Address, float], None]
-BadPacketHandler = Callable[[Address, str], None]
+
+
+class PacketRefused(ProtocolError):
+    """A datagram refused whole before any of its messages is dispatched.
+
+    Args:
+        code: the ``/band/error`` code: ``malformed`` (not OSC 1.0),
+            ``bad_type_tag``, ``too_many_args`` or ``busy`` (a bundle past a cap).
+        reason: what was wrong, for the error message.
+        ref: the offending message's address, when there is one.
+        messages: how many messages the refused datagram held (0 if unknown).
+    """
+
+    def __init__(self, code: str, reason: str, ref: str = "", messages: int = 0) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.ref = ref
+        self.messages = messages
+
+
+BadPacketHandler = Callable[[Address, PacketRefused], None]
+
+
+def _malformed(reason: str) -> PacketRefused:
+    return PacketRefused("malformed", reason[:200])
+
+
+def _check_message(msg: bytes, max_args: int) -> None:
+    """Check one message's type tag string (OSC 1.0: ``,`` then one tag per argument) on the raw bytes.
+
+    Raises:
+        PacketRefused: ``bad_type_tag``, ``too_many_args`` or ``malformed``.
+    """
+    end = msg.find(b"\x00")
+    if end < 0:
+        raise _malformed("address pattern is not terminated")
+    ref = msg[:min(end, 200)].decode("utf-8", "replace")
+    start = (end // 4 + 1) * 4
+    if start >= len(msg):
+        return  # no type tag string: no arguments (OSC 1.0 tolerates it from older senders)
+    if msg[start] != ord(","):
+        raise PacketRefused("malformed", "type tag string does not start with ','", ref)
+    stop = msg.find(b"\x00", start)
+    if stop < 0:
+        raise PacketRefused("malformed", "type tag string is not terminated", ref)
+    tags = msg[start + 1:stop]
+    unknown = tags.translate(None, TYPE_TAGS)
+    if unknown:
+        shown = ", ".join(repr(chr(c)) for c in sorted(set(unknown[:1000])))[:100]
+        raise PacketRefused("bad_type_tag", f"{ref}: unsupported type tag(s) {shown}; "
+                            f"accepted: {' '.join(TYPE_TAGS.decode())}", ref)
+    if len(tags) > max_args:
+        raise PacketRefused("too_many_args", f"{ref}: {len(tags)} type tags, at most {max_args} "
+                            "([osc] max_args)", ref)
+
+
+def scan_packet(data: bytes, max_args: int, max_bundle_messages: int) -> int:
+    """Walk a datagram's bundles and type tag strings without decoding arguments; return its message count.
+
+    Cost: linear in ``len(data)``, in C (``bytes.find``, ``bytes.translate``)
+    except one Python step per bundle element.
+
+    Raises:
+        PacketRefused: ``malformed`` (not an OSC 1.0 packet: a bundle element
+            of a size that is not a positive multiple of 4 within its bundle,
+            neither a message nor a bundle, nested deeper than
+            :data:`MAX_BUNDLE_DEPTH`), ``bad_type_tag``, ``too_many_args``
+            (see :func:`_check_message`) or ``busy`` (more than
+            ``max_bundle_messages`` messages).
+    """
+    pending = [(data, 0)]
+    count = 0
+    while pending:
+        element, depth = pending.pop()
+        if element.startswith(b"/"):
+            count += 1
+            if count > max_bundle_messages:
+                raise PacketRefused("busy", f"a bundle holds more than {max_bundle_messages} messages "
+                                    "([osc] max_bundle_messages)")
+            _check_message(element, max_args)
+        elif element.startswith(_BUNDLE_PREFIX):
+            if depth >= MAX_BUNDLE_DEPTH:
+                raise _malformed(f"bundles nested deeper than {MAX_BUNDLE_DEPTH}")
+            if len(element) < 16:
+                raise _malformed("bundle without a time tag")
+            index = 16
+            while index < len(element):
+                if index + 4 > len(element):
+                    raise _malformed(f"bundle element size cut off at byte {index}")
+                (size,) = _INT32.unpack_from(element, index)
+                index += 4
+                if size <= 0 or size % 4 or index + size > len(element):
+                    raise _malformed(f"bundle element of {size} bytes at byte {index - 4} "
+                                     f"of a {len(element)}-byte bundle")
+                pending.append((element[index:index + size], depth + 1))
+                index += size
+        else:
+            raise _malformed("neither an OSC message nor a bundle" if depth else "not an OSC packet")
+    return count
 
 #: linux/sockios.h: struct timespec of the last datagram's arrival (CLOCK_REALTIME).
 SIOCGSTAMPNS = 0x8907
@@ -71,22 +190,31 @@ def kernel_arrival_s(fd: int) -> float | None:
 
 
 class OscEndpoint(asyncio.DatagramProtocol):
-    """Receives datagrams, parses them and hands each message to ``on_message``.
+    """Receives datagrams, checks and parses them and hands each message to ``on_message``.
 
     Args:
         on_message: ``on_message(address, params, sender, arrival_s)`` for
             every message, ``arrival_s`` in CLOCK_MONOTONIC seconds: when the
-            kernel received the datagram (see the module docstring).  Must
-            not block.
-        on_bad_packet: ``on_bad_packet(sender, reason)`` for a datagram that
-            is not OSC 1.0 (random bytes, truncated, too large).
+            kernel received the datagram (see the module docstring), or when
+            a future-dated bundle came due.  Must not block.
+        on_bad_packet: ``on_bad_packet(sender, refused)`` for a datagram
+            refused whole (:class:`PacketRefused`: not OSC 1.0, too large,
+            unsupported type tags, too many arguments, a bundle past a cap).
+        limits: the ``[osc]`` section: ``max_args``, ``max_bundle_messages``,
+            ``max_scheduled_messages``, ``max_schedule_ahead_s``.
+
+    Attributes:
+        scheduled_messages: messages waiting for their bundle's time.
     """
 
-    def __init__(self, on_message: MessageHandler, on_bad_packet: BadPacketHandler) -> None:
+    def __init__(self, on_message: MessageHandler, on_bad_packet: BadPacketHandler,
+                 limits: OscSection = OscSection()) -> None:
         self.on_message = on_message
         self.on_bad_packet = on_bad_packet
+        self.limits = limits
         self.transport: asyncio.DatagramTransport | None = None
-        self._timers: set[asyncio.TimerHandle] = set()
+        self._timers: dict[asyncio.TimerHandle, int] = {}
+        self.scheduled_messages = 0
         self._fd: int | None = None
         #: Datagrams whose arrival time came from the kernel / from the clock.
         self.kernel_stamped = 0
@@ -109,40 +237,68 @@ class OscEndpoint(asyncio.DatagramProtocol):
         else:
             self.kernel_stamped += 1
         sender = (addr[0], addr[1])
-        if len(data) > MAX_DATAGRAM_BYTES:
-            self.on_bad_packet(sender, f"datagram of {len(data)} bytes is too large")
-            return
         try:
-            packet = OscPacket(data)
-            messages = packet.messages
-        except Exception as exc:  # noqa: BLE001 - python-osc raises several types on garbage
-            self.on_bad_packet(sender, f"not an OSC packet: {exc}"[:200])
+            messages = self._parse(data)
+        except PacketRefused as refused:
+            self.on_bad_packet(sender, refused)
             return
         now_wall = time.time()
-        loop = asyncio.get_running_loop()
-        for timed in messages:
-            msg = timed.message
+        later: dict[float, list[tuple[str, list[Any]]]] = {}
+        for when, address, params in messages:
+            if when - now_wall > _IMMEDIATE_S:
+                later.setdefault(when, []).append((address, params))
+        if later:
             try:
-                params = list(msg.params)
-                address = msg.address
-            except Exception as exc:  # noqa: BLE001
-                self.on_bad_packet(sender, f"undecodable message: {exc}"[:200])
-                continue
-            delay = timed.time - now_wall
-            if delay > 0.0005:
-                if delay > MAX_BUNDLE_DELAY_S:
-                    self.on_bad_packet(sender, f"bundle dated {delay:.0f} s ahead (max {MAX_BUNDLE_DELAY_S:.0f} s)")
-                    continue
-                handle: asyncio.TimerHandle
-
-                def fire(a=address, p=params) -> None:
-                    self._timers.discard(handle)
-                    self.on_message(a, p, sender, time.monotonic())
-
-                handle = loop.call_later(delay, fire)
-                self._timers.add(handle)
-            else:
+                self._check_schedule(max(later) - now_wall, sum(map(len, later.values())))
+            except PacketRefused as refused:
+                refused.messages = len(messages)
+                self.on_bad_packet(sender, refused)
+                return
+        for when, address, params in messages:
+            if when - now_wall <= _IMMEDIATE_S:
                 self.on_message(address, params, sender, arrival_s)
+        for when, batch in later.items():
+            self._schedule(when - time.time(), batch, sender)
+
+    def _parse(self, data: bytes) -> list[tuple[float, str, list[Any]]]:
+        """``(wall-clock time due, address, params)`` of each message in ``data``, in time order.
+
+        Raises:
+            PacketRefused: see :func:`scan_packet`; ``malformed`` for what python-osc refuses.
+        """
+        if len(data) > MAX_DATAGRAM_BYTES:
+            raise _malformed(f"datagram of {len(data)} bytes is too large")
+        scan_packet(data, self.limits.max_args, self.limits.max_bundle_messages)
+        try:
+            return [(timed.time, timed.message.address, list(timed.message.params))
+                    for timed in OscPacket(data).messages]
+        except Exception as exc:  # noqa: BLE001 - python-osc raises several types on garbage
+            raise _malformed(f"not an OSC packet: {exc}") from None
+
+    def _check_schedule(self, ahead_s: float, later_count: int) -> None:
+        """Raise ``busy`` when ``later_count`` more messages up to ``ahead_s`` ahead would pass a cap."""
+        limits = self.limits
+        if ahead_s > limits.max_schedule_ahead_s:
+            raise PacketRefused("busy", f"bundle dated {ahead_s:.1f} s ahead, at most "
+                                f"{limits.max_schedule_ahead_s:g} s ([osc] max_schedule_ahead_s)")
+        if self.scheduled_messages + later_count > limits.max_scheduled_messages:
+            raise PacketRefused("busy", f"{self.scheduled_messages} messages wait for their time already; "
+                                f"{later_count} more would pass {limits.max_scheduled_messages} "
+                                "([osc] max_scheduled_messages)")
+
+    def _schedule(self, delay_s: float, batch: list[tuple[str, list[Any]]], sender: Address) -> None:
+        """Dispatch ``batch`` (one time tag's messages, in order) after ``delay_s`` on one timer."""
+        handle: asyncio.TimerHandle
+
+        def fire() -> None:
+            self.scheduled_messages -= self._timers.pop(handle, 0)
+            due_s = time.monotonic()
+            for address, params in batch:
+                self.on_message(address, params, sender, due_s)
+
+        handle = asyncio.get_running_loop().call_later(max(0.0, delay_s), fire)
+        self._timers[handle] = len(batch)
+        self.scheduled_messages += len(batch)
 
     @property
     def port(self) -> int:
@@ -169,5 +325,6 @@ class OscEndpoint(asyncio.DatagramProtocol):
         for handle in self._timers:
             handle.cancel()
         self._timers.clear()
+        self.scheduled_messages = 0
         if self.transport is not None:
             self.transport.close()

@@ -22,7 +22,7 @@ def test_arrival_time_is_when_the_datagram_arrived_not_when_the_loop_read_it():
         loop = asyncio.get_running_loop()
         transport, endpoint = await loop.create_datagram_endpoint(
             lambda: OscEndpoint(lambda address, params, sender, arrival_s: seen.append((address, arrival_s, time.monotonic())),
-                                lambda sender, reason: None),
+                                lambda sender, refused: None),
             local_addr=("127.0.0.1", 0),
         )
         target = transport.get_extra_info("sockname")
