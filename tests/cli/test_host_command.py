@@ -108,7 +108,13 @@ def test_host_command_drives_the_band_tempo_locked_and_stops_it_clean(band, jack
     check_first_note_on_on_bar(ons[0].time_s, ons[0].frame, started["time_s"], beat_s, rate, missed)
     # Every note-on is on the host's 16th-note grid: locked to its tempo, not drifting.
     offsets_16th = [((e.time_s - started["time_s"]) / beat_s * 4 % 1 + 0.5) % 1 - 0.5 for e in ons]
-    assert max(abs(x) for x in offsets_16th) * beat_s / 4 * 1000 < COARSE_MS
+    off_grid_ms = max(abs(x) for x in offsets_16th) * beat_s / 4 * 1000
+    if off_grid_ms >= COARSE_MS and missed:
+        # As DropoutGuard does inside the recording: the recorder's times come from its
+        # period timing, which xruns and missed periods disturb; rerun rather than blame the daemon.
+        raise AssertionError(f"JACK dropout: a note-on {off_grid_ms:.1f} ms off the 16th grid while the "
+                             f"recorder missed {len(missed)} frame range(s)")
+    assert off_grid_ms < COARSE_MS
     # The host's stop ended the band: no new notes, none left sounding.
     assert [e for e in ons if e.time_s > stopped["time_s"] + 0.030] == []
     # Nothing left sounding, unless its note-off may be in a period the recorder missed (the stop's
