@@ -26,6 +26,16 @@ back, so such messages are held back until the next on-time message shows
 they were stragglers, or for :data:`STRAGGLER_HOLD_S` of consistent
 messages, after which the jump is real.  A tempo change starts a new segment
 at once.
+
+The chain is bounded: segments that ended more than ``window_s`` before the
+newest one (in host time) are folded into the oldest segment still kept, and
+at most ``max_segments`` are kept.  Nothing reads them any more: the samples
+hold their offsets already, the snapshot reads only the newest segment, and a
+new message is only converted when it is within ``relocate_threshold_s`` of
+the prediction, far less than a window back (only a flood of more than
+``max_segments`` tempo changes within that threshold reaches past the cap).
+So long tempo automation costs the same per message in its first minute as
+after an hour (bench/transport_cost.py).
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ import bisect
 import math
 from collections import deque
 from dataclasses import dataclass, replace
+from operator import itemgetter
 
 from ai_band.model import TimeSignature
 
@@ -83,6 +94,10 @@ STRAGGLER_MAX_S = 0.25
 #: straggler) or messages have kept to the new position for this long, in
 #: seconds (a real jump back by less than STRAGGLER_MAX_S: it relocates then).
 STRAGGLER_HOLD_S = 0.1
+
+#: Keys of a segment ``(start_ppq, start_time_s, bpm)`` for bisection.
+_SEGMENT_START_PPQ = itemgetter(0)
+_SEGMENT_START_TIME_S = itemgetter(1)
 
 
 @dataclass(frozen=True)
@@ -182,6 +197,12 @@ class TransportModel:
         relocate_threshold_s: a reported position further than this (in
             seconds at the current tempo) from the prediction is a relocation.
         max_samples: cap on kept samples.
+        max_segments: cap on kept constant-tempo segments of the current run
+            (besides folding those older than ``window_s``); only a flood of
+            tempo changes faster than ``max_segments`` per ``window_s`` reaches it.
+
+    Raises:
+        ValueError: ``max_segments`` is below 1.
 
     Not thread-safe: call :meth:`update` from one thread (the event loop).
     """
@@ -191,12 +212,18 @@ class TransportModel:
         window_s: float = 6.0,
         relocate_threshold_s: float = 0.04,
         max_samples: int = 512,
+        max_segments: int = 512,
     ) -> None:
+        if max_segments < 1:
+            raise ValueError(f"max_segments must be at least 1, not {max_segments}")
         self.window_s = window_s
+        self.max_segments = max_segments
         self.relocate_threshold_s = relocate_threshold_s
         self._samples: deque[tuple[float, float]] = deque(maxlen=max_samples)
-        # Segments of the current run with zero offset: (start_ppq, start_time_s, bpm).
+        # Segments of the current run with zero offset: (start_ppq, start_time_s, bpm),
+        # the oldest ones folded away (_fold_segments).
         self._segments: list[tuple[float, float, float]] = []
+        self._run_start_ppq = 0.0
         self.snapshot = TransportSnapshot()
         self.last_state: TransportState | None = None
         self.last_arrival_s: float | None = None
@@ -206,11 +233,28 @@ class TransportModel:
                          "stragglers": 0}
 
     # -- zero-offset chain of the current run -------------------------------
+    @property
+    def segment_count(self) -> int:
+        """Constant-tempo segments kept for the current run (0 when stopped)."""
+        return len(self._segments)
+
     def _t0(self, ppq: float) -> float:
-        starts = [s[0] for s in self._segments]
-        i = max(0, bisect.bisect_right(starts, ppq) - 1)
+        i = max(0, bisect.bisect_right(self._segments, ppq, key=_SEGMENT_START_PPQ) - 1)
         start_ppq, start_time_s, bpm = self._segments[i]
         return start_time_s + (ppq - start_ppq) * 60.0 / bpm
+
+    def _fold_segments(self) -> None:
+        """Fold the segments that ended over ``window_s`` before the newest began into the oldest kept one.
+
+        Also keeps at most ``max_segments``.  A position before the oldest
+        kept segment converts at that segment's tempo; no message within the
+        relocation threshold of the prediction reaches that far back.
+        """
+        cutoff_s = self._segments[-1][1] - self.window_s
+        keep_from = bisect.bisect_right(self._segments, cutoff_s, key=_SEGMENT_START_TIME_S) - 1
+        keep_from = max(keep_from, len(self._segments) - self.max_segments)
+        if keep_from > 0:
+            del self._segments[:keep_from]
 
     def _offset_estimate(self) -> float:
         values = sorted(phi for _, phi in self._samples)
@@ -249,6 +293,7 @@ class TransportModel:
         self._samples.clear()
         self._held.clear()
         self._segments = [(state.ppq, 0.0, state.bpm)]
+        self._run_start_ppq = state.ppq
 
     def update(self, arrival_s: float, state: TransportState) -> tuple[TransportSnapshot, str]:
         """Feed one transport message; return the new snapshot and what happened.
@@ -320,6 +365,7 @@ class TransportModel:
                     self._segments[-1] = (self._segments[-1][0], self._segments[-1][1], state.bpm)
                 else:
                     self._segments.append((start_ppq, self._t0(start_ppq), state.bpm))
+                    self._fold_segments()
         if self._held:
             # On time again: what was held back came late.
             self.counters["stragglers"] += len(self._held)
@@ -339,7 +385,7 @@ class TransportModel:
             ts_num=state.ts_num,
             ts_den=state.ts_den,
             run=prev.run + (1 if kind in ("start", "relocate") or ts_changed else 0),
-            run_start_ppq=self._segments[0][0],
+            run_start_ppq=self._run_start_ppq,
             version=prev.version + 1,
         )
         self.last_state, self.last_arrival_s = state, arrival_s

@@ -234,3 +234,86 @@ def test_a_cluster_of_stragglers_does_not_bias_the_clock(seed):
     # The nearest, 1.3 ms beyond the jitter, is one bulk gap away from it and
     # stays (half of it, 0.65 ms, shows); the other four would add 1 ms more.
     assert abs(model.snapshot.time_at(40.0) - before) < 0.0008
+
+
+class UnfoldedTransportModel(TransportModel):
+    """The model as it was before folding: every segment of a run kept."""
+
+    def _fold_segments(self):
+        pass
+
+
+def _automation_stream(seed, messages, rate_hz=25.0):
+    """A host under tempo automation: ``(arrival_s, state)`` with a tempo change on most messages.
+
+    Arrival jitter +-10 ms, and now and then a message 15-45 ms late (a
+    straggler), two messages swapped (the second then lies behind the first),
+    a jump (relocation), a stop and a start.
+    """
+    rng = random.Random(seed)
+    t, ppq, bpm, playing = 100.0, 0.0, 120.0, True
+    stream = []
+    for _ in range(messages):
+        t += 1 / rate_hz
+        if playing:
+            ppq += bpm / 60 / rate_hz
+        event = rng.random()
+        if event < 0.002:
+            ppq += rng.choice((-8.0, 16.0))  # relocation
+        elif event < 0.003:
+            playing = not playing  # stop, later start
+        if rng.random() < 0.8:
+            bpm = min(200.0, max(40.0, bpm + rng.uniform(-3.0, 3.0)))
+        delay_s = rng.uniform(0.015, 0.045) if rng.random() < 0.01 else 0.0
+        stream.append((t + rng.uniform(-0.010, 0.010) + delay_s,
+                       TransportState(playing, bpm, ppq, ppq - ppq % 4.0, 4, 4)))
+        if len(stream) >= 2 and rng.random() < 0.02:
+            (a1, s1), (a2, s2) = stream[-2], stream[-1]
+            stream[-2:] = [(a1, s2), (a2, s1)]  # delivered out of order
+    return stream
+
+
+@pytest.mark.parametrize("seed, window_s", [(1, 6.0), (2, 6.0), (3, 1.0), (4, 0.5)])
+def test_folding_old_segments_changes_nothing(seed, window_s):
+    folded, unfolded = TransportModel(window_s=window_s), UnfoldedTransportModel(window_s=window_s)
+    most_folded_away = 0
+    for arrival_s, state in _automation_stream(seed, 12_000):
+        snap, kind = folded.update(arrival_s, state)
+        ref, ref_kind = unfolded.update(arrival_s, state)
+        most_folded_away = max(most_folded_away, unfolded.segment_count - folded.segment_count)
+        assert kind == ref_kind
+        for field in ("playing", "ts_num", "ts_den", "run", "version"):
+            assert getattr(snap, field) == getattr(ref, field)
+        for field in ("bpm", "anchor_time_s", "anchor_ppq", "bar_start_ppq", "run_start_ppq"):
+            assert getattr(snap, field) == pytest.approx(getattr(ref, field), abs=1e-9)
+        for dt_s in (0.0, 0.5, 2.0):
+            assert snap.ppq_at(arrival_s + dt_s) == pytest.approx(ref.ppq_at(arrival_s + dt_s), abs=1e-9)
+    # The stream did what it is for: many tempo changes, the old chain folded away.
+    assert folded.counters == unfolded.counters
+    assert folded.counters["tempo_changes"] > 4_000
+    assert folded.counters["relocations"] > 5 and folded.counters["starts"] > 3
+    assert most_folded_away > 100
+
+
+def test_segments_stay_within_the_window_over_long_tempo_automation():
+    model = TransportModel(window_s=6.0)
+    bound = 6.0 * 25 + 2  # the tempo changes of one window, the one before it and the newest
+    most, ppq, bpm = 0, 0.0, 120.0
+    for i in range(30_000):
+        ppq += bpm / 60 / 25
+        bpm = 120 + 20 * ((i % 200) / 100 - 1)  # a new tempo every message
+        model.update(10.0 + i / 25, TransportState(True, bpm, ppq, 0.0, 4, 4))
+        most = max(most, model.segment_count)
+    assert model.counters["tempo_changes"] == 29_999 and model.counters["relocations"] == 0
+    assert most <= bound
+
+
+def test_a_flood_of_tempo_changes_keeps_at_most_max_segments():
+    model = TransportModel(max_segments=64)
+    for i in range(5_000):  # 5,000 tempo changes within 0.5 s of host time
+        t = 10.0 + i * 1e-4
+        model.update(t, TransportState(True, 120 + (i % 2), 2.0 * (t - 10.0), 0.0, 4, 4))
+    assert model.counters["tempo_changes"] == 4_999
+    assert model.segment_count == 64
+    with pytest.raises(ValueError, match="max_segments"):
+        TransportModel(max_segments=0)
