@@ -43,6 +43,7 @@ from typing import Protocol, Self
 import numpy as np
 import soundfile
 
+from ai_band.config.shipped import BIT_DEPTHS as ALLOWED_BIT_DEPTHS, SAMPLE_RATES_HZ
 from ai_band.errors import RenderError
 from ai_band.model import Arrangement, Part
 from ai_band.render.atomic import fsync_dir, remove_temps, write_temp
@@ -75,11 +76,11 @@ DEFAULT_SOUNDFONTS = (
     "/usr/share/soundfonts/default.sf2",
 )
 
-#: Sample rates offered, Hz.
-SAMPLE_RATES = (44100, 48000)
+#: Sample rates offered, Hz (the config's allowed values).
+SAMPLE_RATES = SAMPLE_RATES_HZ
 
-#: File sample sizes offered, bits, and their soundfile subtypes.
-BIT_DEPTHS = {16: "PCM_16", 24: "PCM_24"}
+#: File sample sizes offered, bits (the config's allowed values), and their soundfile subtypes.
+BIT_DEPTHS = {bits: f"PCM_{bits}" for bits in ALLOWED_BIT_DEPTHS}
 
 #: File formats :func:`write_audio` writes and their soundfile format names.
 AUDIO_FORMATS = {"wav": "WAV", "flac": "FLAC"}

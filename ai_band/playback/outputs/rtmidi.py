@@ -18,6 +18,7 @@ import time
 
 import rtmidi
 
+from ai_band.config.shipped import MIDI_APIS
 from ai_band.errors import MidiPortError
 from ai_band.playback.output import Output
 
@@ -25,8 +26,8 @@ __all__ = ["API_NAMES", "RtMidiOutput", "listed_port_names", "open_outputs", "re
 
 log = logging.getLogger(__name__)
 
-#: The ``[midi] api`` names.
-API_NAMES = ("auto", "alsa", "jack", "coremidi")
+#: The ``[midi] api`` names (the config's allowed values).
+API_NAMES = MIDI_APIS
 
 #: python-rtmidi's JACK back-end writes its ring buffer out in the next
 #: process cycle: wait this long (s) before closing so the last note-offs go out.
