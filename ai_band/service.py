@@ -36,6 +36,7 @@ from ai_band.jobs.lifeline import start_forkserver
 from ai_band.jobs.manager import JobManager
 from ai_band.osc.api import BandApi
 from ai_band.osc.server import OscEndpoint
+from ai_band.request import GenerationRequest
 from ai_band.playback.ports import PortSet, open_ports
 from ai_band.playback.scheduler import Scheduler
 from ai_band.transport import TransportModel
@@ -58,15 +59,15 @@ def style_names() -> list[str]:
     return names()
 
 
-def _validator():
-    """Cheap request check on the loop: style known and chord sheet parses (imports the generator on first use)."""
+def validate_request(request: GenerationRequest) -> None:
+    """Cheap request check on the loop: style known and chord sheet parses (imports the generator on first use).
 
-    def validate(request) -> None:
-        from ai_band.generate.pipeline import validate_request
+    Raises:
+        RequestError: as :func:`ai_band.generate.pipeline.validate_request`.
+    """
+    from ai_band.generate.pipeline import validate_request as validate
 
-        validate_request(request)
-
-    return validate
+    validate(request)
 
 
 class BandDaemon:
@@ -150,7 +151,7 @@ class BandDaemon:
                 ),
                 port_names=self.ports.names(),
                 style_names=style_names,
-                validate=_validator(),
+                validate=validate_request,
                 max_clients=cfg.osc.max_clients,
                 preview_device=cfg.preview.device,
                 preview_latency=cfg.preview.latency,
