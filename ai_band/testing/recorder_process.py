@@ -35,7 +35,7 @@ def _serve(conn: Connection, servername: str, pattern: str, count: int, timeout_
         with MidiRecorder(servername=servername) as rec:
             ports = rec.wait_for_ports(pattern, count=count, timeout_s=timeout_s)
             rec.connect(pattern)
-            conn.send(("ready", ports))
+            conn.send(("ready", ports, rec.samplerate))
             while True:
                 cmd = conn.recv()
                 if cmd == "events":
@@ -86,6 +86,8 @@ class RecorderProcess:
             self._proc.join(5)
             raise RuntimeError(f"recorder process failed: {reply[1]}")
         self.ports: list[str] = reply[1]
+        #: The JACK server's sample rate (frames per second).
+        self.samplerate: int = reply[2]
 
     def _ask(self, cmd: str) -> Any:
         self._conn.send(cmd)
@@ -112,6 +114,20 @@ class RecorderProcess:
         "missed_frame_ranges": [(first, after), ...]}``
         as the recorder counted them (see :meth:`MidiRecorder.missed_spans_s`)."""
         return self._ask("stats")
+
+    @property
+    def missed_periods(self) -> int:
+        """Periods the recorder's callback missed so far (see MidiRecorder.missed_periods)."""
+        return self.stats()["missed_periods"]
+
+    @property
+    def xruns(self) -> int:
+        """xruns JACK reported to the recorder so far."""
+        return self.stats()["xruns"]
+
+    def missed_frame_ranges(self) -> list[tuple[int, int]]:
+        """The missed periods as JACK frame ranges ``(first frame, first frame read after)`` (see MidiRecorder)."""
+        return self.stats()["missed_frame_ranges"]
 
     def close(self) -> None:
         """Stop recording and end the child; idempotent."""

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DropoutGuard, generate_args, recorder_on, wait_job
+from conftest import DropoutGuard, generate_args, wait_job
 from ai_band.host import OscClient
 from ai_band.request import KNOWN_PARTS
 from ai_band.testing.demo import blame_missing_note_offs
+from ai_band.testing.recorder_process import RecorderProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 #: ``[1234.567890] play     bar 1 beat 1.00  ppq 0.000  120.00 bpm  4/4  playing``
@@ -86,7 +87,11 @@ def test_host_command_drives_the_band_tempo_locked_and_stops_it_clean(band, jack
         osc.send("/band/generate", *generate_args(id="host-cmd-1", chords="| C | Am | F | G |", style="rock",
                                                   humanize=0, swing=0, seed=4, bpm=120))
         job_id, _ = wait_job(osc, "host-cmd-1")
-        with recorder_on(jack_server, "ai-band", count=len(KNOWN_PARTS)) as recorder, DropoutGuard(recorder):
+        # In a process of its own at nice -10, as a DAW's MIDI input runs: the host command's exit and the
+        # daemon's stop load both cores at the moment the stop's note-offs go out.
+        with RecorderProcess(jack_server.name, "ai-band", count=len(KNOWN_PARTS)) as recorder, \
+                DropoutGuard(recorder):
+            time.sleep(0.1)  # JACK applies new connections at a later cycle
             host = host_command("--port", str(band.port), "--bpm", "120", "--seconds", "4")
             started = status(host.stdout.readline())
             assert (started["what"], started["ppq"], started["bpm"], started["playing"]) == ("play", 0.0, 120.0, True)
