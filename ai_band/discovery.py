@@ -2,8 +2,11 @@
 
 Service type ``_osc._udp.local.`` (the registered DNS-SD type for Open Sound
 Control), instance ``<name> on <hostname>``, TXT ``proto=ai-band/1``,
-``version=<package version>``, ``osc=/band``.  Following Mopidy's zeroconf
-module, a failure to advertise is logged and never fatal.
+``version=<package version>``, ``osc=/band``.  With the HTTP server, the same
+instance is also advertised as ``_oscjson._tcp.local.`` (the OSCQuery
+proposal's service type) on the HTTP port (:meth:`Advertiser.add_oscquery`).
+Following Mopidy's zeroconf module, a failure to advertise is logged and
+never fatal.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from ai_band import __version__
 log = logging.getLogger(__name__)
 
 SERVICE_TYPE = "_osc._udp.local."
+#: OSCQuery's service type (github.com/Vidvox/OSCQueryProposal): the HTTP server serving the tree.
+OSCQUERY_SERVICE_TYPE = "_oscjson._tcp.local."
 PROTOCOL = "ai-band/1"
 #: Probing plus announcing normally take ~1.7 s.
 REGISTER_TIMEOUT_S = 10.0
@@ -67,6 +72,8 @@ class Advertiser:
         self.registered_name: str | None = None
         self._zc = None
         self._info = None
+        self._oscquery_info = None
+        self._started = asyncio.Event()
 
     async def start(self) -> bool:
         """Advertise; returns False (and logs) on any failure instead of raising.
@@ -104,14 +111,52 @@ class Advertiser:
             log.warning("zeroconf: could not advertise the OSC service: %s", exc)
             await self.stop()
             return False
+        finally:
+            self._started.set()
+
+    async def add_oscquery(self, http_port: int) -> bool:
+        """Also advertise ``_oscjson._tcp`` on ``http_port``, once :meth:`start` has finished.
+
+        Same instance name, host and addresses as the OSC service, TXT
+        ``proto``, ``version``. Returns False (logged) when the OSC service
+        could not be advertised or this registration fails; never raises.
+        """
+        await self._started.wait()
+        zc, osc_info = self._zc, self._info
+        if zc is None or osc_info is None:
+            return False
+        try:
+            from zeroconf.asyncio import AsyncServiceInfo
+
+            instance = osc_info.name[: -len(SERVICE_TYPE)].rstrip(".")
+            info = AsyncServiceInfo(
+                OSCQUERY_SERVICE_TYPE,
+                f"{instance}.{OSCQUERY_SERVICE_TYPE}",
+                port=http_port,
+                properties={"proto": PROTOCOL, "version": __version__},
+                parsed_addresses=osc_info.parsed_addresses(),
+                server=osc_info.server,
+            )
+            async with asyncio.timeout(REGISTER_TIMEOUT_S):
+                announcing = await zc.async_register_service(info, allow_name_change=True)
+                self._oscquery_info = info
+                await announcing
+            log.info("zeroconf: advertising %r on port %d", info.name, http_port)
+            return True
+        except Exception as exc:  # noqa: BLE001 - advertising is a convenience, never fatal
+            log.warning("zeroconf: could not advertise the OSCQuery service: %s", exc)
+            return False
 
     async def stop(self) -> None:
         """Send the goodbye (unregister) and close; idempotent, never raises."""
-        zc, info = self._zc, self._info
-        self._zc = self._info = None
+        zc, info, oscquery = self._zc, self._info, self._oscquery_info
+        self._zc = self._info = self._oscquery_info = None
+        self._started.set()  # an add_oscquery() still waiting gives up
         if zc is None:
             return
         try:
+            if oscquery is not None:
+                await asyncio.wait_for(await zc.async_unregister_service(oscquery), timeout=3)
             if info is not None and self.registered_name:
                 await asyncio.wait_for(await zc.async_unregister_service(info), timeout=3)
                 log.info("zeroconf: goodbye sent for %r", self.registered_name)

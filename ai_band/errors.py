@@ -120,3 +120,21 @@ class RenderError(BandError):
     """Writing an output file failed."""
 
     code = "render_failed"
+
+
+class HttpError(BandError):
+    """An HTTP request cannot be served, or the HTTP server cannot listen.
+
+    Args:
+        message: what is wrong.
+        status: the HTTP status to answer, 400..599 (500 when the server cannot start).
+        code: the error code in the JSON body; ``"http"`` by default.
+    """
+
+    code = "http"
+
+    def __init__(self, message: str, status: int = 500, code: str | None = None) -> None:
+        self.status = status
+        if code is not None:
+            self.code = code
+        super().__init__(message)

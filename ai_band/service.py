@@ -89,6 +89,7 @@ class BandDaemon:
         self.api: BandApi | None = None
         self.endpoint: OscEndpoint | None = None
         self.advertiser: Advertiser | None = None
+        self.http = None  # ai_band.http.server.HttpServer when [http] enabled
         self.osc_port: int | None = None
         self._watchdog: asyncio.Task | None = None
         # Started in the background once OSC listens: the workers' warm-up,
@@ -180,6 +181,12 @@ class BandDaemon:
                 self._background.append(loop.create_task(self.advertiser.start(), name="zeroconf"))
             else:
                 log.info("zeroconf: disabled")
+            if cfg.http.enabled:
+                # aiohttp takes ~0.4 s to import: started in the background; a failure is logged, never fatal.
+                from ai_band.http.daemon import build_http, serve_http
+
+                self.http = build_http(self)
+                self._background.append(loop.create_task(serve_http(self.http, self.advertiser), name="http"))
             self._watchdog = loop.create_task(self._transport_watchdog())
             self._sd_notify("READY=1\nSTATUS=listening on udp port %d" % self.osc_port)
             log.info("ai-band %s ready: ports %s", __version__, ", ".join(self.ports.names().values()))
@@ -225,6 +232,9 @@ class BandDaemon:
                 await task
         self._watchdog = None
         self._background = []
+        if self.http is not None:
+            await self.http.stop()
+            self.http = None
         if self.advertiser is not None:
             await self.advertiser.stop()
             self.advertiser = None

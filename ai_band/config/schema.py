@@ -110,6 +110,19 @@ class ZeroconfSection:
     interfaces: tuple[str, ...]
 
 
+@_section("http")
+class HttpSection:
+    """[http]: the HTTP server beside OSC (health, metrics, OSCQuery, files)."""
+
+    enabled: bool
+    host: str
+    port: int
+
+    def bind_host(self, osc_host: str) -> str:
+        """The address to bind: ``host``, or the ``[osc] host`` when empty."""
+        return self.host or osc_host
+
+
 @_section("midi")
 class MidiSection:
     """[midi]: virtual output ports."""
@@ -179,6 +192,7 @@ class Config:
     daemon: DaemonSection = field(default_factory=DaemonSection)
     osc: OscSection = field(default_factory=OscSection)
     zeroconf: ZeroconfSection = field(default_factory=ZeroconfSection)
+    http: HttpSection = field(default_factory=HttpSection)
     midi: MidiSection = field(default_factory=MidiSection)
     playback: PlaybackSection = field(default_factory=PlaybackSection)
     transport: TransportSection = field(default_factory=TransportSection)
@@ -212,6 +226,10 @@ def _host(v: str) -> str | None:
     except ValueError:
         return f"must be an IP address such as 0.0.0.0 or 127.0.0.1, got {v!r}"
     return None
+
+
+def _host_or_empty(v: str) -> str | None:
+    return None if v == "" else _host(v)
 
 
 def _hosts(v: tuple[str, ...]) -> str | None:
@@ -249,6 +267,8 @@ CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("osc", "max_scheduled_messages"): _ranged(0, 65536),
     ("osc", "max_schedule_ahead_s"): _ranged(0, 3600),
     ("zeroconf", "interfaces"): _hosts,
+    ("http", "host"): _host_or_empty,
+    ("http", "port"): _ranged(0, 65535),
     ("midi", "api"): _choice(shipped.MIDI_APIS),
     ("midi", "client_name"): _nonempty,
     ("midi", "parts"): _parts,

@@ -1,0 +1,149 @@
+"""``GET /metrics``: the ``/band/status`` counters in Prometheus' text format.
+
+A custom collector (prometheus_client's "custom collectors" pattern) reads
+``status()`` (:meth:`ai_band.osc.api.BandApi.status`) at scrape time: the
+daemon keeps no second set of counters, and nothing is registered in
+prometheus_client's global registry (each server has its own
+:class:`~prometheus_client.CollectorRegistry`, so two servers in one process,
+as in the tests, do not collide).
+
+Families (all prefixed ``ai_band_``):
+
+==============================  =======  =================================================
+name                            type     from ``status()``
+==============================  =======  =================================================
+``info``                        info     ``name``, ``version``
+``uptime_seconds``              gauge    ``uptime_s``
+``clients``                     gauge    ``len(clients)``
+``osc_events_total{event}``     counter  ``counters`` (packets, messages, errors by code, ...)
+``transport_playing``           gauge    ``transport.playing``
+``transport_bpm``               gauge    ``transport.bpm``
+``transport_events_total``      counter  ``transport`` counters (starts, stops, relocations, ...)
+``playback_*_total``            counter  ``playback`` groups_sent, notes_on, late_dropped, retimed_groups
+``playback_late_groups_total``  counter  ``playback.late_over_ms`` by ``bound_ms`` (> 0.5, 1, 2, 5 ms)
+``playback_max_late_ms``        gauge    ``playback.max_late_ms``
+``output_*_total``              counter  ``playback.output``: xruns, late_messages, skipped/held periods, dropped
+``output_server_gone``          gauge    1 once the JACK server dropped the client
+``recent_jobs{state}``          gauge    ``jobs`` (the last 20 jobs, as ``/band/status`` lists them)
+``jobs_active``                 gauge    ``jobs_active()`` when given: jobs queued, generating or rendering
+==============================  =======  =================================================
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any, Callable, Iterator
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
+
+PREFIX = "ai_band_"
+
+#: ``status()["playback"]`` integer counters -> metric name (without prefix, before ``_total``).
+PLAYBACK_COUNTERS = {
+    "groups_sent": "playback_groups_sent",
+    "notes_on": "playback_notes_on",
+    "late_dropped": "playback_late_dropped_notes",
+    "retimed_groups": "playback_retimed_groups",
+}
+
+#: ``status()["playback"]["output"]`` integer counters -> metric name (without prefix, before ``_total``).
+OUTPUT_COUNTERS = {
+    "xruns": "output_xruns",
+    "late_messages": "output_late_messages",
+    "skipped_periods": "output_skipped_periods",
+    "held_periods": "output_held_periods",
+    "dropped_messages": "output_dropped_messages",
+}
+
+#: The job states (:data:`ai_band.jobs.manager.STATES`), always exported (0 when none).
+JOB_STATES = ("queued", "generating", "rendering", "done", "failed", "cancelled")
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+class StatusCollector(Collector):
+    """Turns one ``status()`` dict into metric families at each scrape.
+
+    Args:
+        status: returns the ``/band/status`` dict; called once per scrape, on the event loop.
+        jobs_active: returns how many jobs are not finished (queue depth), or None to leave it out.
+    """
+
+    def __init__(self, status: Callable[[], dict], jobs_active: Callable[[], int] | None = None) -> None:
+        self._status = status
+        self._jobs_active = jobs_active
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the families listed in the module docstring; a missing section is skipped, never an error."""
+        s = self._status()
+        info = InfoMetricFamily(PREFIX + "build", "ai-band instance name and version")
+        info.add_metric([], {"name": str(s.get("name", "")), "version": str(s.get("version", ""))})
+        yield info
+        yield GaugeMetricFamily(PREFIX + "uptime_seconds", "Seconds since the daemon started",
+                                value=float(s.get("uptime_s", 0.0)))
+        yield GaugeMetricFamily(PREFIX + "clients", "OSC clients registered with /band/hello",
+                                value=len(s.get("clients", ())))
+
+        events = CounterMetricFamily(PREFIX + "osc_events", "OSC counters of /band/status (counters)",
+                                     labels=["event"])
+        for name, value in sorted(s.get("counters", {}).items()):
+            if _is_count(value):
+                events.add_metric([name], float(value))
+        yield events
+
+        transport = s.get("transport", {})
+        if transport:
+            yield GaugeMetricFamily(PREFIX + "transport_playing", "1 while the host transport plays",
+                                    value=1.0 if transport.get("playing") else 0.0)
+            yield GaugeMetricFamily(PREFIX + "transport_bpm", "Host tempo, quarter notes per minute",
+                                    value=float(transport.get("bpm", 0.0)))
+            tevents = CounterMetricFamily(PREFIX + "transport_events", "Transport model counters",
+                                          labels=["event"])
+            for name in ("messages", "starts", "stops", "relocations", "tempo_changes", "stragglers"):
+                if _is_count(transport.get(name)):
+                    tevents.add_metric([name], float(transport[name]))
+            yield tevents
+
+        playback = s.get("playback", {})
+        for key, name in PLAYBACK_COUNTERS.items():
+            if _is_count(playback.get(key)):
+                yield CounterMetricFamily(PREFIX + name, f"Playback thread: {key}", value=float(playback[key]))
+        late = CounterMetricFamily(PREFIX + "playback_late_groups",
+                                   "Note groups sent later than bound_ms after their deadline",
+                                   labels=["bound_ms"])
+        for bound, count in playback.get("late_over_ms", {}).items():
+            late.add_metric([str(bound)], float(count))
+        yield late
+        if _is_count(playback.get("max_late_ms")):
+            yield GaugeMetricFamily(PREFIX + "playback_max_late_ms", "Latest note group since start, ms",
+                                    value=float(playback["max_late_ms"]))
+        output = playback.get("output", {})
+        for key, name in OUTPUT_COUNTERS.items():
+            if _is_count(output.get(key)):
+                yield CounterMetricFamily(PREFIX + name, f"MIDI output: {key}", value=float(output[key]))
+        if "server_gone" in output:
+            yield GaugeMetricFamily(PREFIX + "output_server_gone", "1 once the JACK server dropped the client",
+                                    value=0.0 if output["server_gone"] is None else 1.0)
+
+        states = Counter(job.get("state") for job in s.get("jobs", ()))
+        recent = GaugeMetricFamily(PREFIX + "recent_jobs", "The last 20 jobs by state", labels=["state"])
+        for state in JOB_STATES:
+            recent.add_metric([state], float(states.get(state, 0)))
+        yield recent
+        if self._jobs_active is not None:
+            yield GaugeMetricFamily(PREFIX + "jobs_active", "Jobs queued, generating or rendering",
+                                    value=float(self._jobs_active()))
+
+
+def make_registry(status: Callable[[], dict], jobs_active: Callable[[], int] | None = None) -> CollectorRegistry:
+    """A registry of its own holding only :class:`StatusCollector` (no process or platform collectors)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StatusCollector(status, jobs_active))
+    return registry

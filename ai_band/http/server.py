@@ -1,0 +1,298 @@
+"""The HTTP server: aiohttp in the daemon's own event loop.
+
+Routes (docs/http-api.md):
+
+* ``GET /health``: 200 when every probe passes, 503 naming those that fail.
+* ``GET /metrics``: Prometheus text (:mod:`ai_band.http.metrics`).
+* ``GET /api/status``: :meth:`ai_band.osc.api.BandApi.status`, as ``/band/status`` sends it.
+* ``GET /api/styles``: ``{"styles": [...]}``.
+* ``GET /`` and ``GET /band/...``: the OSCQuery tree (:mod:`ai_band.http.oscquery`),
+  ``?HOST_INFO`` and ``?ATTRIBUTE`` queries.
+* ``GET /files/{job_id}/{name}``: a job's file (:mod:`ai_band.http.files`).
+
+Every refusal is JSON ``{"error": {"code", "message"}}`` (404, 405 and 400
+included, through :func:`_json_errors`); only a request the HTTP parser
+cannot read at all gets aiohttp's plain-text 400.  Handlers never block the
+loop: the style list (which may import the generator) and file hashing run in
+threads, file bodies go out with sendfile.
+
+The server reads the daemon through :class:`Sources`, a bundle of read-only
+callables, so it knows nothing of the scheduler, the job store or the OSC
+endpoint.  aiohttp is imported by :meth:`HttpServer.start` (in a thread: it
+takes ~0.4 s), so nothing loads it unless ``[http] enabled``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from ai_band.errors import BandError, HttpError, JobError
+from ai_band.http import access, oscquery
+from ai_band.osc.protocol import Arg
+
+log = logging.getLogger(__name__)
+
+#: A health probe: returns (ok, detail), e.g. ``(False, "thread ai-band-scheduler is not running")``.
+Probe = Callable[[], tuple[bool, str]]
+
+#: Largest request body accepted (no route takes a body yet), bytes.
+MAX_BODY_BYTES = 64 * 1024
+
+#: Seconds :meth:`HttpServer.stop` waits for requests in flight (downloads) before closing them.
+SHUTDOWN_TIMEOUT_S = 1.0
+
+
+@dataclass(frozen=True)
+class Sources:
+    """What the HTTP server reads from the daemon; every member is read-only.
+
+    Attributes:
+        name: instance name (``[daemon] name``), HOST_INFO ``NAME``.
+        status: returns the ``/band/status`` dict (:meth:`BandApi.status`); called on the loop.
+        styles: returns the style names; called in a thread (it may import the generator).
+        osc_port: returns the bound OSC UDP port.
+        specs: OSC address -> argument table (:data:`ai_band.osc.api.SPECS`).
+        parts: the parts that have MIDI ports (``/band/mute`` VALS).
+        probes: name -> :data:`Probe` for ``/health``; the event loop's own
+            probe is added by the server (if it answers, the loop runs).
+        jobs_active: returns the number of unfinished jobs, or None.
+        get_job: job id -> object with ``files`` [(part, path)], raising
+            :class:`~ai_band.errors.JobError` when unknown; None disables ``/files``.
+        output_dir: the jobs' parent folder (``[daemon] output_dir``); files
+            outside ``output_dir/<job_id>/`` are refused.
+    """
+
+    name: str
+    status: Callable[[], dict]
+    styles: Callable[[], list[str]]
+    osc_port: Callable[[], int]
+    specs: Mapping[str, Sequence[Arg]]
+    parts: Sequence[str] = ()
+    probes: Mapping[str, Probe] = field(default_factory=dict)
+    jobs_active: Callable[[], int] | None = None
+    get_job: Callable[[str], Any] | None = None
+    output_dir: Path | None = None
+
+
+def route_kind(path: str) -> str:
+    """The access class of a request path: ``health``, ``metrics``, ``api``, ``files`` or ``oscquery``."""
+    if path == "/health":
+        return "health"
+    if path == "/metrics":
+        return "metrics"
+    if path == "/api" or path.startswith("/api/"):
+        return "api"
+    if path.startswith("/files/"):
+        return "files"
+    return "oscquery"
+
+
+def _json_response(web: Any, data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Any:
+    return web.Response(text=json.dumps(data, separators=(",", ":")), status=status,
+                        content_type="application/json", headers=headers)
+
+
+def error_body(code: str, message: str, field: str | None = None) -> dict:
+    """The JSON body of every refusal: ``{"error": {"code", "message"[, "field"]}}``."""
+    error = {"code": code, "message": message}
+    if field:
+        error["field"] = field
+    return {"error": error}
+
+
+#: HTTP status -> error code for refusals aiohttp raises itself (routing, body size).
+HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+              405: "method_not_allowed", 413: "too_large", 416: "range_not_satisfiable"}
+
+
+class HttpServer:
+    """One aiohttp application served on one TCP address.
+
+    Args:
+        host: address to bind (``[http] host``, or the ``[osc] host``).
+        port: TCP port; 0 takes a free one (:attr:`port` tells which once started).
+        sources: the daemon's read-only views.
+        allow: allowed client networks (``[osc] allow``); empty = all.
+        token: bearer token (``[osc] token``); empty = none.
+
+    Attributes:
+        port: the bound port once :meth:`start` returned, else None.
+    """
+
+    def __init__(self, host: str, port: int, sources: Sources,
+                 allow: Sequence[access.IpNetwork] = (), token: str = "") -> None:
+        self.host = host
+        self.requested_port = port
+        self.sources = sources
+        self.allow = tuple(allow)
+        self.token = token
+        self.port: int | None = None
+        self._runner: Any = None
+        self._tree = oscquery.build_tree(sources.specs, sources.parts)
+        self._registry: Any = None
+        self._files: Any = None
+
+    # -- lifecycle -------------------------------------------------------------
+    async def start(self) -> int:
+        """Import aiohttp (in a thread), bind and serve; returns the bound port.
+
+        Raises:
+            HttpError: the address cannot be bound (in use, not local, no permission).
+        """
+        await asyncio.to_thread(_import_stack)
+        from aiohttp import web
+
+        from ai_band.http.files import FileServer
+        from ai_band.http.metrics import make_registry
+
+        self._registry = make_registry(self.sources.status, self.sources.jobs_active)
+        if self.sources.get_job is not None and self.sources.output_dir is not None:
+            self._files = FileServer(self.sources.get_job, self.sources.output_dir)
+        @web.middleware
+        async def json_errors(request: web.Request, handler: Callable) -> web.StreamResponse:
+            return await self._json_errors(request, handler)
+
+        @web.middleware
+        async def access_rules(request: web.Request, handler: Callable) -> web.StreamResponse:
+            return await self._access(request, handler)
+
+        app = web.Application(middlewares=[json_errors, access_rules], client_max_size=MAX_BODY_BYTES)
+        app.router.add_get("/health", self._health, allow_head=True)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/api/status", self._api_status)
+        app.router.add_get("/api/styles", self._api_styles)
+        app.router.add_get("/files/{job_id}/{name}", self._file, allow_head=True)
+        app.router.add_get("/{path:.*}", self._oscquery)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+        await runner.setup()
+        self._runner = runner  # from here on stop() cleans up, also after a cancelled start
+        try:
+            site = web.TCPSite(runner, self.host, self.requested_port, reuse_address=True)
+            await site.start()
+        except OSError as exc:
+            await self.stop()
+            raise HttpError(f"cannot listen on TCP {self.host}:{self.requested_port}: "
+                            f"{exc.strerror or exc}") from exc
+        self.port = runner.addresses[0][1]
+        return self.port
+
+    async def stop(self) -> None:
+        """Stop listening, give requests in flight :data:`SHUTDOWN_TIMEOUT_S`, close; idempotent, never raises."""
+        runner, self._runner = self._runner, None
+        if runner is None:
+            return
+        try:
+            await runner.cleanup()
+        except Exception as exc:  # noqa: BLE001 - the daemon must finish stopping
+            log.warning("HTTP: stopping the server: %s", exc)
+
+    # -- middlewares -----------------------------------------------------------
+    @property
+    def _web(self) -> Any:
+        from aiohttp import web
+
+        return web
+
+    async def _json_errors(self, request: Any, handler: Callable) -> Any:
+        """Every refusal as JSON: aiohttp's HTTP errors, BandErrors, and anything unexpected (500, logged)."""
+        web = self._web
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            code = HTTP_CODES.get(exc.status, f"http_{exc.status}")
+            message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
+            headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "www-authenticate",
+                                                                              "content-range")}
+            return _json_response(web, error_body(code, message), exc.status, headers)
+        except BandError as exc:
+            status = exc.status if isinstance(exc, HttpError) else 404 if isinstance(exc, JobError) else 400
+            return _json_response(web, error_body(exc.code, str(exc), getattr(exc, "field", None)), status)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - answer and keep serving
+            log.exception("HTTP %s %s failed", request.method, request.path)
+            return _json_response(web, error_body("internal", "internal error; see the daemon's log"), 500)
+
+    async def _access(self, request: Any, handler: Callable) -> Any:
+        """The allow-list and the token (:func:`ai_band.http.access.check`)."""
+        refusal = access.check(request.remote, request.headers.get("Authorization"), route_kind(request.path),
+                               self.allow, self.token)
+        if refusal is not None:
+            headers = {"WWW-Authenticate": 'Bearer realm="ai-band"'} if refusal.status == 401 else None
+            return _json_response(self._web, error_body(refusal.code, refusal.message), refusal.status, headers)
+        return await handler(request)
+
+    # -- handlers --------------------------------------------------------------
+    async def _health(self, request: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await asyncio.sleep(0)
+        lag_ms = (loop.time() - t0) * 1000.0
+        checks: dict[str, dict[str, Any]] = {
+            "event_loop": {"ok": True, "detail": f"answering; one turn took {lag_ms:.2f} ms"},
+        }
+        for name, probe in self.sources.probes.items():
+            try:
+                ok, detail = probe()
+            except Exception as exc:  # noqa: BLE001 - a broken probe is a failing check
+                ok, detail = False, f"probe failed: {type(exc).__name__}: {exc}"
+            checks[name] = {"ok": bool(ok), "detail": str(detail)}
+        failing = [name for name, c in checks.items() if not c["ok"]]
+        body: dict[str, Any] = {"status": "ok" if not failing else "failing", "checks": checks}
+        if failing:
+            body["failing"] = failing
+            body["message"] = "not alive: " + ", ".join(f"{n} ({checks[n]['detail']})" for n in failing)
+        return _json_response(self._web, body, 503 if failing else 200)
+
+    async def _metrics(self, request: Any) -> Any:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        body = generate_latest(self._registry)
+        return self._web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _api_status(self, request: Any) -> Any:
+        return _json_response(self._web, self.sources.status())
+
+    async def _api_styles(self, request: Any) -> Any:
+        styles = await asyncio.to_thread(self.sources.styles)
+        return _json_response(self._web, {"styles": list(styles)})
+
+    async def _file(self, request: Any) -> Any:
+        if self._files is None:
+            raise HttpError("file downloads are not available (no job store)", 404, "not_found")
+        return await self._files.respond(request, request.match_info["job_id"], request.match_info["name"])
+
+    async def _oscquery(self, request: Any) -> Any:
+        """OSCQuery: the node at the path (with its sub-tree), one attribute, or HOST_INFO."""
+        web = self._web
+        attribute = request.query_string.split("&", 1)[0].split("=", 1)[0].strip()
+        if attribute == "HOST_INFO":
+            return _json_response(web, oscquery.host_info(self.sources.name, self.sources.osc_port()))
+        node = oscquery.find_node(self._tree, request.path)
+        if node is None:
+            return _json_response(web, error_body("not_found", f"no OSC node or route at {request.path[:200]!r}"),
+                                  404)
+        if not attribute:
+            return _json_response(web, node)
+        if attribute in node:
+            return _json_response(web, {attribute: node[attribute]})
+        if attribute in ("FULL_PATH", "CONTENTS", "TYPE", "ACCESS", "RANGE", "DESCRIPTION"):
+            return _json_response(web, {})  # supported, but this node has none (a container's TYPE)
+        if attribute in oscquery.KNOWN_ATTRIBUTES:
+            return web.Response(status=204)  # an OSCQuery attribute this server does not give
+        return _json_response(web, error_body("bad_request", f"unknown OSCQuery attribute {attribute[:80]!r}"), 400)
+
+
+def _import_stack() -> None:
+    """Import the HTTP stack (~0.4 s, ~25 MiB; docs/http-api.md): run in a thread by :meth:`HttpServer.start`."""
+    importlib.import_module("aiohttp.web")
+    importlib.import_module("prometheus_client")
