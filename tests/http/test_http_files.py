@@ -1,0 +1,113 @@
+"""``GET /files/{job_id}/{name}``: a job generated over OSC by the real daemon, downloaded over HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from ai_band.errors import HttpError, JobError
+from ai_band.host import OscClient
+from ai_band.http.files import FileServer
+from conftest import HttpBand, fetch
+
+
+@pytest.fixture(scope="module")
+def job(http_band: HttpBand) -> tuple[str, dict[str, str]]:
+    """One generated job (MIDI files and job.json): (job id, {part: path})."""
+    with OscClient(("127.0.0.1", http_band.daemon.port)) as osc:
+        osc.send("/band/generate", "id", "http-files", "chords", "C Am F G", "style", "rock", "bars", 4,
+                 "parts", "drums,bass", "seed", 3)
+        return osc.wait_job("http-files", timeout=60)
+
+
+def test_download_is_the_file_on_disk_byte_for_byte(http_band: HttpBand, job) -> None:
+    job_id, files = job
+    for part, expected_type in (("bass", "audio/midi"), ("full", "audio/midi"), ("job", "application/json")):
+        path = Path(files[part])
+        data = path.read_bytes()
+        reply = http_band.get(f"/files/{job_id}/{path.name}")
+        assert reply.status == 200, reply.body
+        assert reply.body == data
+        assert reply.headers["content-type"] == expected_type
+        assert int(reply.headers["content-length"]) == len(data)
+        assert reply.headers["etag"] == f'"{hashlib.sha256(data).hexdigest()}"'
+        assert reply.headers["accept-ranges"] == "bytes"
+
+
+def test_range_and_conditional_requests(http_band: HttpBand, job) -> None:
+    job_id, files = job
+    path = Path(files["full"])
+    data = path.read_bytes()
+    url = f"/files/{job_id}/{path.name}"
+    etag = f'"{hashlib.sha256(data).hexdigest()}"'
+
+    part = http_band.get(url, headers={"Range": "bytes=4-13"})
+    assert part.status == 206
+    assert part.body == data[4:14]
+    assert part.headers["content-range"] == f"bytes 4-13/{len(data)}"
+
+    tail = http_band.get(url, headers={"Range": "bytes=-5"})
+    assert tail.status == 206 and tail.body == data[-5:]
+
+    beyond = http_band.get(url, headers={"Range": f"bytes={len(data) + 10}-"})
+    assert beyond.status == 416
+
+    assert http_band.get(url, headers={"If-None-Match": etag}).status == 304
+    assert http_band.get(url, headers={"If-None-Match": '"other"'}).status == 200
+    assert http_band.get(url, headers={"If-Match": '"other"'}).status == 412
+    assert http_band.get(url, headers={"If-Match": etag}).body == data
+    # If-Range with a stale ETag: the whole file, not the range.
+    stale = http_band.get(url, headers={"Range": "bytes=0-3", "If-Range": '"stale"'})
+    assert stale.status == 200 and stale.body == data
+    fresh = http_band.get(url, headers={"Range": "bytes=0-3", "If-Range": etag})
+    assert fresh.status == 206 and fresh.body == data[:4]
+
+    head = http_band.get(url, method="HEAD")
+    assert head.status == 200 and head.body == b"" and int(head.headers["content-length"]) == len(data)
+
+
+@pytest.mark.parametrize("path", [
+    "/files/{job}/..%2F..%2F..%2Fetc%2Fpasswd",
+    "/files/{job}/%2e%2e",
+    "/files/..%2F{job}/full.mid",
+    "/files/{job}/%2Fetc%2Fpasswd",
+    "/files/{job}/nothing.mid",
+    "/files/no-such-job/full.mid",
+    "/files/{job}/../../../etc/passwd",
+])
+def test_paths_outside_the_job_are_refused_as_json(http_band: HttpBand, job, path: str) -> None:
+    job_id, _ = job
+    reply = fetch(http_band.base + path.format(job=job_id))
+    assert reply.status in (403, 404), reply.body
+    error = reply.json()["error"]
+    assert error["code"] in ("not_found", "unknown_job", "forbidden")
+    assert b"root:" not in reply.body
+
+
+def test_a_symlink_leading_out_of_the_job_folder_is_refused(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for download")
+    folder = tmp_path / "out" / "job-1"
+    folder.mkdir(parents=True)
+    (folder / "bass.mid").write_bytes(b"MThd")
+    os.symlink(secret, folder / "stolen.mid")
+    jobs = {"job-1": SimpleNamespace(files=[("bass", str(folder / "bass.mid")),
+                                            ("evil", str(folder / "stolen.mid"))])}
+
+    def get_job(job_id: str):
+        if job_id not in jobs:
+            raise JobError(f"unknown job {job_id!r}")
+        return jobs[job_id]
+
+    server = FileServer(get_job, tmp_path / "out")
+    assert server.locate("job-1", "bass.mid") == (folder / "bass.mid").resolve()
+    with pytest.raises(HttpError) as refused:
+        server.locate("job-1", "stolen.mid")
+    assert refused.value.status == 403
+    with pytest.raises(HttpError) as unknown:
+        server.locate("job-2", "bass.mid")
+    assert unknown.value.status == 404
