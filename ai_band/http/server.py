@@ -28,7 +28,6 @@ import asyncio
 import importlib
 import json
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -196,6 +195,7 @@ class HttpServer:
     # -- middlewares -----------------------------------------------------------
     @property
     def _web(self) -> Any:
+        """``aiohttp.web``, imported by :meth:`start` before any handler runs."""
         from aiohttp import web
 
         return web
