@@ -137,6 +137,33 @@ class FileServer:
             self._hashes[key] = digest
         return digest, st
 
+    async def describe(self, job_id: str, base_url: str) -> list[dict[str, Any]]:
+        """The job's files as ``[{part, name, url, size, sha256}]`` (hashes in a thread, cached).
+
+        A listed file that is gone from disk or lies outside the job's folder
+        has ``size`` and ``sha256`` null and no ``url``.
+
+        Raises:
+            HttpError: 404 ``unknown_job``.
+        """
+        try:
+            job = self.get_job(job_id)
+        except JobError as exc:
+            raise HttpError(str(exc), 404, "unknown_job") from None
+        out = []
+        for part, path in list(job.files):
+            name = Path(path).name
+            entry: dict[str, Any] = {"part": part, "name": name, "url": None, "size": None, "sha256": None}
+            try:
+                real = self.locate(job_id, name)
+                digest, st = await self.sha256(real)
+            except (HttpError, OSError):
+                out.append(entry)
+                continue
+            entry.update(url=f"{base_url}/files/{job_id}/{name}", size=st.st_size, sha256=digest)
+            out.append(entry)
+        return out
+
     async def respond(self, request: web.Request, job_id: str, name: str) -> web.StreamResponse:
         """The response for ``GET``/``HEAD /files/{job_id}/{name}``."""
         path = self.locate(job_id, name)

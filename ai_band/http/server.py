@@ -6,6 +6,7 @@ Routes (docs/http-api.md):
 * ``GET /metrics``: Prometheus text (:mod:`ai_band.http.metrics`).
 * ``GET /api/status``: :meth:`ai_band.osc.api.BandApi.status`, as ``/band/status`` sends it.
 * ``GET /api/styles``: ``{"styles": [...]}``.
+* ``GET /api/jobs/{job_id}``: one job with its files' URLs, sizes and SHA-256.
 * ``GET /`` and ``GET /band/...``: the OSCQuery tree (:mod:`ai_band.http.oscquery`),
   ``?HOST_INFO`` and ``?ATTRIBUTE`` queries.
 * ``GET /files/{job_id}/{name}``: a job's file (:mod:`ai_band.http.files`).
@@ -167,6 +168,7 @@ class HttpServer:
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/api/status", self._api_status)
         app.router.add_get("/api/styles", self._api_styles)
+        app.router.add_get("/api/jobs/{job_id}", self._api_job)
         app.router.add_get("/files/{job_id}/{name}", self._file, allow_head=True)
         app.router.add_get("/{path:.*}", self._oscquery)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
@@ -265,6 +267,28 @@ class HttpServer:
     async def _api_styles(self, request: Any) -> Any:
         styles = await asyncio.to_thread(self.sources.styles)
         return _json_response(self._web, {"styles": list(styles)})
+
+    async def _api_job(self, request: Any) -> Any:
+        """One job: state, progress, error, the resolved request, files with URL, size and SHA-256."""
+        if self._files is None:
+            raise HttpError("jobs are not available (no job store)", 404, "not_found")
+        job_id = request.match_info["job_id"]
+        try:
+            job = self.sources.get_job(job_id)  # type: ignore[misc]
+        except JobError as exc:
+            raise HttpError(str(exc), 404, "unknown_job") from None
+        files = await self._files.describe(job_id, f"{request.scheme}://{request.host}")
+        error = getattr(job, "error", None)
+        return _json_response(self._web, {
+            "id": job.job_id,
+            "request_id": job.request.id,
+            "state": job.state,
+            "progress": job.progress,
+            "error": {"code": error[0], "message": error[1]} if error else None,
+            "elapsed_ms": getattr(job, "elapsed_ms", None),
+            "request": job.request.to_dict(),
+            "files": files,
+        })
 
     async def _file(self, request: Any) -> Any:
         if self._files is None:

@@ -111,3 +111,25 @@ def test_a_symlink_leading_out_of_the_job_folder_is_refused(tmp_path: Path) -> N
     with pytest.raises(HttpError) as unknown:
         server.locate("job-2", "bass.mid")
     assert unknown.value.status == 404
+
+
+def test_job_status_lists_files_with_urls_sizes_and_sha256(http_band: HttpBand, job) -> None:
+    job_id, files = job
+    reply = http_band.get(f"/api/jobs/{job_id}")
+    assert reply.status == 200
+    body = reply.json()
+    assert body["id"] == job_id and body["request_id"] == "http-files"
+    assert body["state"] == "done" and body["progress"] == 1.0 and body["error"] is None
+    assert body["request"]["seed"] == 3 and body["request"]["parts"] == ["drums", "bass"]
+    listed = {f["part"]: f for f in body["files"]}
+    assert set(listed) == set(files)
+    for part, path in files.items():
+        data = Path(path).read_bytes()
+        entry = listed[part]
+        assert entry["size"] == len(data)
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest()
+        download = fetch(entry["url"])
+        assert download.body == data
+        assert download.headers["etag"] == f'"{entry["sha256"]}"'
+    missing = http_band.get("/api/jobs/no-such-job")
+    assert missing.status == 404 and missing.json()["error"]["code"] == "unknown_job"
