@@ -155,6 +155,7 @@ class HttpServer:
         self._registry = make_registry(self.sources.status, self.sources.jobs_active)
         if self.sources.get_job is not None and self.sources.output_dir is not None:
             self._files = FileServer(self.sources.get_job, self.sources.output_dir)
+
         @web.middleware
         async def json_errors(request: web.Request, handler: Callable) -> web.StreamResponse:
             return await self._json_errors(request, handler)
@@ -164,12 +165,12 @@ class HttpServer:
             return await self._access(request, handler)
 
         app = web.Application(middlewares=[json_errors, access_rules], client_max_size=MAX_BODY_BYTES)
-        app.router.add_get("/health", self._health, allow_head=True)
+        app.router.add_get("/health", self._health)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/api/status", self._api_status)
         app.router.add_get("/api/styles", self._api_styles)
         app.router.add_get("/api/jobs/{job_id}", self._api_job)
-        app.router.add_get("/files/{job_id}/{name}", self._file, allow_head=True)
+        app.router.add_get("/files/{job_id}/{name}", self._file)  # HEAD too (aiohttp's default)
         app.router.add_get("/{path:.*}", self._oscquery)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
         await runner.setup()
