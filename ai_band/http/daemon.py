@@ -71,6 +71,16 @@ def build_http(daemon: "BandDaemon") -> HttpServer:
             raise JobError("the job store is closed")
         return daemon.jobs.get(job_id)
 
+    def submit(raw: dict) -> Any:
+        """``/band/generate``'s path: parse_request, the daemon's cheap check, queue (no OSC reply address)."""
+        from ai_band.request import parse_request
+
+        request = parse_request(raw)
+        api.validate(request)
+        if daemon.jobs is None:
+            raise JobError("the job store is closed")
+        return daemon.jobs.submit(request, reply_to=None)
+
     def jobs_active() -> int:
         return daemon.jobs.active_count() if daemon.jobs is not None else 0
 
@@ -85,6 +95,7 @@ def build_http(daemon: "BandDaemon") -> HttpServer:
         jobs_active=jobs_active,
         get_job=get_job,
         output_dir=cfg.output_path,
+        submit=submit,
     )
     allow, token = access.rules_from_config(cfg)
     return HttpServer(cfg.http.bind_host(cfg.osc.host), cfg.http.port, sources, allow, token)

@@ -7,6 +7,7 @@ Routes (docs/http-api.md):
 * ``GET /api/status``: :meth:`ai_band.osc.api.BandApi.status`, as ``/band/status`` sends it.
 * ``GET /api/styles``: ``{"styles": [...]}``.
 * ``GET /api/jobs/{job_id}``: one job with its files' URLs, sizes and SHA-256.
+* ``POST /api/generate``: a JSON object of ``/band/generate`` keys; 202 with the job.
 * ``GET /`` and ``GET /band/...``: the OSCQuery tree (:mod:`ai_band.http.oscquery`),
   ``?HOST_INFO`` and ``?ATTRIBUTE`` queries.
 * ``GET /files/{job_id}/{name}``: a job's file (:mod:`ai_band.http.files`).
@@ -33,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from ai_band.errors import BandError, HttpError, JobError
+from ai_band.errors import BandError, HttpError, JobError, RequestError
 from ai_band.http import access, oscquery
 from ai_band.osc.protocol import Arg
 
@@ -65,6 +66,9 @@ class Sources:
         jobs_active: returns the number of unfinished jobs, or None.
         get_job: job id -> object with ``files`` [(part, path)], raising
             :class:`~ai_band.errors.JobError` when unknown; None disables ``/files``.
+        submit: raw request fields (a JSON object) -> the queued job, through
+            the same validation as ``/band/generate``; raises
+            :class:`~ai_band.errors.RequestError`; None disables ``POST /api/generate``.
         output_dir: the jobs' parent folder (``[daemon] output_dir``); files
             outside ``output_dir/<job_id>/`` are refused.
     """
@@ -79,6 +83,7 @@ class Sources:
     jobs_active: Callable[[], int] | None = None
     get_job: Callable[[str], Any] | None = None
     output_dir: Path | None = None
+    submit: Callable[[dict], Any] | None = None
 
 
 def route_kind(path: str) -> str:
@@ -109,7 +114,11 @@ def error_body(code: str, message: str, field: str | None = None) -> dict:
 
 #: HTTP status -> error code for refusals aiohttp raises itself (routing, body size).
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-              405: "method_not_allowed", 413: "too_large", 416: "range_not_satisfiable"}
+              405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type",
+              416: "range_not_satisfiable"}
+
+#: ``/band/error`` codes answered with another status than 400 by ``POST /api/generate``.
+REQUEST_STATUS = {"busy": 503}
 
 
 class HttpServer:
@@ -170,6 +179,7 @@ class HttpServer:
         app.router.add_get("/api/status", self._api_status)
         app.router.add_get("/api/styles", self._api_styles)
         app.router.add_get("/api/jobs/{job_id}", self._api_job)
+        app.router.add_post("/api/generate", self._api_generate)
         app.router.add_get("/files/{job_id}/{name}", self._file)  # HEAD too (aiohttp's default)
         app.router.add_get("/{path:.*}", self._oscquery)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
@@ -217,7 +227,12 @@ class HttpServer:
                                                                               "content-range")}
             return _json_response(web, error_body(code, message), exc.status, headers)
         except BandError as exc:
-            status = exc.status if isinstance(exc, HttpError) else 404 if isinstance(exc, JobError) else 400
+            if isinstance(exc, HttpError):
+                status = exc.status
+            elif isinstance(exc, JobError):
+                status = 404
+            else:
+                status = REQUEST_STATUS.get(exc.code, 400)
             return _json_response(web, error_body(exc.code, str(exc), getattr(exc, "field", None)), status)
         except asyncio.CancelledError:
             raise
@@ -269,6 +284,32 @@ class HttpServer:
         styles = await asyncio.to_thread(self.sources.styles)
         return _json_response(self._web, {"styles": list(styles)})
 
+    async def _api_generate(self, request: Any) -> Any:
+        """Queue a generation job from a JSON object of ``/band/generate`` keys; 202 with the job.
+
+        The object goes through :func:`ai_band.request.parse_request` and the
+        daemon's cheap check, as ``/band/generate``'s JSON form does, so the
+        refusals carry the same ``code`` and ``field`` (``busy`` is 503).
+        """
+        if self.sources.submit is None or self._files is None:
+            raise HttpError("generation is not available (no job store)", 404, "not_found")
+        if request.content_type != "application/json":
+            raise HttpError(f"the body must be application/json, not {request.content_type!r}", 415,
+                            "unsupported_media_type")
+        text = await request.text()
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise RequestError("json", f"not valid JSON: {exc.msg} at char {exc.pos}", "bad_value") from None
+        if not isinstance(raw, dict):
+            raise RequestError("json", "must be a JSON object", "bad_value")
+        try:
+            job = self.sources.submit(raw)
+        except JobError as exc:
+            raise HttpError(f"cannot queue the job: {exc}", 503, "unavailable") from None
+        view = await self._job_view(request, job)
+        return _json_response(self._web, view, 202, {"Location": f"/api/jobs/{job.job_id}"})
+
     async def _api_job(self, request: Any) -> Any:
         """One job: state, progress, error, the resolved request, files with URL, size and SHA-256."""
         if self._files is None:
@@ -278,9 +319,13 @@ class HttpServer:
             job = self.sources.get_job(job_id)  # type: ignore[misc]
         except JobError as exc:
             raise HttpError(str(exc), 404, "unknown_job") from None
-        files = await self._files.describe(job_id, f"{request.scheme}://{request.host}")
+        return _json_response(self._web, await self._job_view(request, job))
+
+    async def _job_view(self, request: Any, job: Any) -> dict:
+        """The JSON view of a job (``GET /api/jobs/{job_id}``)."""
+        files = await self._files.describe(job.job_id, f"{request.scheme}://{request.host}")
         error = getattr(job, "error", None)
-        return _json_response(self._web, {
+        return {
             "id": job.job_id,
             "request_id": job.request.id,
             "state": job.state,
@@ -289,7 +334,7 @@ class HttpServer:
             "elapsed_ms": getattr(job, "elapsed_ms", None),
             "request": job.request.to_dict(),
             "files": files,
-        })
+        }
 
     async def _file(self, request: Any) -> Any:
         if self._files is None:
