@@ -84,6 +84,8 @@ class DaemonProcess:
         src_root = str(Path(__file__).resolve().parents[2])
         self.env["PYTHONPATH"] = src_root + os.pathsep + self.env.get("PYTHONPATH", "")
         self.env.setdefault("PYTHONUNBUFFERED", "1")
+        # A free HTTP port unless the test names one: daemons of several tests may run at once.
+        self.env.setdefault("AI_BAND_HTTP_PORT", "0")
         self.proc = subprocess.Popen(
             self.args, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, text=True, bufsize=1,
