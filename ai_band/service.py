@@ -87,7 +87,8 @@ def check_output_dir(path: Path) -> None:
             pass
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(path) else ""
+        failed = Path(exc.filename) if exc.filename else path
+        where = f" (at {failed})" if failed in path.parents else ""  # a parent folder could not be made
         raise UsageError(f"output dir {path}: {reason}{where}; set a writable folder with --output-dir "
                          "or [daemon] output_dir") from None
 

@@ -14,6 +14,8 @@ import os
 import re
 import socket
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -300,3 +302,44 @@ def test_a_stalled_playback_thread_stops_the_watchdog_pings_while_osc_still_answ
         # Once it runs again the pings come back.
         assert notify.wait_for("WATCHDOG=1", 2.0, after=resumed_at) is not None, notify.received
         assert daemon.wait_for_log("playback thread progresses again", 2.0), daemon.log_text()
+
+
+# -- an output folder the daemon cannot write -----------------------------------
+# Real read-only file systems: a tmpfs mounted read-only (we run as root; skipped,
+# with the reason, where mounting is not allowed).
+
+
+@contextmanager
+def read_only_tmpfs(mount_point: Path, prepare=None) -> Iterator[Path]:
+    """A tmpfs at ``mount_point``, filled by ``prepare(path)`` while writable, then remounted read-only."""
+    mount_point.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", str(mount_point)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+    try:
+        if prepare is not None:
+            prepare(mount_point)
+        subprocess.run(["mount", "-o", "remount,ro", str(mount_point)], check=True)
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=True)
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["missing-folder", "existing-folder"])
+def test_an_output_dir_on_a_read_only_file_system_ends_run_with_one_line_and_exit_2(jack_server, tmp_path, existing):
+    prepare = (lambda root: (root / "out").mkdir()) if existing else None
+    with read_only_tmpfs(tmp_path / "ro", prepare) as root:
+        env = jack_server.env()
+        env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+        result = subprocess.run(
+            [sys.executable, "-m", "ai_band", "run", "--osc-host", "127.0.0.1", "--osc-port", "0",
+             "--output-dir", str(root / "out"), "--midi-api", "jack", "--zeroconf-interfaces", "none"],
+            env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"ai-band: error: output dir {root / 'out'}: Read-only file system; set a writable folder with "
+        "--output-dir or [daemon] output_dir"), result.stderr
+    # Checked first: no MIDI port was opened, nothing listened.
+    assert "MIDI ports" not in result.stderr and "OSC listening" not in result.stderr, result.stderr
