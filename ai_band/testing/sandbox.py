@@ -156,7 +156,8 @@ def apply(unit: Path) -> None:
     limits = []
     if "LimitNICE" in last:
         value = last["LimitNICE"]  # systemd: with a sign a nice level (RLIMIT_NICE = 20 - level), else the rlimit
-        limits.append(("LimitNICE", resource.RLIMIT_NICE, 20 - int(value) if value.startswith(("+", "-")) else int(value)))
+        rlimit = 20 - int(value) if value.startswith(("+", "-")) else int(value)
+        limits.append(("LimitNICE", resource.RLIMIT_NICE, rlimit))
     if "LimitRTPRIO" in last:
         limits.append(("LimitRTPRIO", resource.RLIMIT_RTPRIO, int(last["LimitRTPRIO"])))
     for key, which, limit in limits:
