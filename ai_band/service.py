@@ -303,7 +303,8 @@ class BandDaemon:
         Running on the event loop, the task itself shows that the loop turns;
         the scheduler's heartbeat shows that the playback thread does.  Without
         a watchdog (no ``WATCHDOG_USEC``, or ``WATCHDOG_PID`` names another
-        process) it only keeps ``STATUS=`` current, every :data:`STATUS_INTERVAL_S`.
+        process) it only keeps ``STATUS=`` current, every :data:`STATUS_INTERVAL_S`;
+        with one, ``STATUS=`` is refreshed with each ping.
         """
         notify = self._notifier
         interval_s = notify.watchdog_interval_s
