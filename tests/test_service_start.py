@@ -222,7 +222,7 @@ def test_ready_comes_once_midi_is_open_and_osc_answers_with_status_and_watchdog_
         assert max(gaps) < WATCHDOG_USEC / 1e6, gaps  # never so late that systemd would restart it
         # STATUS follows what the daemon does: the workers warm up, then nothing left to say but "nothing playing".
         assert notify.wait_for(f"STATUS=listening on udp port {match.group(1)} at 127.0.0.1, 8 MIDI ports (jack); "
-                               "nothing playing", 10.0) is not None, notify.lines()
+                               "nothing playing", 30.0) is not None, notify.lines()
 
 
 def test_no_watchdog_pings_for_another_pid_or_without_watchdog_usec(jack_server, tmp_path):
