@@ -130,14 +130,18 @@ class NotifyRecorder:
                 return
             self.received.append((time.monotonic(), data.decode("utf-8", "replace")))
 
-    def wait_for(self, line: str, timeout_s: float, after: float = 0.0,
-                 prefix: bool = False) -> tuple[float, str] | None:
-        """The first datagram received after ``after`` (monotonic s) holding ``line`` (or a line starting
-        with it, with ``prefix``), waiting up to ``timeout_s``."""
+    def wait_for(self, line: str, timeout_s: float, after: float = 0.0, prefix: bool = False,
+                 containing: str = "") -> tuple[float, str] | None:
+        """The first datagram received after ``after`` (monotonic s) holding ``line`` (or, with ``prefix``,
+        a line starting with it and holding ``containing``), waiting up to ``timeout_s``."""
+
+        def matches(got: str) -> bool:
+            return got == line or (prefix and got.startswith(line) and containing in got)
+
         deadline = time.monotonic() + timeout_s
         while True:
             for t, text in list(self.received):
-                if t >= after and any(got == line or (prefix and got.startswith(line)) for got in text.splitlines()):
+                if t >= after and any(matches(got) for got in text.splitlines()):
                     return t, text
             if time.monotonic() > deadline:
                 return None
@@ -289,8 +293,8 @@ def test_a_stalled_playback_thread_stops_the_watchdog_pings_while_osc_still_answ
                 # The event loop still turns: OSC answers throughout the stall.
                 assert osc_answers(port), daemon.log_text()
                 withheld = notify.wait_for("STATUS=listening on udp port %d at 127.0.0.1, 8 MIDI ports (jack); "
-                                           "nothing playing; playback thread stalled for" % port, 5.0, after=stalled_at,
-                                           prefix=True)
+                                           "nothing playing; " % port, 5.0, after=stalled_at, prefix=True,
+                                           containing="; playback thread stalled for ")
                 time.sleep(WATCHDOG_USEC / 1e6 + 0.5)
                 assert osc_answers(port), daemon.log_text()
                 resumed_at = time.monotonic()
