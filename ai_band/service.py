@@ -1,8 +1,9 @@
 """The daemon's lifecycle: start components in order, stop them in reverse.
 
 Order (uvicorn's ``startup(); main_loop(); shutdown()``; Mopidy stops in
-reverse in ``finally``): MIDI ports -> scheduler thread -> generation
-workers -> OSC endpoint -> zeroconf -> transport watchdog -> systemd READY.
+reverse in ``finally``): output folder checked -> MIDI ports -> scheduler
+thread -> generation workers -> OSC endpoint -> zeroconf -> transport
+watchdog -> systemd READY=1 (so READY means: MIDI open and OSC listening).
 What takes long runs in the background so that READY=1 is sent and OSC
 answers within ~0.3 s of the process start (``bench/daemon_start.py``): the
 workers' warm-up (their pool exists at once; jobs queue until a worker is
@@ -12,6 +13,15 @@ itself if it comes first).  :meth:`BandDaemon.stop` cancels what is still
 running and still says goodbye over zeroconf once the service was announced.
 The first SIGTERM/SIGINT asks for a graceful stop; a second one exits at
 once (after releasing sounding notes).
+
+Under systemd (``Type=notify``, :mod:`ai_band.system.notify`) each start step
+says what it does in ``STATUS=``, a step that may wait (the forkserver's boot,
+JACK) extends the start timeout (``EXTEND_TIMEOUT_USEC=``), and once ready
+``STATUS=`` follows what is playing.  ``WATCHDOG=1`` comes from a task on the
+event loop, and only while the playback thread's heartbeat
+(:attr:`Scheduler.heartbeat_s`) is fresh: a stalled loop or a stalled playback
+thread both stop the pings, and systemd restarts the daemon after
+``WatchdogSec=``.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import time
 from contextlib import suppress
 from pathlib import Path
@@ -31,9 +42,10 @@ from ai_band.system import heap
 from ai_band.system.priority import SWITCH_INTERVAL_S, pin_threads, raise_priority, refuse_numpy_hugepages, split_cpus
 from ai_band.config import Config
 from ai_band.discovery import Advertiser
-from ai_band.errors import BandError
+from ai_band.errors import BandError, UsageError
 from ai_band.jobs.lifeline import start_forkserver
 from ai_band.jobs.manager import JobManager
+from ai_band.system.notify import Notifier
 from ai_band.osc.api import BandApi
 from ai_band.osc.server import OscEndpoint
 from ai_band.request import GenerationRequest
@@ -45,6 +57,40 @@ log = logging.getLogger(__name__)
 
 #: Note-ons kept for ``[playback] jack_write_log`` (about 3 minutes of 8 busy parts).
 JACK_WRITE_LOG_SIZE = 200_000
+
+
+#: The playback thread wakes at least every 0.1 s; a heartbeat older than this
+#: (s) is a stall, and the systemd watchdog pings stop until it beats again.
+PLAYBACK_STALL_S = 1.0
+
+#: Seconds between ``STATUS=`` refreshes when systemd asks for no watchdog.
+STATUS_INTERVAL_S = 1.0
+
+#: ``EXTEND_TIMEOUT_USEC=`` per start step that may wait (the forkserver's boot,
+#: opening the MIDI ports on a JACK server), s; each takes ~0.1 s when all is well.
+START_STEP_TIMEOUT_S = 10.0
+
+
+def check_output_dir(path: Path) -> None:
+    """Create the output folder if missing and check that files can be created in it.
+
+    Done first at start-up: a folder the daemon cannot write ends ``ai-band
+    run`` at once (exit 2, one line) instead of a daemon whose every job fails.
+
+    Raises:
+        UsageError: it cannot be created (e.g. on a read-only file system), is
+            not a folder, or does not accept a new file.
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        failed = Path(exc.filename) if exc.filename else path
+        where = f" (at {failed})" if failed in path.parents else ""  # a parent folder could not be made
+        raise UsageError(f"output dir {path}: {reason}{where}; set a writable folder with --output-dir "
+                         "or [daemon] output_dir") from None
 
 
 #: Imported in a thread once the daemon is ready (the generator takes ~0.2 s
@@ -97,7 +143,9 @@ class BandDaemon:
         self._background: list[asyncio.Task] = []
         self._stop_event: asyncio.Event | None = None
         self._signals = 0
-        self._notifier = None
+        self._notifier: Notifier | None = None
+        self._systemd: asyncio.Task | None = None
+        self._workers_state = "starting"
 
     async def start(self) -> None:
         """Start every component; on failure, stop what was started and re-raise.
@@ -108,7 +156,13 @@ class BandDaemon:
         cfg = self.config
         if self._stop_event is None:
             self._stop_event = asyncio.Event()
+        if self._notifier is None:
+            self._notifier = Notifier()
+        notify = self._notifier
+        notify.status("starting: checking the output folder")
+        check_output_dir(cfg.output_path)
         sys.setswitchinterval(SWITCH_INTERVAL_S)
+        notify.extend_timeout(START_STEP_TIMEOUT_S, "starting: booting the generation workers' forkserver")
         # The generation workers' forkserver (a fresh interpreter) boots while
         # JACK activates the ports.  Started before the priority and CPUs are
         # set below, it does not compete with the daemon at its priority on its
@@ -124,6 +178,8 @@ class BandDaemon:
             pin_threads(daemon_cpus)
         refuse_numpy_hugepages()  # the daemon's own arrays; workers do it in their initializer
         try:
+            notify.extend_timeout(START_STEP_TIMEOUT_S, f"starting: opening {len(cfg.midi.parts)} MIDI ports "
+                                                        f"({cfg.midi.api})")
             self.ports = open_ports(cfg.midi.parts, cfg.midi.api, cfg.midi.client_name, cfg.playback.jack_rtprio,
                                     JACK_WRITE_LOG_SIZE if cfg.playback.jack_write_log else 0)
             self.scheduler = Scheduler(
@@ -163,6 +219,7 @@ class BandDaemon:
             # One turn of the loop runs that task up to its first wait: the
             # pool exists (jobs can be queued) before OSC listens.
             await asyncio.sleep(0)
+            notify.status(f"starting: opening OSC on udp {cfg.osc.host}:{cfg.osc.port}")
             try:
                 _, endpoint = await loop.create_datagram_endpoint(
                     lambda: OscEndpoint(self.api.on_message, self.api.on_bad_packet, cfg.osc),
@@ -188,7 +245,9 @@ class BandDaemon:
                 self.http = build_http(self)
                 self._background.append(loop.create_task(serve_http(self.http, self.advertiser), name="http"))
             self._watchdog = loop.create_task(self._transport_watchdog())
-            self._sd_notify("READY=1\nSTATUS=listening on udp port %d" % self.osc_port)
+            # READY=1 only now: the MIDI ports are open and OSC answers.
+            notify.ready(self._status_text(0.0))
+            self._systemd = loop.create_task(self._systemd_watch(), name="systemd-watch")
             log.info("ai-band %s ready: ports %s", __version__, ", ".join(self.ports.names().values()))
             heap.settle()  # start-up objects live as long as the daemon (a full collection: ~20 ms)
             self._background.append(loop.create_task(self._import_generator(), name="generator-import"))
@@ -198,9 +257,12 @@ class BandDaemon:
 
     async def _start_workers(self) -> None:
         """Start and warm up the generation workers; a failure is logged (jobs then fail one by one)."""
+        self._workers_state = "starting"
         try:
             await self.jobs.start()
+            self._workers_state = "ready"
         except Exception as exc:  # noqa: BLE001 - the daemon still plays and answers
+            self._workers_state = "failed"
             log.error("generation workers did not start: %s", exc)
 
     async def _import_generator(self) -> None:
@@ -221,16 +283,63 @@ class BandDaemon:
                 log.warning("no transport message for %.1f s: playback stopped", timeout_s)
                 self.scheduler.set_transport(snapshot)
 
+    def _status_text(self, stalled_s: float) -> str:
+        """The ``STATUS=`` line once ready: where OSC listens, the ports, what plays, the workers.
+
+        Starts ``listening on udp port N`` (``bench/daemon_start.py`` reads the port from it).
+        """
+        cfg = self.config
+        text = (f"listening on udp port {self.osc_port} at {cfg.osc.host}, "
+                f"{len(self.ports) if self.ports is not None else 0} MIDI ports ({cfg.midi.api})")
+        playing = self.scheduler.status() if self.scheduler is not None else {}
+        if playing.get("current_job"):
+            text += f"; playing job {playing['current_job']}"
+        else:
+            text += "; nothing playing"
+        if playing.get("pending_job"):
+            text += f"; job {playing['pending_job']} armed"
+        if self._workers_state != "ready":
+            text += f"; generation workers {self._workers_state}"
+        if stalled_s > 0.0:
+            text += f"; playback thread stalled for {stalled_s:.1f} s: watchdog pings withheld"
+        return text
+
+    async def _systemd_watch(self) -> None:
+        """``WATCHDOG=1`` every ``WATCHDOG_USEC/3`` while the playback thread beats; ``STATUS=`` as it changes.
+
+        Running on the event loop, the task itself shows that the loop turns;
+        the scheduler's heartbeat shows that the playback thread does.  Without
+        a watchdog (no ``WATCHDOG_USEC``, or ``WATCHDOG_PID`` names another
+        process) it only keeps ``STATUS=`` current, every :data:`STATUS_INTERVAL_S`;
+        with one, ``STATUS=`` is refreshed with each ping.
+        """
+        notify = self._notifier
+        interval_s = notify.watchdog_interval_s
+        was_stalled = False
+        while True:
+            age_s = time.monotonic() - self.scheduler.heartbeat_s
+            stalled = age_s > PLAYBACK_STALL_S
+            if stalled and not was_stalled:
+                log.error("playback thread stalled (no progress for %.1f s): systemd watchdog pings withheld", age_s)
+            elif was_stalled and not stalled:
+                log.warning("playback thread progresses again: systemd watchdog pings resumed")
+            was_stalled = stalled
+            if interval_s is not None and not stalled:
+                notify.watchdog()
+            notify.status(self._status_text(age_s if stalled else 0.0))
+            await asyncio.sleep(interval_s or STATUS_INTERVAL_S)
+
     async def stop(self) -> None:
         """Stop components in reverse order; idempotent; never raises."""
-        self._sd_notify("STOPPING=1")
-        tasks = [t for t in (self._watchdog, *self._background) if t is not None]
+        if self._notifier is not None:
+            self._notifier.stopping("stopping")
+        tasks = [t for t in (self._systemd, self._watchdog, *self._background) if t is not None]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with suppress(asyncio.CancelledError):
                 await task
-        self._watchdog = None
+        self._systemd = self._watchdog = None
         self._background = []
         if self.http is not None:
             await self.http.stop()
@@ -256,6 +365,9 @@ class BandDaemon:
             self._write_jack_log()
             self.ports.close()
             self.ports = None
+        if self._notifier is not None:
+            self._notifier.close()
+            self._notifier = None
         log.info("ai-band stopped")
 
     def _write_jack_log(self) -> None:
@@ -302,15 +414,3 @@ class BandDaemon:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
             await self.stop()
-
-    def _sd_notify(self, state: str) -> None:
-        if not os.environ.get("NOTIFY_SOCKET"):
-            return
-        try:
-            if self._notifier is None:
-                import sdnotify
-
-                self._notifier = sdnotify.SystemdNotifier()
-            self._notifier.notify(state)
-        except Exception as exc:  # noqa: BLE001
-            log.debug("sd_notify failed: %s", exc)

@@ -200,6 +200,10 @@ class Scheduler:
         self._wake = threading.Event()
         self._quit = False
         self._thread: threading.Thread | None = None
+        #: CLOCK_MONOTONIC s (``time.monotonic``, not ``clock``) when the thread last began a pass
+        #: of its loop; read-only outside it.  It wakes at least every 0.1 s, playing or idle, so an
+        #: older value means a stalled thread (the systemd watchdog reads it, :mod:`ai_band.service`).
+        self.heartbeat_s = time.monotonic()
         # State below is owned by the scheduler thread.
         self._seen_run = -1
         self._cursor_ppq = 0.0
@@ -471,6 +475,7 @@ class Scheduler:
         name_thread("ai-band-play")
         log.debug("scheduler thread started")
         while not self._quit:
+            self.heartbeat_s = time.monotonic()
             try:
                 self._step()
             except Exception:  # noqa: BLE001 - never die with notes sounding; drop the job instead
