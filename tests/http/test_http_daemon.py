@@ -7,7 +7,7 @@ import json
 from prometheus_client.parser import text_string_to_metric_families
 
 from ai_band.host import OscClient
-from conftest import HttpBand
+from httpband import HttpBand, http_band  # noqa: F401 - the fixture
 
 
 def _osc(band: HttpBand) -> OscClient:

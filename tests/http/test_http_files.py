@@ -12,7 +12,7 @@ import pytest
 from ai_band.errors import HttpError, JobError
 from ai_band.host import OscClient
 from ai_band.http.files import FileServer
-from conftest import HttpBand, fetch
+from httpband import HttpBand, fetch, http_band  # noqa: F401 - the fixture
 
 
 @pytest.fixture(scope="module")

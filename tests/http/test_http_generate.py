@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ai_band.host import OscClient
-from conftest import HttpBand, fetch
+from httpband import HttpBand, fetch, http_band  # noqa: F401 - the fixture
 
 
 def post(band: HttpBand, body: object, content_type: str = "application/json"):

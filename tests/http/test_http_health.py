@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from ai_band.testing.jackserver import JackServer
-from conftest import fetch, start_http_band
+from httpband import fetch, http_band, start_http_band  # noqa: F401 - the fixture
 
 
 def test_health_is_503_naming_the_midi_output_once_jack_is_gone(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from ai_band.testing.daemonproc import DaemonProcess
 from ai_band.testing.jackserver import JackServer
-from conftest import HTTP_LINE
+from httpband import HTTP_LINE
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -19,7 +19,7 @@ import pytest
 from ai_band.host import OscClient
 from ai_band.http.oscquery import build_tree
 from ai_band.osc.api import SPECS
-from conftest import HttpBand
+from httpband import HttpBand, http_band  # noqa: F401 - the fixture
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "osc-api.md"
 OSC_TYPE_TAGS = set("ifsbhtdScrmTFNI[]")

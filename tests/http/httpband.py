@@ -1,4 +1,5 @@
-"""The real daemon with HTTP on a free port, and a small urllib client."""
+"""The real daemon with HTTP on a free port, and a small urllib client (imported by the tests here; not a conftest.py,
+whose module name would shadow tests/conftest.py for `from conftest import ...`)."""
 
 from __future__ import annotations
 
