@@ -859,7 +859,7 @@ class OscClient:
         """Say ``/band/bye`` if registered, close the socket. Idempotent."""
         if not self._closed:
             self._closed = True
-            if self.client_name is not None and self.auto_register:
+            if self.client_name is not None:
                 try:
                     self._sendto(build_message(BYE_ADDRESS, self.client_name))
                 except OSError:

@@ -114,7 +114,7 @@ class GenerationRequest:
         return out
 
 
-def load_json(field: str, text: str) -> Any:
+def load_json(field: str, text: str, expected: str = "not valid JSON") -> Any:
     """Parse JSON text from a client.
 
     Besides syntax errors, the stdlib parser raises a plain ``ValueError``
@@ -123,13 +123,18 @@ def load_json(field: str, text: str) -> Any:
     than the interpreter's recursion limit (e.g. 100,000 ``[``); both are the
     client's fault and refused like a syntax error.
 
+    Args:
+        field: the request field, for the error.
+        text: the JSON.
+        expected: how a syntax error's message begins.
+
     Raises:
         RequestError: ``bad_value``, naming ``field`` and what was wrong.
     """
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise RequestError(field, f"not valid JSON: {exc.msg} at char {exc.pos}", "bad_value") from None
+        raise RequestError(field, f"{expected}: {exc.msg} at char {exc.pos}", "bad_value") from None
     except ValueError as exc:
         raise RequestError(field, f"not usable JSON: {str(exc)[:120]}", "bad_value") from None
     except RecursionError:
@@ -285,7 +290,7 @@ def _structure(field: str, value: Any) -> tuple[str, ...]:
 
 def _sections(field: str, value: Any) -> tuple[tuple[str, str], ...]:
     if isinstance(value, str):
-        value = load_json(field, value)
+        value = load_json(field, value, "expected a JSON object of section -> chords")
     if not isinstance(value, Mapping) or not value:
         raise RequestError(field, "expected a JSON object of section name -> chord sheet", "bad_value")
     out = []

@@ -163,7 +163,9 @@ def ask_daemon(args: argparse.Namespace, address: str) -> object:
                 except (TypeError, json.JSONDecodeError):
                     raise NoAnswerError(f"{where} answered {address} with no JSON") from None
                 finally:  # leave the daemon's client table as found
-                    sock.send(OscMessageBuilder("/band/bye").add_arg(name).build().dgram)
+                    bye = OscMessageBuilder("/band/bye")
+                    bye.add_arg(name)
+                    sock.send(bye.build().dgram)
     raise NoAnswerError(no_answer)
 
 
