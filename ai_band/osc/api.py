@@ -74,7 +74,9 @@ SPECS: dict[str, list[Arg]] = {
 OPEN = frozenset({"/band/hello", "/band/ping"})
 #: Need a verified registration (their answers are big, or they act on it); no token.
 READ = frozenset({"/band/styles", "/band/status", "/band/bye"})
-#: Change what plays or what is made: a verified registration, with the token when one is set.
+#: Change what plays or what is made: with a token set, a verified registration that gave it;
+#: without, anyone the allow-list admits (``oscsend``), though an unregistered sender's
+#: replies stay no longer than its requests and its jobs report to nobody.
 CONTROL = frozenset({"/band/transport", "/band/generate", "/band/play", "/band/cancel", "/band/stop",
                      "/band/mute", "/band/panic", "/band/preview", "/band/preview/stop"})
 #: Jobs per ``/band/status`` page, newest first.
@@ -295,9 +297,9 @@ class BandApi:
             return
         try:
             if address not in OPEN:
-                if reg is None:
+                if reg is None and (address in READ or self.access.token_required):
                     raise AccessError("register_first", "send /band/hello and echo its nonce first")
-                if address in CONTROL and not reg.control:
+                if address in CONTROL and reg is not None and not reg.control:
                     raise AccessError("unauthorized", "control needs the [osc] token in /band/hello")
             handler(params, sender, arrival_s)
         except AccessError as exc:
@@ -421,8 +423,8 @@ class BandApi:
             raise
         if not self._charge_generation(sender, request, ref[:128] or "/band/generate"):
             return
-        try:
-            job = self.jobs.submit(request, reply_to=sender)
+        try:  # an unverified sender's job reports to nobody: its events are far longer than the request
+            job = self.jobs.submit(request, reply_to=sender if self._unverified is None else None)
         except BandError as exc:
             exc.ref = ref[:128] or "/band/generate"  # type: ignore[attr-defined]
             raise
@@ -534,7 +536,8 @@ class BandApi:
         except JobError as exc:
             exc.ref = job_id  # type: ignore[attr-defined]
             raise
-        asyncio.get_running_loop().create_task(self._start_preview(job_id, mix, sender))
+        reply_to = sender if self._unverified is None else None  # the later answers only to a registered client
+        asyncio.get_running_loop().create_task(self._start_preview(job_id, mix, reply_to))
         self.ack(sender, "/band/preview", job_id)
 
     def _preview_start_time(self) -> float | None:
@@ -545,7 +548,7 @@ class BandApi:
         earliest = time.monotonic() + PREVIEW_LEAD_S
         return snap.time_at(snap.next_bar_ppq(snap.ppq_at(earliest)))
 
-    async def _start_preview(self, job_id: str, mix: str, sender: Address) -> None:
+    async def _start_preview(self, job_id: str, mix: str, sender: Address | None) -> None:
         try:
             import soundfile
 

@@ -211,7 +211,8 @@ def test_the_welcome_goes_to_the_reply_port_too_when_the_hello_pays_for_it(band)
     ("/band/hello", ["c", 9000]),
     ("/band/hello", ["c", 9000, "", "forged-nonce"]),
     ("/band/bye", ["c"]),
-    ("/band/generate", []),
+    ("/band/generate", ["bpm", 9999]),
+    ("/band/generate", ["chords", "C G", "bars", 1, "id", "unregistered"]),
     ("/band/stop", []),
     ("/band/transport", [1, 120.0, 0.0, 0.0, 4, 4]),
     ("/band/nope", []),
@@ -229,6 +230,18 @@ def test_no_answer_to_garbage_from_an_unregistered_sender_is_larger_than_it(band
     with raw() as sock:
         sock.sendto(garbage, ("127.0.0.1", band.port))
         assert sum(map(len, collect(sock, 0.2))) <= len(garbage)
+
+
+def test_without_a_token_an_unregistered_sender_may_control_but_hears_nothing_big(band):
+    target = ("127.0.0.1", band.port)
+    with raw() as sock, OscClient(target) as observer:
+        mute = build_message("/band/mute", "keys", 1)
+        sock.sendto(mute, target)
+        assert sum(map(len, collect(sock))) <= len(mute)
+        assert "keys" in status(observer)["playback"]["muted"]
+        sock.sendto(build_message("/band/mute", "keys", 0), target)
+        collect(sock)
+        assert "keys" not in status(observer)["playback"]["muted"]
 
 
 def test_job_events_go_to_the_client_that_asked_only(band):
