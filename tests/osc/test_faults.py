@@ -24,7 +24,7 @@ def test_a_double_too_large_for_float32_comes_back_as_text(osc):
 @pytest.mark.parametrize("text, code, field", [
     ('{"seed":1' + "0" * 400 + "}", "out_of_range", "seed"),  # OverflowError in float()
     ('{"seed":' + "1" * 5000 + "}", "bad_value", "json"),  # ValueError: int digits limit
-    ("{" + '"a":' * 40000 + "1" + "}" * 40000, "bad_value", "json"),  # RecursionError
+    ('{"a":' * 5000 + "1" + "}" * 5000, "bad_value", "json"),  # RecursionError
     ('{"sections": "' + "[" * 20000 + '"}', "bad_value", "sections"),
     ('{"id": 1' + "0" * 400 + "}", "bad_value", "id"),  # OverflowError in format(:g)
 ])
