@@ -951,6 +951,8 @@ class HostSimulator:
         self.clock: HostClock = clock if clock is not None else HostClock()
         self.osc: OscClient = osc if osc is not None else OscClient(target, auto_register=register)
         self.register = register
+        if not register:
+            self.osc.auto_register = False  # the sender thread must never wait for a handshake
         self._owns_osc = osc is None
         self.rate_hz = float(rate_hz)
         self.jitter_ms = float(jitter_ms)
