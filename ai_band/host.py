@@ -547,9 +547,9 @@ def hello_message(client_name: str, reply_port: int, token: str = "", nonce: str
     args: list[Any] = [("s", client_name), ("i", reply_port), ("s", token), ("s", nonce)]
     dgram = build_message(HELLO_ADDRESS, *args)
     if len(dgram) < pad_to_bytes:
-        # the blob adds its tag (the type tag string may grow by 4) and 4 + len bytes
-        blob = max(0, pad_to_bytes - len(dgram) - 8)
-        dgram = build_message(HELLO_ADDRESS, *args, ("b", bytes(blob)))
+        # with a 4-byte blob, then grown by what is missing (a multiple of 4: OSC pads to 4)
+        padded = build_message(HELLO_ADDRESS, *args, ("b", bytes(4)))
+        dgram = build_message(HELLO_ADDRESS, *args, ("b", bytes(4 + max(0, pad_to_bytes - len(padded)))))
     return dgram
 
 

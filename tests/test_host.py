@@ -360,3 +360,28 @@ def test_parse_datagram_flattens_bundles() -> None:
         parse_datagram(b"\x01\x02")
     assert parse_datagram(build_message("/m", 1.5)) == [("/m", [1.5])]
     assert struct.unpack(">f", build_message("/m", 1.5)[-4:]) == (1.5,)
+
+
+@pytest.mark.parametrize("name", ["p", "plugin", "a-much-longer-client-name-of-many-bytes"])
+def test_a_first_hello_is_padded_so_the_daemon_may_answer_it(name: str) -> None:
+    from ai_band.host import HELLO_PADDED_BYTES, hello_message, parse_datagram
+
+    first = hello_message(name, 9000, "tok", "", HELLO_PADDED_BYTES)
+    assert HELLO_PADDED_BYTES <= len(first) < HELLO_PADDED_BYTES + 8
+    ((address, args),) = parse_datagram(first)
+    assert address == "/band/hello" and args[:4] == [name, 9000, "tok", ""]
+    assert set(args[4]) == {0}  # the padding blob
+    echo = hello_message(name, 9000, "tok", "n0nce")
+    assert parse_datagram(echo)[0][1] == [name, 9000, "tok", "n0nce"]  # the echo needs no padding
+
+
+def test_a_client_says_bye_when_closed_and_a_simulator_registers_before_it_sends(echo_server) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as watcher:
+        watcher.bind(("127.0.0.1", 0))
+        watcher.settimeout(2.0)
+        client = OscClient(watcher.getsockname(), auto_register=False)
+        client.client_name = "leaving"  # as after a hello
+        client.close()
+        assert parse_datagram(watcher.recv(1024)) == [("/band/bye", ["leaving"])]
+    with HostSimulator(echo_server, rate_hz=50) as host:
+        assert host.osc.client_name is not None  # registered in start(), before the thread sent anything
