@@ -24,6 +24,13 @@ replies. ``ai-band host`` (:mod:`ai_band.cli.host`) drives them from a shell.
 An :class:`OscClient` targets loopback addresses only unless it is built with
 ``loopback_only=False`` (as ``ai-band host --host`` does): the tests, the
 benchmarks and ``make demo`` never leave the machine.
+
+The daemon answers only a registered client in full (docs/osc-api.md,
+"Registration"), so an :class:`OscClient` registers itself before its first
+message (:meth:`OscClient.hello`: hello, welcome with a nonce, the nonce
+echoed, the confirming welcome), again after :data:`REREGISTER_IDLE_S` of
+silence, and says ``/band/bye`` when closed.  The token is
+``AI_BAND_OSC_TOKEN`` from the environment unless given.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ import dataclasses
 import ipaddress
 import logging
 import math
+import os
 import random
 import socket
 import threading
@@ -44,6 +52,7 @@ from typing import Any, Literal, NamedTuple
 
 from pythonosc import osc_bundle_builder, osc_message, osc_message_builder, osc_packet
 
+from ai_band.errors import ProtocolError
 from ai_band.model import TS_DENOMINATORS, TimeSignature
 
 logger = logging.getLogger(__name__)
@@ -52,6 +61,16 @@ TRANSPORT_ADDRESS = "/band/transport"
 TRANSPORT_TYPETAGS = ",ifffii"
 HELLO_ADDRESS = "/band/hello"
 WELCOME_ADDRESS = "/band/welcome"
+BYE_ADDRESS = "/band/bye"
+#: A first ``/band/hello`` is padded to this many bytes: the daemon answers an
+#: unregistered sender with no more bytes than it sent (its welcome, name,
+#: version and nonce, to the sending port and the reply port).
+HELLO_PADDED_BYTES = 256
+#: An :class:`OscClient` silent this long registers again before it sends
+#: (the daemon forgets a client after ``[osc] client_timeout_s``, 30 s by default).
+REREGISTER_IDLE_S = 10.0
+#: How often the first hello is sent again while no welcome comes, seconds.
+_HELLO_RESEND_S = 0.5
 
 ChangeKind = Literal["init", "play", "stop", "tempo", "relocate", "meter"]
 
@@ -518,17 +537,101 @@ def _check_target(target: tuple[str, int], loopback_only: bool) -> tuple[str, in
     return infos[0][4][0], int(port)
 
 
+def hello_message(client_name: str, reply_port: int, token: str = "", nonce: str = "",
+                  pad_to_bytes: int = 0) -> bytes:
+    """``/band/hello s:client i:reply_port s:token s:nonce [b:padding]`` as one datagram.
+
+    Args:
+        pad_to_bytes: add a blob argument so that the datagram is at least this long.
+    """
+    args: list[Any] = [("s", client_name), ("i", reply_port), ("s", token), ("s", nonce)]
+    dgram = build_message(HELLO_ADDRESS, *args)
+    if len(dgram) < pad_to_bytes:
+        # with a 4-byte blob, then grown by what is missing (a multiple of 4: OSC pads to 4)
+        padded = build_message(HELLO_ADDRESS, *args, ("b", bytes(4)))
+        dgram = build_message(HELLO_ADDRESS, *args, ("b", bytes(4 + max(0, pad_to_bytes - len(padded)))))
+    return dgram
+
+
+def handshake(send: Callable[[bytes], None], receive: Callable[[Callable[[str, list[Any]], bool], float],
+              tuple[str, list[Any]]], client_name: str, reply_port: int, token: str = "",
+              timeout: float = 2.0) -> list[Any]:
+    """Register with a daemon: the ``/band/hello`` handshake of docs/osc-api.md.
+
+    Sends a padded hello (again every 0.5 s until answered), takes the nonce
+    from the ``/band/welcome s:name s:version s:nonce`` that answers it, echoes
+    it as ``/band/hello client reply_port token nonce`` and waits for the
+    confirming ``/band/welcome s:name s:version s:nonce s:access``.
+
+    Args:
+        send: sends one datagram to the daemon.
+        receive: ``receive(predicate, timeout_s)``: the next message for which
+            ``predicate(address, args)`` holds (others kept for later); raises
+            ``TimeoutError``.
+        reply_port: where the daemon is to send replies (on the sender's IP).
+        token: the daemon's ``[osc] token``, or "".
+
+    Returns:
+        The confirming welcome's arguments: ``[name, version, nonce, access]``,
+        access ``"control"`` or ``"read"`` (a token is configured and none was given).
+
+    Raises:
+        TimeoutError: no welcome within ``timeout`` seconds.
+        ProtocolError: the daemon refused (``code``: ``too_many_clients``,
+            ``unauthorized``, ``bad_nonce``, ...).
+    """
+    deadline = time.monotonic() + timeout
+
+    def answer(address: str, args: list[Any]) -> bool:
+        return address == WELCOME_ADDRESS or (address == "/band/error" and bool(args) and args[0] == HELLO_ADDRESS)
+
+    def wait(check: Callable[[list[Any]], bool], resend: bytes | None) -> list[Any]:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no /band/welcome within {timeout:g} s")
+            try:
+                address, args = receive(answer, min(left, _HELLO_RESEND_S) if resend else left)
+            except TimeoutError:
+                if resend is not None:
+                    send(resend)
+                continue
+            if address == "/band/error":
+                exc = ProtocolError(f"/band/hello refused: {args[2] if len(args) > 2 else args}")
+                exc.code = str(args[1]) if len(args) > 1 else "error"
+                raise exc
+            if check(args):
+                return args
+
+    first = hello_message(client_name, reply_port, token, "", HELLO_PADDED_BYTES)
+    send(first)
+    challenge = wait(lambda args: len(args) == 3, first)
+    nonce = str(challenge[2])
+    send(hello_message(client_name, reply_port, token, nonce))
+    return wait(lambda args: len(args) >= 4 and args[2] == nonce, None)
+
+
 class OscClient:
     """A UDP OSC endpoint (ephemeral port) that talks to one target.
 
     The daemon replies to the sender's address, so replies arrive on this socket.
-    Use from one thread at a time for receiving; sending is thread-safe.
+    Use from one thread at a time for receiving; sending is thread-safe, but
+    the automatic registration receives, so a client shared between threads
+    (``ai-band host``) registers before it is shared (:meth:`ensure_registered`).
 
     Args:
         target: ``(host, port)`` of the daemon: an IPv4 address or a name.
         loopback_only: Refuse targets off loopback (the default: tests and
             benchmarks stay on the machine). A loopback target binds to
             127.0.0.1, any other to all interfaces.
+        token: the daemon's ``[osc] token``; None: ``AI_BAND_OSC_TOKEN`` from
+            the environment, else none.
+        auto_register: register (:meth:`hello`) before the first message and
+            after :data:`REREGISTER_IDLE_S` of silence, and say ``/band/bye`` on
+            :meth:`close`; False for talking to something else than the daemon,
+            or to test what an unregistered sender gets.
+        bind_ip: the local address to send from (e.g. ``127.0.0.2`` to act as
+            another host on loopback); default as above.
 
     Raises:
         ValueError: ``target`` is not on loopback (``loopback_only``), its port
@@ -536,12 +639,21 @@ class OscClient:
         OSError: The socket cannot be bound.
     """
 
-    def __init__(self, target: tuple[str, int], loopback_only: bool = True) -> None:
+    def __init__(self, target: tuple[str, int], loopback_only: bool = True, token: str | None = None,
+                 auto_register: bool = True, bind_ip: str | None = None) -> None:
         self.target: tuple[str, int] = _check_target(target, loopback_only)
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._sock.bind(("127.0.0.1" if ipaddress.ip_address(self.target[0]).is_loopback else "0.0.0.0", 0))
+        if bind_ip is None:
+            bind_ip = "127.0.0.1" if ipaddress.ip_address(self.target[0]).is_loopback else "0.0.0.0"
+        self._sock.bind((bind_ip, 0))
         self._pending: collections.deque[tuple[str, list[Any]]] = collections.deque()
         self._closed = False
+        self.token = os.environ.get("AI_BAND_OSC_TOKEN", "") if token is None else token
+        self.auto_register = auto_register
+        #: The name registered with (:meth:`hello`), or None.
+        self.client_name: str | None = None
+        self._last_send_s = -math.inf
+        self._registering = False
 
     @property
     def address(self) -> tuple[str, int]:
@@ -558,8 +670,21 @@ class OscClient:
         """The socket's file descriptor, for ``select`` (readable when a reply waits)."""
         return self._sock.fileno()
 
+    def ensure_registered(self) -> None:
+        """Register (:meth:`hello`) unless registered and heard from within :data:`REREGISTER_IDLE_S`.
+
+        Does nothing without ``auto_register``.
+
+        Raises:
+            TimeoutError, ProtocolError: see :meth:`hello`.
+        """
+        if not self.auto_register or self._registering or self._closed:
+            return
+        if self.client_name is None or time.monotonic() - self._last_send_s > REREGISTER_IDLE_S:
+            self.hello(self.client_name or f"ai-band.host:{self.port}")
+
     def send(self, address: str, *args: Any) -> None:
-        """Send one OSC message to the target.
+        """Send one OSC message to the target (registering first, see ``auto_register``).
 
         Args:
             address: OSC address, e.g. ``"/band/transport"``.
@@ -570,7 +695,10 @@ class OscClient:
             TypeError, ValueError: An argument has no valid OSC type.
             OSError: The datagram could not be sent.
         """
-        self.send_raw(build_message(address, *args))
+        self.ensure_registered()
+        self._sendto(build_message(address, *args))
+        if address == BYE_ADDRESS and args and args[0] == self.client_name:
+            self.client_name = None  # the daemon forgets it: register again before the next message
 
     def send_bundle(
         self, messages: Iterable[tuple[str, Sequence[Any]]], timetag: float | None = None
@@ -581,16 +709,22 @@ class OscClient:
             messages: ``(address, args)`` pairs; args as for :meth:`send`.
             timetag: Seconds since the Unix epoch, or ``None`` for "immediately".
         """
+        self.ensure_registered()
         # python-osc annotates the stamp as int but takes float seconds too.
         stamp: Any = osc_bundle_builder.IMMEDIATELY if timetag is None else timetag
         bundle = osc_bundle_builder.OscBundleBuilder(stamp)
         for address, args in messages:
             bundle.add_content(_build(address, *args))
-        self.send_raw(bundle.build().dgram)
+        self._sendto(bundle.build().dgram)
 
     def send_raw(self, data: bytes) -> None:
         """Send ``data`` unchanged as one UDP datagram to the target (for malformed input)."""
+        self.ensure_registered()
+        self._sendto(data)
+
+    def _sendto(self, data: bytes) -> None:
         self._sock.sendto(data, self.target)
+        self._last_send_s = time.monotonic()
 
     def receive(self, address: str | None = None, timeout: float = 2.0) -> tuple[str, list[Any]]:
         """Return the next received message, or the next one at ``address``.
@@ -608,16 +742,21 @@ class OscClient:
         Raises:
             TimeoutError: Nothing matching arrived within ``timeout`` seconds.
         """
+        return self._receive_where(lambda a, args: address is None or a == address, timeout,
+                                   address or "any address")
+
+    def _receive_where(self, predicate: Callable[[str, list[Any]], bool], timeout: float,
+                       what: str = "the expected address") -> tuple[str, list[Any]]:
+        """The next message for which ``predicate(address, args)`` holds; others are kept for later."""
         for index, message in enumerate(self._pending):
-            if address is None or message[0] == address:
+            if predicate(*message):
                 del self._pending[index]
                 return message
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError(f"no OSC message at {address or 'any address'} "
-                                   f"within {timeout:g} s")
+                raise TimeoutError(f"no OSC message at {what} within {timeout:g} s")
             self._sock.settimeout(remaining)
             try:
                 dgram, sender = self._sock.recvfrom(65536)
@@ -630,7 +769,7 @@ class OscClient:
                 continue
             found: tuple[str, list[Any]] | None = None
             for message in messages:
-                if found is None and (address is None or message[0] == address):
+                if found is None and predicate(*message):
                     found = message
                 else:
                     self._pending.append(message)
@@ -699,21 +838,32 @@ class OscClient:
                 return args[0], files
 
     def hello(self, client_name: str, timeout: float = 2.0) -> list[Any]:
-        """Register with the daemon: send ``/band/hello s:client i:reply_port``.
+        """Register with the daemon as ``client_name``, replies to this socket (:func:`handshake`).
 
         Returns:
-            The arguments of ``/band/welcome``.
+            The confirming ``/band/welcome``'s arguments: ``[name, version, nonce, access]``.
 
         Raises:
             TimeoutError: No welcome within ``timeout`` seconds.
+            ProtocolError: The daemon refused (its ``code``, e.g. ``too_many_clients``).
         """
-        return self.request(HELLO_ADDRESS, ("s", client_name), ("i", self.port),
-                            reply_address=WELCOME_ADDRESS, timeout=timeout)
+        self._registering = True
+        try:
+            welcome = handshake(self._sendto, self._receive_where, client_name, self.port, self.token, timeout)
+        finally:
+            self._registering = False
+        self.client_name = client_name
+        return welcome
 
     def close(self) -> None:
-        """Close the socket. Idempotent."""
+        """Say ``/band/bye`` if registered, close the socket. Idempotent."""
         if not self._closed:
             self._closed = True
+            if self.client_name is not None:
+                try:
+                    self._sendto(build_message(BYE_ADDRESS, self.client_name))
+                except OSError:
+                    pass
             self._sock.close()
 
     def __enter__(self) -> OscClient:
@@ -771,6 +921,10 @@ class HostSimulator:
         seed: Seed of the jitter's ``random.Random``.
         clock: The host transport; default a new stopped :class:`HostClock` at 120 bpm, 4/4.
         osc: Endpoint to send from (and receive replies on); default a new :class:`OscClient`.
+        register: register with the daemon (:meth:`OscClient.ensure_registered`)
+            in :meth:`start`, before the sender thread runs: the daemon takes
+            ``/band/transport`` only from a registered client. False to send to
+            something else than the daemon.
         spin_s: Final stretch of each wait spent spinning, seconds.
         log_size: How many sent messages :meth:`sent` keeps.
 
@@ -787,6 +941,7 @@ class HostSimulator:
         clock: HostClock | None = None,
         osc: OscClient | None = None,
         spin_s: float = 0.001,
+        register: bool = True,
         log_size: int = 100_000,
     ) -> None:
         if not (math.isfinite(rate_hz) and 0 < rate_hz <= 1000):
@@ -794,7 +949,10 @@ class HostSimulator:
         if not (math.isfinite(jitter_ms) and jitter_ms >= 0):
             raise ValueError(f"jitter_ms must be >= 0, got {jitter_ms}")
         self.clock: HostClock = clock if clock is not None else HostClock()
-        self.osc: OscClient = osc if osc is not None else OscClient(target)
+        self.osc: OscClient = osc if osc is not None else OscClient(target, auto_register=register)
+        self.register = register
+        if not register:
+            self.osc.auto_register = False  # the sender thread must never wait for a handshake
         self._owns_osc = osc is None
         self.rate_hz = float(rate_hz)
         self.jitter_ms = float(jitter_ms)
@@ -814,9 +972,12 @@ class HostSimulator:
 
         Raises:
             RuntimeError: Already started, or closed.
+            TimeoutError, ProtocolError: ``register`` and the daemon did not register it.
         """
         if self._thread is not None or self._closed:
             raise RuntimeError("HostSimulator already started (it cannot be restarted)")
+        if self.register:
+            self.osc.ensure_registered()
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="hostsim-transport", daemon=True)
         self._thread.start()

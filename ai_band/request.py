@@ -114,11 +114,41 @@ class GenerationRequest:
         return out
 
 
+def load_json(field: str, text: str, expected: str = "not valid JSON") -> Any:
+    """Parse JSON text from a client.
+
+    Besides syntax errors, the stdlib parser raises a plain ``ValueError``
+    for an integer longer than Python's int conversion limit (4300 digits,
+    ``sys.set_int_max_str_digits``) and ``RecursionError`` for nesting deeper
+    than the interpreter's recursion limit (e.g. 100,000 ``[``); both are the
+    client's fault and refused like a syntax error.
+
+    Args:
+        field: the request field, for the error.
+        text: the JSON.
+        expected: how a syntax error's message begins.
+
+    Raises:
+        RequestError: ``bad_value``, naming ``field`` and what was wrong.
+    """
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RequestError(field, f"{expected}: {exc.msg} at char {exc.pos}", "bad_value") from None
+    except ValueError as exc:
+        raise RequestError(field, f"not usable JSON: {str(exc)[:120]}", "bad_value") from None
+    except RecursionError:
+        raise RequestError(field, "JSON nested too deeply", "bad_value") from None
+
+
 def _number(field: str, value: Any) -> float:
     if isinstance(value, bool):
         return float(value)
     if isinstance(value, (int, float)):
-        result = float(value)
+        try:
+            result = float(value)
+        except OverflowError:  # an int past float64's range, e.g. 10**400
+            raise RequestError(field, f"a number of {value.bit_length()} bits is too large") from None
     elif isinstance(value, str):
         try:
             result = float(value.strip())
@@ -156,7 +186,10 @@ def _ranged_int(lo: int, hi: int) -> Callable[[str, Any], int]:
 def _text(max_chars: int, *, allow_empty: bool = True) -> Callable[[str, Any], str]:
     def check(field: str, value: Any) -> str:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = f"{value:g}"
+            try:
+                value = f"{value:g}"
+            except OverflowError:
+                raise RequestError(field, "expected a string, got a number too large to show", "bad_value") from None
         if not isinstance(value, str):
             raise RequestError(field, f"expected a string, got {type(value).__name__}", "bad_value")
         value = value.strip()
@@ -257,10 +290,7 @@ def _structure(field: str, value: Any) -> tuple[str, ...]:
 
 def _sections(field: str, value: Any) -> tuple[tuple[str, str], ...]:
     if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise RequestError(field, f"expected a JSON object of section -> chords: {exc.msg}", "bad_value") from None
+        value = load_json(field, value, "expected a JSON object of section -> chords")
     if not isinstance(value, Mapping) or not value:
         raise RequestError(field, "expected a JSON object of section name -> chord sheet", "bad_value")
     out = []
@@ -392,10 +422,7 @@ def parse_json_request(text: str) -> GenerationRequest:
     Raises:
         RequestError: the text is not a JSON object, or a field is invalid.
     """
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RequestError("json", f"not valid JSON: {exc.msg} at char {exc.pos}", "bad_value") from None
+    obj = load_json("json", text)
     if not isinstance(obj, dict):
         raise RequestError("json", "must be a JSON object", "bad_value")
     return parse_request(obj)

@@ -209,7 +209,7 @@ class BandDaemon:
                 port_names=self.ports.names(),
                 style_names=style_names,
                 validate=validate_request,
-                max_clients=cfg.osc.max_clients,
+                osc=cfg.osc,
                 preview_device=cfg.preview.device,
                 preview_latency=cfg.preview.latency,
             )

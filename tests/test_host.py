@@ -212,7 +212,7 @@ def _collect(sock: socket.socket, duration_s: float) -> list[tuple[float, bytes]
 
 
 def test_simulator_sends_transport_at_the_rate(receiver: socket.socket) -> None:
-    with HostSimulator(receiver.getsockname(), rate_hz=50) as host:
+    with HostSimulator(receiver.getsockname(), rate_hz=50, register=False) as host:
         host.play()
         received = _collect(receiver, 1.0)
     sent = host.sent()
@@ -239,7 +239,7 @@ def test_simulator_sends_transport_at_the_rate(receiver: socket.socket) -> None:
 
 
 def test_simulator_sends_at_once_on_changes(receiver: socket.socket) -> None:
-    with HostSimulator(receiver.getsockname(), rate_hz=2) as host:
+    with HostSimulator(receiver.getsockname(), rate_hz=2, register=False) as host:
         receiver.recv(1024)  # the first periodic message, sent at start
         for action, check in (
             (lambda: host.play(), lambda p: p[0] == 1),
@@ -258,7 +258,7 @@ def test_simulator_sends_at_once_on_changes(receiver: socket.socket) -> None:
 
 
 def test_simulator_jitter_is_bounded_and_seeded(receiver: socket.socket) -> None:
-    with HostSimulator(receiver.getsockname(), rate_hz=100, jitter_ms=4.0, seed=7) as host:
+    with HostSimulator(receiver.getsockname(), rate_hz=100, jitter_ms=4.0, seed=7, register=False) as host:
         _collect(receiver, 0.6)
     offsets_ms = [(r.send_time_s - r.nominal_time_s) * 1000 for r in host.sent()]
     assert len(offsets_ms) > 40
@@ -268,7 +268,7 @@ def test_simulator_jitter_is_bounded_and_seeded(receiver: socket.socket) -> None
 
 
 def test_stopped_host_keeps_reporting(receiver: socket.socket) -> None:
-    with HostSimulator(receiver.getsockname(), rate_hz=50, clock=HostClock(ppq=12.5)):
+    with HostSimulator(receiver.getsockname(), rate_hz=50, clock=HostClock(ppq=12.5), register=False):
         received = _collect(receiver, 0.2)
     params = [OscMessage(d).params for _, d in received]
     assert len(params) >= 5
@@ -287,15 +287,18 @@ def test_targets_must_be_loopback() -> None:
 
 @pytest.fixture
 def echo_server() -> Iterator[tuple[str, int]]:
-    """A python-osc server on loopback: /band/hello -> /band/welcome, X -> X/reply."""
+    """A python-osc server on loopback: the /band/hello handshake, X -> X/reply."""
     disp = dispatcher.Dispatcher()
     server = osc_server.ThreadingOSCUDPServer(("127.0.0.1", 0), disp)
 
     def reply(client: tuple[str, int], address: str, *args: Any) -> None:
-        if address == "/band/hello":
-            client_name, reply_port = args
-            server.socket.sendto(build_message("/band/welcome", "echo", client_name),
-                                 ("127.0.0.1", reply_port))
+        if address == "/band/hello":  # the daemon's handshake, with a fixed nonce
+            client_name, reply_port, _token, nonce = args[:4]
+            if not nonce:
+                server.socket.sendto(build_message("/band/welcome", "echo", client_name, "n0nce"), client)
+            elif nonce == "n0nce":
+                server.socket.sendto(build_message("/band/welcome", "echo", client_name, nonce, "control"),
+                                     ("127.0.0.1", reply_port))
         else:  # python-osc's own type inference for the echo (int64 -> h, float -> f)
             builder = osc_message_builder.OscMessageBuilder(address + "/reply")
             for arg in args:
@@ -331,7 +334,7 @@ def test_receive_buffers_other_addresses(echo_server: tuple[str, int]) -> None:
 
 def test_bundles_hello_and_garbage(echo_server: tuple[str, int]) -> None:
     with OscClient(echo_server) as client:
-        assert client.hello("pytest") == ["echo", "pytest"]
+        assert client.hello("pytest") == ["echo", "pytest", "n0nce", "control"]
         client.send_bundle([("/p", [1]), ("/q", ["s"])])
         replies = {client.receive()[0], client.receive()[0]}
         assert replies == {"/p/reply", "/q/reply"}
@@ -357,3 +360,28 @@ def test_parse_datagram_flattens_bundles() -> None:
         parse_datagram(b"\x01\x02")
     assert parse_datagram(build_message("/m", 1.5)) == [("/m", [1.5])]
     assert struct.unpack(">f", build_message("/m", 1.5)[-4:]) == (1.5,)
+
+
+@pytest.mark.parametrize("name", ["p", "plugin", "a-much-longer-client-name-of-many-bytes"])
+def test_a_first_hello_is_padded_so_the_daemon_may_answer_it(name: str) -> None:
+    from ai_band.host import HELLO_PADDED_BYTES, hello_message, parse_datagram
+
+    first = hello_message(name, 9000, "tok", "", HELLO_PADDED_BYTES)
+    assert HELLO_PADDED_BYTES <= len(first) < HELLO_PADDED_BYTES + 8
+    ((address, args),) = parse_datagram(first)
+    assert address == "/band/hello" and args[:4] == [name, 9000, "tok", ""]
+    assert set(args[4]) == {0}  # the padding blob
+    echo = hello_message(name, 9000, "tok", "n0nce")
+    assert parse_datagram(echo)[0][1] == [name, 9000, "tok", "n0nce"]  # the echo needs no padding
+
+
+def test_a_client_says_bye_when_closed_and_a_simulator_registers_before_it_sends(echo_server) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as watcher:
+        watcher.bind(("127.0.0.1", 0))
+        watcher.settimeout(2.0)
+        client = OscClient(watcher.getsockname(), auto_register=False)
+        client.client_name = "leaving"  # as after a hello
+        client.close()
+        assert parse_datagram(watcher.recv(1024)) == [("/band/bye", ["leaving"])]
+    with HostSimulator(echo_server, rate_hz=50) as host:
+        assert host.osc.client_name is not None  # registered in start(), before the thread sent anything

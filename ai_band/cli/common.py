@@ -87,7 +87,9 @@ def add_daemon_args(parser: argparse.ArgumentParser) -> None:
 def ask_daemon(args: argparse.Namespace, address: str) -> object:
     """Send ``address`` (no arguments) to the daemon of ``args`` and return its JSON answer.
 
-    The daemon answers ``<address> s:json`` to the sender (docs/osc-api.md).
+    The daemon answers ``<address> s:json`` to a registered sender
+    (docs/osc-api.md): the ``/band/hello`` handshake runs first, with
+    ``AI_BAND_OSC_TOKEN`` if set (:func:`ai_band.host.handshake`).
 
     Raises:
         ConfigError: the config (for the default port) is invalid.
@@ -111,8 +113,31 @@ def ask_daemon(args: argparse.Namespace, address: str) -> object:
     except (socket.gaierror, UnicodeError) as exc:
         raise UsageError(f"--host {args.host!r}: cannot resolve: {getattr(exc, 'strerror', None) or exc}") from None
     no_answer = f"no answer from {where} within {args.timeout:g} s"
+    from ai_band.host import handshake
+
     with socket.socket(family, kind, proto) as sock:
         sock.connect(target)  # only the daemon's datagrams arrive; a closed port is reported at once
+
+        def receive(wanted, timeout_s):  # for the handshake: the next matching message
+            end = time.monotonic() + timeout_s
+            while (left := end - time.monotonic()) > 0:
+                sock.settimeout(left)
+                try:
+                    message = OscMessage(sock.recv(65535))
+                except (TimeoutError, ParseError):
+                    continue
+                if wanted(message.address, list(message.params)):
+                    return message.address, list(message.params)
+            raise TimeoutError
+
+        name = f"ai-band-cli:{sock.getsockname()[1]}"
+        try:
+            handshake(sock.send, receive, name, sock.getsockname()[1],
+                      os.environ.get("AI_BAND_OSC_TOKEN", ""), args.timeout)
+        except TimeoutError:
+            raise NoAnswerError(no_answer) from None
+        except ConnectionRefusedError:
+            raise NoAnswerError(f"no answer from {where}: nothing listens there (connection refused)") from None
         sock.send(OscMessageBuilder(address).build().dgram)
         deadline = time.monotonic() + args.timeout
         while (left := deadline - time.monotonic()) > 0:
@@ -137,6 +162,10 @@ def ask_daemon(args: argparse.Namespace, address: str) -> object:
                     return json.loads(message.params[0])
                 except (TypeError, json.JSONDecodeError):
                     raise NoAnswerError(f"{where} answered {address} with no JSON") from None
+                finally:  # leave the daemon's client table as found
+                    bye = OscMessageBuilder("/band/bye")
+                    bye.add_arg(name)
+                    sock.send(bye.build().dgram)
     raise NoAnswerError(no_answer)
 
 

@@ -2,9 +2,10 @@
 
 It sends ``/band/transport`` to a daemon at 25 Hz, and at once on every
 change, exactly as the JUCE plugin reports ``AudioPlayHead::PositionInfo``
-(the argument table is in :mod:`ai_band.host`). It does not register with
-``/band/hello``: the daemon answers the sender's address, so its errors reach
-this process anyway and are printed on stderr.
+(the argument table is in :mod:`ai_band.host`). It registers with
+``/band/hello`` first (with ``AI_BAND_OSC_TOKEN`` when set; a daemon with
+``[osc] token`` takes the transport only from a client that gave it); the
+daemon's errors reach this process and are printed on stderr.
 
 Control, while it runs:
 
@@ -352,6 +353,7 @@ def _run(session: HostSession, stdin: TextIO | None, end_s: float | None) -> Non
 
 def cmd_host(args: argparse.Namespace) -> int:
     """``ai-band host``: run the simulated transport until quit, ``--seconds`` or a signal."""
+    from ai_band.errors import ProtocolError
     from ai_band.host import HostClock, HostSimulator, OscClient
 
     try:
@@ -360,18 +362,24 @@ def cmd_host(args: argparse.Namespace) -> int:
         print(f"ai-band: error: argument --host: {exc}", file=sys.stderr)
         return 2
     with osc:
+        registered = True
         try:
             osc.request("/band/ping", "ai-band host", reply_address="/band/pong", timeout=PING_TIMEOUT_S)
         except TimeoutError:
+            registered = False
             print(f"ai-band host: no answer from {osc.target[0]}:{osc.target[1]} within {PING_TIMEOUT_S:g} s "
                   "(is `ai-band run` running there?); sending the transport anyway", file=sys.stderr)
+        except ProtocolError as exc:
+            print(f"ai-band: error: {osc.target[0]}:{osc.target[1]} refused the registration: {exc.code}: {exc}",
+                  file=sys.stderr)
+            return 1
         except OSError as exc:
             print(f"ai-band: error: cannot send to {osc.target[0]}:{osc.target[1]}: {exc.strerror}",
                   file=sys.stderr)
             return 1
         ts_num, ts_den = args.ts
         clock = HostClock(bpm=args.bpm, ts_num=ts_num, ts_den=ts_den, ppq=args.start_ppq)
-        with HostSimulator(osc.target, rate_hz=RATE_HZ, clock=clock, osc=osc) as sim:
+        with HostSimulator(osc.target, rate_hz=RATE_HZ, clock=clock, osc=osc, register=registered) as sim:
             session = HostSession(sim, args.start_ppq, args.bars, sys.stdout)
             print(f"ai-band host: /band/transport to {osc.target[0]}:{osc.target[1]} at {RATE_HZ:g} Hz; "
                   f"{'keys: ' + KEYS if sys.stdin is not None and sys.stdin.isatty() else 'commands: ' + LINE_COMMANDS}",

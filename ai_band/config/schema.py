@@ -100,6 +100,14 @@ class OscSection:
     max_bundle_messages: int
     max_scheduled_messages: int
     max_schedule_ahead_s: float
+    allow: tuple[str, ...]
+    token: str
+    client_timeout_s: float
+    rate_messages_per_s: float
+    burst_messages: int
+    rate_generations_per_min: float
+    rate_renders_per_min: float
+    recv_buffer_bytes: int
 
 
 @_section("zeroconf")
@@ -240,6 +248,21 @@ def _hosts(v: tuple[str, ...]) -> str | None:
     return None
 
 
+def _networks(v: tuple[str, ...]) -> str | None:
+    for item in v:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            return f"must list networks such as 127.0.0.0/8 or 192.168.1.0/24, got {item!r}"
+    return None
+
+
+def _token(v: str) -> str | None:
+    if v and not 8 <= len(v) <= 128:
+        return f"must be empty or 8..128 characters, got {len(v)}"
+    return None
+
+
 def _parts(v: tuple[str, ...]) -> str | None:
     unknown = [p for p in v if p not in KNOWN_PARTS]
     if unknown:
@@ -266,6 +289,14 @@ CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("osc", "max_bundle_messages"): _ranged(1, 4096),
     ("osc", "max_scheduled_messages"): _ranged(0, 65536),
     ("osc", "max_schedule_ahead_s"): _ranged(0, 3600),
+    ("osc", "allow"): _networks,
+    ("osc", "token"): _token,
+    ("osc", "client_timeout_s"): _ranged(1, 86400),
+    ("osc", "rate_messages_per_s"): _ranged(1, 1e6),
+    ("osc", "burst_messages"): _ranged(1, 1_000_000),
+    ("osc", "rate_generations_per_min"): _ranged(0.1, 1e5),
+    ("osc", "rate_renders_per_min"): _ranged(0.1, 1e5),
+    ("osc", "recv_buffer_bytes"): _ranged(0, 1 << 30),
     ("zeroconf", "interfaces"): _hosts,
     ("http", "host"): _host_or_empty,
     ("http", "port"): _ranged(0, 65535),

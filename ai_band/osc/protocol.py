@@ -19,6 +19,8 @@ from pythonosc.parsing import osc_types
 from ai_band.errors import ProtocolError, RequestError
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+#: Largest finite float32 (IEEE 754 binary32); a float64 beyond it cannot be sent as ``f``.
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,8 @@ def encode_message(address: str, args: Sequence[Any]) -> bytes:
             str -> ``s``, bytes -> ``b``; bool -> ``i`` 0/1.
 
     Raises:
-        ProtocolError: an int outside int32, or an unsupported type.
+        ProtocolError: an int outside int32, a finite float beyond float32's
+            range (use :func:`to_juce_safe` first), or an unsupported type.
 
     Encoding uses python-osc's type writers; an empty blob (size 0, legal in
     OSC 1.0, refused by python-osc's builder) is written by hand.  The parts
@@ -120,6 +123,8 @@ def encode_message(address: str, args: Sequence[Any]) -> bytes:
             tags.append("i")
             body.append(osc_types.write_int(value))
         elif isinstance(value, float):
+            if math.isfinite(value) and abs(value) > FLOAT32_MAX:
+                raise ProtocolError(f"float {value!r} does not fit OSC float32")
             tags.append("f")
             body.append(osc_types.write_float(value))
         elif isinstance(value, str):
@@ -137,12 +142,15 @@ def to_juce_safe(value: Any) -> Any:
     """Convert an incoming argument for echoing (``/band/pong``) to an i/f/s/b value.
 
     int64 that does not fit int32 becomes its decimal string; float64 becomes
-    float32; True/False become 1/0; None and other types become strings.
+    float32, or its ``repr`` string when beyond float32's range (``1e300``);
+    True/False become 1/0; None and other types become strings.
     """
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, int):
         return value if INT32_MIN <= value <= INT32_MAX else str(value)
+    if isinstance(value, float) and math.isfinite(value) and abs(value) > FLOAT32_MAX:
+        return repr(value)
     if isinstance(value, (float, str, bytes, bytearray)):
         return value
     return "" if value is None else str(value)

@@ -16,6 +16,14 @@ wait as one timer per time tag, at most ``[osc] max_scheduled_messages``
 messages in all and at most ``[osc] max_schedule_ahead_s`` ahead; a bundle past
 either cap is refused whole (``busy``).
 
+Every datagram is counted exactly once in :attr:`OscEndpoint.counters`:
+``packets`` (all), and one of ``packets_denied`` (from outside ``[osc] allow``:
+dropped unanswered, before any parsing), ``packets_refused`` (refused whole,
+see above) or ``packets_ok`` (its messages dispatched or scheduled).  The
+socket's receive buffer is raised to ``[osc] recv_buffer_bytes`` at start, so
+that a burst from one sender does not push the host's transport messages out
+of the kernel's queue.
+
 Arrival times come from the kernel where it can tell (Linux: the
 ``SIOCGSTAMPNS`` ioctl, socket(7), the receive time of the last datagram
 read from the socket), not from when the event loop got round to the
@@ -31,15 +39,19 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import logging
+import socket
 import struct
 import sys
 import time
+from collections import Counter
 from typing import Any, Callable
 
 from pythonosc.osc_packet import OscPacket
 
 from ai_band.config.schema import OscSection
 from ai_band.errors import ProtocolError
+from ai_band.osc.access import AllowList
+from ai_band.osc.logs import RateLimitedLog
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +70,7 @@ _BUNDLE_PREFIX = b"#bundle\x00"
 _INT32 = struct.Struct(">i")
 
 Address = tuple[str, int]
-MessageHandler = Callable[[str, list[Any], Address, float], None]
+MessageHandler = Callable[[str, list[Any], Address, float, int], None]
 
 
 class PacketRefused(ProtocolError):
@@ -70,6 +82,10 @@ class PacketRefused(ProtocolError):
         reason: what was wrong, for the error message.
         ref: the offending message's address, when there is one.
         messages: how many messages the refused datagram held (0 if unknown).
+
+    Attributes:
+        size_bytes: the refused datagram's length (set by the endpoint): an
+            unregistered sender's error reply may not be longer.
     """
 
     def __init__(self, code: str, reason: str, ref: str = "", messages: int = 0) -> None:
@@ -77,6 +93,7 @@ class PacketRefused(ProtocolError):
         self.code = code
         self.ref = ref
         self.messages = messages
+        self.size_bytes = 0
 
 
 BadPacketHandler = Callable[[Address, PacketRefused], None]
@@ -189,22 +206,63 @@ def kernel_arrival_s(fd: int) -> float | None:
     return (now_ns - age_ns) / 1e9
 
 
+#: linux/asm-generic/socket.h: SO_RCVBUF without the net.core.rmem_max cap (needs CAP_NET_ADMIN).
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33 if sys.platform.startswith("linux") else None)
+
+
+def raise_recv_buffer(sock: Any, want_bytes: int) -> int:
+    """Ask for a ``want_bytes`` receive buffer on ``sock``; return what the kernel reports.
+
+    Tries ``SO_RCVBUFFORCE`` first (Linux, root or CAP_NET_ADMIN: past
+    ``net.core.rmem_max``), then ``SO_RCVBUF`` (capped at ``rmem_max``).
+    Linux reports twice the figure set (socket(7): the kernel keeps room for
+    its bookkeeping).  ``want_bytes`` 0 leaves the system default.
+    """
+    if want_bytes > 0:
+        forced = False
+        if SO_RCVBUFFORCE is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, want_bytes)
+                forced = True
+            except OSError:
+                pass
+        if not forced:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, want_bytes)
+            except OSError as exc:
+                log.warning("cannot set the OSC socket's receive buffer to %d bytes: %s", want_bytes, exc)
+    return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
+
+
+def _rmem_max() -> str:
+    try:
+        with open("/proc/sys/net/core/rmem_max", encoding="ascii") as f:
+            return f.read().strip()
+    except OSError:
+        return "unknown"
+
+
 class OscEndpoint(asyncio.DatagramProtocol):
     """Receives datagrams, checks and parses them and hands each message to ``on_message``.
 
     Args:
-        on_message: ``on_message(address, params, sender, arrival_s)`` for
-            every message, ``arrival_s`` in CLOCK_MONOTONIC seconds: when the
-            kernel received the datagram (see the module docstring), or when
-            a future-dated bundle came due.  Must not block.
+        on_message: ``on_message(address, params, sender, arrival_s, size_bytes)``
+            for every message, ``arrival_s`` in CLOCK_MONOTONIC seconds: when
+            the kernel received the datagram (see the module docstring), or
+            when a future-dated bundle came due; ``size_bytes`` the message's
+            share of its datagram (length / messages in it), the most an
+            unregistered sender's reply may take.  Must not block.
         on_bad_packet: ``on_bad_packet(sender, refused)`` for a datagram
             refused whole (:class:`PacketRefused`: not OSC 1.0, too large,
             unsupported type tags, too many arguments, a bundle past a cap).
         limits: the ``[osc]`` section: ``max_args``, ``max_bundle_messages``,
-            ``max_scheduled_messages``, ``max_schedule_ahead_s``.
+            ``max_scheduled_messages``, ``max_schedule_ahead_s``, ``allow``,
+            ``recv_buffer_bytes``.
 
     Attributes:
         scheduled_messages: messages waiting for their bundle's time.
+        counters: datagrams by fate (see the module docstring).
+        recv_buffer_bytes: the socket's receive buffer as the kernel reports it.
     """
 
     def __init__(self, on_message: MessageHandler, on_bad_packet: BadPacketHandler,
@@ -212,6 +270,10 @@ class OscEndpoint(asyncio.DatagramProtocol):
         self.on_message = on_message
         self.on_bad_packet = on_bad_packet
         self.limits = limits
+        self.allow = AllowList(limits.allow)
+        self.counters: Counter[str] = Counter()
+        self.recv_buffer_bytes = 0
+        self._log = RateLimitedLog()
         self.transport: asyncio.DatagramTransport | None = None
         self._timers: dict[asyncio.TimerHandle, int] = {}
         self.scheduled_messages = 0
@@ -226,6 +288,11 @@ class OscEndpoint(asyncio.DatagramProtocol):
         if sock is not None:
             self._fd = sock.fileno()
             kernel_arrival_s(self._fd)  # switches the socket's receive stamps on
+            want = self.limits.recv_buffer_bytes
+            self.recv_buffer_bytes = raise_recv_buffer(sock, want)
+            log.info("OSC receive buffer: asked %d bytes, kernel reports %d (Linux reports twice what "
+                     "it grants; without CAP_NET_ADMIN capped at net.core.rmem_max = %s)",
+                     want, self.recv_buffer_bytes, _rmem_max())
 
     def datagram_received(self, data: bytes, addr: Address) -> None:  # noqa: D102
         # asyncio calls this straight after its recvfrom(): the socket's last
@@ -237,10 +304,15 @@ class OscEndpoint(asyncio.DatagramProtocol):
         else:
             self.kernel_stamped += 1
         sender = (addr[0], addr[1])
+        self.counters["packets"] += 1
+        if not self.allow.allows(sender[0]):
+            self.counters["packets_denied"] += 1
+            self._log.warning("denied", "datagram from %s:%d dropped: not in [osc] allow", sender[0], sender[1])
+            return
         try:
             messages = self._parse(data)
         except PacketRefused as refused:
-            self.on_bad_packet(sender, refused)
+            self._refuse(sender, refused, len(data))
             return
         now_wall = time.time()
         later: dict[float, list[tuple[str, list[Any]]]] = {}
@@ -252,13 +324,20 @@ class OscEndpoint(asyncio.DatagramProtocol):
                 self._check_schedule(max(later) - now_wall, sum(map(len, later.values())))
             except PacketRefused as refused:
                 refused.messages = len(messages)
-                self.on_bad_packet(sender, refused)
+                self._refuse(sender, refused, len(data))
                 return
+        self.counters["packets_ok"] += 1
+        share = len(data) // max(1, len(messages))
         for when, address, params in messages:
             if when - now_wall <= _IMMEDIATE_S:
-                self.on_message(address, params, sender, arrival_s)
+                self.on_message(address, params, sender, arrival_s, share)
         for when, batch in later.items():
-            self._schedule(when - time.time(), batch, sender)
+            self._schedule(when - time.time(), batch, sender, share)
+
+    def _refuse(self, sender: Address, refused: PacketRefused, size_bytes: int) -> None:
+        self.counters["packets_refused"] += 1
+        refused.size_bytes = size_bytes
+        self.on_bad_packet(sender, refused)
 
     def _parse(self, data: bytes) -> list[tuple[float, str, list[Any]]]:
         """``(wall-clock time due, address, params)`` of each message in ``data``, in time order.
@@ -286,7 +365,7 @@ class OscEndpoint(asyncio.DatagramProtocol):
                                 f"{later_count} more would pass {limits.max_scheduled_messages} "
                                 "([osc] max_scheduled_messages)")
 
-    def _schedule(self, delay_s: float, batch: list[tuple[str, list[Any]]], sender: Address) -> None:
+    def _schedule(self, delay_s: float, batch: list[tuple[str, list[Any]]], sender: Address, share: int) -> None:
         """Dispatch ``batch`` (one time tag's messages, in order) after ``delay_s`` on one timer."""
         handle: asyncio.TimerHandle
 
@@ -294,7 +373,7 @@ class OscEndpoint(asyncio.DatagramProtocol):
             self.scheduled_messages -= self._timers.pop(handle, 0)
             due_s = time.monotonic()
             for address, params in batch:
-                self.on_message(address, params, sender, due_s)
+                self.on_message(address, params, sender, due_s, share)
 
         handle = asyncio.get_running_loop().call_later(max(0.0, delay_s), fire)
         self._timers[handle] = len(batch)
@@ -308,7 +387,9 @@ class OscEndpoint(asyncio.DatagramProtocol):
         return self.transport.get_extra_info("sockname")[1]
 
     def error_received(self, exc: Exception) -> None:  # noqa: D102
-        # e.g. ICMP port unreachable from a client that went away: not our problem.
+        # e.g. ICMP port unreachable from a client that went away: not our problem;
+        # asyncio also reports a failed sendto (EMSGSIZE, ENOBUFS) here.
+        self.counters["udp_errors"] += 1
         log.debug("UDP error: %s", exc)
 
     def sendto(self, data: bytes, addr: Address) -> None:
@@ -318,7 +399,8 @@ class OscEndpoint(asyncio.DatagramProtocol):
         try:
             self.transport.sendto(data, addr)
         except OSError as exc:
-            log.debug("sending to %s:%d failed: %s", addr[0], addr[1], exc)
+            self.counters["send_failed"] += 1
+            self._log.warning("send", "sending %d bytes to %s:%d failed: %s", len(data), addr[0], addr[1], exc)
 
     def close(self) -> None:
         """Cancel pending bundle timers and close the socket."""

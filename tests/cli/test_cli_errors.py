@@ -152,7 +152,7 @@ def test_a_daemon_that_does_not_answer():
             result = cli(command, "--port", str(port), "--timeout", "0.5")
             assert result.returncode == 1
             assert error_line(result) == f"ai-band: error: no answer from 127.0.0.1:{port} within 0.5 s"
-        assert silent.recv(100).startswith(b"/band/status\0")  # it was asked
+        assert silent.recv(100).startswith(b"/band/hello\0")  # it was asked (the /band/hello handshake comes first)
     closed = cli("status", "--port", str(port))
     assert closed.returncode == 1
     assert error_line(closed) == f"ai-band: error: no answer from 127.0.0.1:{port}: nothing listens there (connection refused)"

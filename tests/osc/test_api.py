@@ -15,22 +15,24 @@ def test_hello_registers_and_welcomes(osc, band):
     osc.send("/band/status")
     _, (text,) = osc.receive("/band/status")
     clients = json.loads(text)["clients"]
-    assert {"name": "pytest", "host": "127.0.0.1", "port": osc.port} in clients
+    mine = [c for c in clients if c["name"] == "pytest"]
+    assert len(mine) == 1 and mine[0]["host"] == "127.0.0.1" and mine[0]["port"] == osc.port
+    assert mine[0]["access"] == "control"  # no token configured
     osc.send("/band/bye", "pytest")
     osc.send("/band/status")
     _, (text,) = osc.receive("/band/status")
     assert all(c["name"] != "pytest" for c in json.loads(text)["clients"])
 
 
-def test_registered_client_gets_replies_to_other_senders(band):
+def test_a_registered_client_gets_no_replies_to_other_senders(band):
     from ai_band.host import OscClient
 
     with OscClient(("127.0.0.1", band.port)) as listener, OscClient(("127.0.0.1", band.port)) as other:
         listener.hello("listener")
         other.send("/band/ping", "from-other")
         assert other.receive("/band/pong")[1] == ["from-other"]
-        assert listener.receive("/band/pong")[1] == ["from-other"]
-        listener.send("/band/bye", "listener")
+        with pytest.raises(TimeoutError):
+            listener.receive("/band/pong", timeout=0.3)
 
 
 def test_ping_echoes_arguments_with_juce_types(osc):

@@ -21,7 +21,7 @@ def test_arrival_time_is_when_the_datagram_arrived_not_when_the_loop_read_it():
         seen = []
         loop = asyncio.get_running_loop()
         transport, endpoint = await loop.create_datagram_endpoint(
-            lambda: OscEndpoint(lambda address, params, sender, arrival_s: seen.append((address, arrival_s, time.monotonic())),
+            lambda: OscEndpoint(lambda address, params, sender, arrival_s, size_bytes: seen.append((address, arrival_s, time.monotonic())),
                                 lambda sender, refused: None),
             local_addr=("127.0.0.1", 0),
         )
