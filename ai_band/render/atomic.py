@@ -46,11 +46,13 @@ NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class _GuardedHandle:
-    """A binary file handle that remembers the first :class:`OSError` its ``write()`` raised.
+    """A binary file handle whose ``write()`` keeps the first :class:`OSError` and reports 0 bytes written.
 
     Writers that call ``write()`` from C callbacks (soundfile's virtual I/O)
-    print and drop the exception; :func:`write_temp` re-raises what this kept.
-    Every other attribute is the wrapped handle's.
+    would print the exception as an "ignored" traceback, once per call, and
+    drop it; a short write makes libsndfile stop instead, and
+    :func:`write_temp` raises what this kept.  Every other attribute is the
+    wrapped handle's.
     """
 
     def __init__(self, handle: BinaryIO) -> None:
@@ -58,12 +60,13 @@ class _GuardedHandle:
         self.error: OSError | None = None
 
     def write(self, data: Any) -> int:
+        if self.error is not None:
+            return 0
         try:
             return self._handle.write(data)
         except OSError as exc:
-            if self.error is None:
-                self.error = exc
-            raise
+            self.error = exc
+            return 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._handle, name)
@@ -79,8 +82,8 @@ def write_temp(directory: pathlib.Path, write: Callable[[BinaryIO], None], temps
 
     Raises:
         OSError: creating, writing, flushing or syncing the file failed; a
-            ``write()`` failure is raised even when ``write`` swallowed it
-            (then chained to what ``write`` raised instead, if anything).
+            failed ``write()`` of the handle is raised after ``write`` returns
+            or raises (chained to what it raised then, if anything).
         Exception: whatever ``write`` raised otherwise.
 
     The file gets the mode a plain ``open()`` would give it (:func:`file_mode`),
