@@ -309,6 +309,8 @@ class JobManager:
         self._writer: ThreadPoolExecutor | None = None
         self._closing = False
         self._retention_lock = asyncio.Lock()
+        #: Jobs generate ``workers`` at a time; the others stay ``queued`` meanwhile.
+        self._generation_slots = asyncio.Semaphore(workers)
         self._retention_task: asyncio.Task | None = None
         self._pending_retention: asyncio.Task | None = None
 
@@ -328,10 +330,7 @@ class JobManager:
         """
         self.output_dir.mkdir(parents=True, exist_ok=True)
         requeue = self._restore()
-        ctx = WorkerContext(self.render, self.worker_cpus)
-        # Generation workers yield the CPU like render workers: live playback first.
-        self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_init_generation_worker,
-                                             initargs=(self.render.nice, self.render.cpus, self.worker_cpus))
+        self._executor = self._generation_pool()
         loop = asyncio.get_running_loop()
         for job in requeue:
             log.info("job %s queued again after the restart", job.job_id)
@@ -339,6 +338,13 @@ class JobManager:
         self._retention_task = loop.create_task(self._retention_loop(), name="job-retention")
         await asyncio.gather(*(loop.run_in_executor(self._executor, _warm_up) for _ in range(self.workers)))
         log.info("generation: %d worker process(es) ready; files in %s", self.workers, self.output_dir)
+
+    def _generation_pool(self) -> ProcessPoolExecutor:
+        """A new pool of generation workers (their processes start on first use)."""
+        ctx = WorkerContext(self.render, self.worker_cpus)
+        # Generation workers yield the CPU like render workers: live playback first.
+        return ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_init_generation_worker,
+                                   initargs=(self.render.nice, self.render.cpus, self.worker_cpus))
 
     # -- the job store -----------------------------------------------------------
     def _restore(self) -> list[Job]:
@@ -691,10 +697,11 @@ class JobManager:
     async def _run(self, job: Job) -> None:
         loop = asyncio.get_running_loop()
         try:
-            self._set(job, "generating", 0.1)
             job_dir = self.output_dir / job.job_id
-            status, payload = await loop.run_in_executor(self._executor, run_job, job.request, str(job_dir),
-                                                         self.min_free_bytes)
+            async with self._generation_slots:  # queued until a generation worker is free
+                self._set(job, "generating", 0.1)
+                status, payload = await loop.run_in_executor(self._executor, run_job, job.request, str(job_dir),
+                                                             self.min_free_bytes)
             if status != "ok":
                 return await self._fail(job, payload)  # type: ignore[arg-type]
             job.arrangement_pickle = payload["arrangement"]  # type: ignore[index]
@@ -728,9 +735,11 @@ class JobManager:
             else:
                 log.info("job %s cancelled", job.job_id)
                 self._set(job, "cancelled", job.progress)
-        except BrokenProcessPool as exc:  # a worker died (killed, or crashed in C code)
-            if self._render_executor is not None and job.state == "rendering":
-                self._render_executor = None  # the next render starts a new pool
+        except BrokenProcessPool as exc:  # a worker died (killed, or crashed in C code): the next job gets a new pool
+            if job.state == "rendering":
+                self._render_executor = None
+            elif not self._closing:
+                self._executor = self._generation_pool()
             await self._fail(job, ("worker_died", f"the {job.state} worker process died: {exc}"))
         except Exception as exc:  # noqa: BLE001
             log.exception("job %s failed", job.job_id)
