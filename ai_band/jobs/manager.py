@@ -325,8 +325,8 @@ class JobManager:
         The job store is read before the first ``await``: a caller that runs
         this as a task and yields once (as :class:`~ai_band.service.BandDaemon`
         does before its OSC endpoint listens) has every old job listed.
-        Blocks the event loop meanwhile (measured: ~6 ms for 200 jobs;
-        ``bench/job_store.py``).
+        Blocks the event loop meanwhile: 62 ms for 200 jobs of 12 files
+        (every file is stat'ed; ``python -m bench.job_store``), before OSC listens.
         """
         self.output_dir.mkdir(parents=True, exist_ok=True)
         requeue = self._restore()
@@ -387,7 +387,12 @@ class JobManager:
         return future
 
     def _persist(self, job: Job) -> None:
-        """Write the job's row through to the store (on the writer thread; the loop only snapshots it, ~20 us)."""
+        """Write the job's row through to the store.
+
+        The loop only snapshots the row (:meth:`Job.row`: median 18 us, p99
+        0.16 ms); the transaction runs on the writer thread (median 0.12 ms,
+        p99 0.44 ms, max 23 ms under a loaded disk: ``python -m bench.job_store``).
+        """
         if self._store is not None:
             self._db(self._store.save, job.row())
 
