@@ -10,6 +10,7 @@ import datetime as _dt
 import os
 import time
 from pathlib import Path
+from typing import Callable
 
 from ai_band.errors import BandError
 from ai_band.model import Arrangement
@@ -39,17 +40,17 @@ def produce(request: GenerationRequest, job_dir: Path) -> tuple[Arrangement, dic
     return arrangement, files, generation_ms
 
 
-def _produce(request: GenerationRequest, job_dir: Path, min_free_bytes: int | None = None,
+def _produce(request: GenerationRequest, job_dir: Path,
+             before_write: Callable[[Arrangement], None] | None = None,
              ) -> tuple[Arrangement, GenerationRequest, dict[str, str], float]:
     """:func:`produce`, also returning the resolved request.
 
     Args:
-        min_free_bytes: when given, the files are written only if the file
-            system keeps this many bytes free after them
-            (:func:`~ai_band.jobs.limits.job_bytes_estimate`).
+        before_write: called with the arrangement once generated, before
+            anything is written; what it raises ends the job unwritten.
 
     Raises:
-        BandError: as :func:`produce`; :class:`~ai_band.jobs.limits.DiskFull` when there is no room.
+        BandError: as :func:`produce`, or what ``before_write`` raised.
     """
     from ai_band.generate.pipeline import generate, resolve_request
     from ai_band.render.metadata import job_metadata, write_job_metadata
@@ -59,10 +60,8 @@ def _produce(request: GenerationRequest, job_dir: Path, min_free_bytes: int | No
     resolved = resolve_request(request)
     arrangement = generate(resolved)
     generation_ms = (time.perf_counter() - t0) * 1000.0
-    if min_free_bytes is not None:
-        from ai_band.jobs.limits import check_room, job_bytes_estimate
-
-        check_room(job_dir, job_bytes_estimate(arrangement), min_free_bytes)
+    if before_write is not None:
+        before_write(arrangement)
     job_dir.mkdir(parents=True, exist_ok=True)
     files = {name: str(p) for name, p in write_midi_files(arrangement, job_dir).items()}
     meta = job_metadata(job_dir.name, request, resolved, arrangement, generation_ms)
@@ -76,7 +75,9 @@ def run_job(request: GenerationRequest, job_dir: str, min_free_bytes: int | None
     Args:
         request: the validated request.
         job_dir: the job's folder.
-        min_free_bytes: see :func:`_produce`; None: no free-space check before writing.
+        min_free_bytes: the files are written only if the file system keeps
+            this many bytes free after them (their size estimated by
+            :func:`~ai_band.jobs.limits.job_bytes_estimate`); None: not checked.
 
     Returns:
         ``("ok", result)`` or ``("error", (code, message))``.  ``result`` is a
@@ -91,20 +92,26 @@ def run_job(request: GenerationRequest, job_dir: str, min_free_bytes: int | None
     import os
     import pickle
 
-    from ai_band.jobs.limits import DiskFull, job_bytes_estimate, write_failure
+    from ai_band.jobs.limits import DiskFull, check_room, job_bytes_estimate, write_failure
     from ai_band.jobs.saved import save_arrangement
 
     t0 = time.perf_counter()
     folder = Path(job_dir)
-    arrangement = None
+    need = 0
+
+    def before_write(arrangement: Arrangement) -> None:
+        nonlocal need
+        need = job_bytes_estimate(arrangement)
+        if min_free_bytes is not None:
+            check_room(folder, need, min_free_bytes)
+
     try:
-        arrangement, resolved, files, _ = _produce(request, folder, min_free_bytes)
+        arrangement, resolved, files, _ = _produce(request, folder, before_write)
         saved = str(save_arrangement(arrangement, folder))
         pairs = list(files.items())
         sizes = {path: os.stat(path).st_size for path in [*files.values(), saved]}
     except Exception as exc:  # noqa: BLE001 - reported to the client, logged by the caller
-        need = job_bytes_estimate(arrangement) if arrangement is not None else 0
-        if not isinstance(exc, DiskFull) and (failure := write_failure(exc, folder, need)) is not None:
+        if need and not isinstance(exc, DiskFull) and (failure := write_failure(exc, folder, need)) is not None:
             return "error", failure
         if isinstance(exc, BandError):
             return "error", (exc.code, str(exc))

@@ -244,6 +244,7 @@ def render_audio(
     sample_rate: int | None = None,
     bit_depth: int | None = None,
     progress: Callable[[float], None] | None = None,
+    before_write: Callable[[], None] | None = None,
 ) -> tuple[list[tuple[str, str]], dict[str, Any]]:
     """Render, normalise and write a job's audio; add an ``audio`` section to job.json.
 
@@ -260,6 +261,9 @@ def render_audio(
         sample_rate: Hz, 44100 or 48000; None: ``render.sample_rate``.
         bit_depth: 16 or 24; None: ``render.bit_depth``.
         progress: called with 0..1 as parts are rendered.
+        before_write: called once the audio is rendered, before any file is
+            written (a worker checks the free space again there: a render
+            can take minutes); what it raises ends the job unwritten.
 
     Returns:
         ``([(part or "mix", path), ...], audio metadata)``.
@@ -276,6 +280,8 @@ def render_audio(
                            true_peak_dbtp=render.true_peak_dbtp, tail_s=render.tail_s)
     rendered = renderer.render(arrangement, options, progress)
     render_ms = (time.perf_counter() - t0) * 1000.0
+    if before_write is not None:
+        before_write()
     written = write_audio(rendered, job_dir, formats, stems, bit_depth)
     files = [(name, str(path)) for name, path in written]
     meta = {
@@ -324,7 +330,9 @@ def run_render(
     Before rendering, the render's :func:`estimate_render` must fit: its
     memory beside what the worker maps under the worker's ``RLIMIT_AS``
     (else ``too_large``), its files on the disk with ``min_free_bytes`` to
-    spare (else ``disk_full``; None: not checked).
+    spare (else ``disk_full``; None: not checked), checked again once the
+    audio is rendered, before anything is written.  Only an error while
+    writing is ``disk_full`` or ``write_failed``; one while rendering keeps its code.
 
     Returns:
         ``("ok", (files, audio metadata))`` or ``("error", (code, message))``;
@@ -341,6 +349,14 @@ def run_render(
             queue.put((job_id, float(fraction)))
 
     estimate = None
+    writing = False
+
+    def before_write() -> None:
+        nonlocal writing
+        if min_free_bytes is not None and estimate is not None:
+            check_room(Path(job_dir), estimate.disk_bytes, min_free_bytes)
+        writing = True
+
     try:
         if _Worker.renderer is None:
             init_render_worker(render, worker_cpus, queue)
@@ -358,7 +374,7 @@ def run_render(
         if min_free_bytes is not None:
             check_room(Path(job_dir), estimate.disk_bytes, min_free_bytes)
         return "ok", render_audio(_Worker.renderer, arrangement, Path(job_dir), formats, stems, render,
-                                  sample_rate, bit_depth, progress)
+                                  sample_rate, bit_depth, progress, before_write)
     except DiskFull as exc:
         return "error", (exc.code, str(exc))
     except Exception as exc:  # noqa: BLE001 - reported to the client, logged by the caller
@@ -366,8 +382,7 @@ def run_render(
             need = f" (estimated {mib(estimate.memory_bytes)})" if estimate is not None else ""
             return "error", ("out_of_memory", f"the render ran out of memory under the worker's limit of "
                                               f"{_Worker.limit_bytes >> 20} MiB{need}: {exc}")
-        failure = write_failure(exc, Path(job_dir), estimate.disk_bytes if estimate is not None else 0)
-        if failure is not None:
+        if writing and (failure := write_failure(exc, Path(job_dir), estimate.disk_bytes if estimate else 0)):
             return "error", failure
         if isinstance(exc, BandError):
             return "error", (exc.code, str(exc))
