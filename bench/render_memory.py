@@ -21,7 +21,6 @@ import multiprocessing
 import pickle
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 from bench.machine import machine_name
 

@@ -38,7 +38,7 @@ from ai_band.config import JobsSection, RenderSection
 from ai_band.errors import JobError, RequestError
 from ai_band.jobs.lifeline import die_with_parent, end_processes, start_forkserver
 from ai_band.jobs.limits import DAY_S, Held, disk_free, mib, select_for_removal
-from ai_band.jobs.store import DB_NAME, JobRow, JobStore, StoreError, recover, request_from_json, request_to_json
+from ai_band.jobs.store import DB_NAME, JobRow, JobStore, recover, request_from_json, request_to_json
 from ai_band.jobs.work import new_job_id, run_job
 from ai_band.model import Arrangement
 from ai_band.render.audio_job import (
