@@ -407,9 +407,9 @@ def recover(store: JobStore, output_dir: Path, on_restart: str = "interrupt", no
 
     1. ``*.tmp`` files under ``output_dir`` are removed (:func:`sweep_tmp`).
     2. Jobs left ``queued``, ``generating`` or ``rendering`` (the daemon was
-       killed) become ``interrupted`` with error ``interrupted``; files in their
-       folder that the row does not list (audio renamed into place before the
-       row was updated) are removed.  With ``on_restart = "requeue"`` they and
+       killed) become ``interrupted`` with error ``interrupted``; files in the
+       folder of an interrupted job that its row does not list (renamed into
+       place just before the end, never recorded) are removed.  With ``on_restart = "requeue"`` they and
        jobs ``interrupted`` by a stop are listed in :attr:`Recovery.requeue`
        instead, their folders emptied, to run again from the start.
     3. A row whose job folder is gone is deleted; a row some of whose files
@@ -442,12 +442,12 @@ def recover(store: JobStore, output_dir: Path, on_restart: str = "interrupt", no
                 report.rows.append(row)
                 continue
             was = row.state
-            keep = {Path(p).name for p in row.paths()}
-            report.stray_files += _remove_strays(job_dir, keep)
             row = dataclasses.replace(row, state="interrupted", updated_s=now_s, finished_s=now_s,
                                       error=("interrupted", f"the daemon stopped while the job was {was}"))
             report.interrupted.append(row.job_id)
             changed.append(row)
+        if row.state == "interrupted":  # files written but never recorded (renamed just before the end) go
+            report.stray_files += _remove_strays(job_dir, {Path(p).name for p in row.paths()})
         if not job_dir.is_dir() and row.paths():
             store.delete(row.job_id)
             report.dropped.append(row.job_id)
