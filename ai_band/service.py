@@ -44,7 +44,7 @@ from ai_band.config import Config
 from ai_band.discovery import Advertiser
 from ai_band.errors import BandError, UsageError
 from ai_band.jobs.lifeline import start_forkserver
-from ai_band.jobs.manager import JobManager
+from ai_band.jobs.manager import JobManager, playing_jobs
 from ai_band.system.notify import Notifier
 from ai_band.osc.api import BandApi
 from ai_band.osc.server import OscEndpoint
@@ -205,6 +205,9 @@ class BandDaemon:
                     listener=listener,
                     render=cfg.render,
                     worker_cpus=tuple(sorted(worker_cpus)),
+                    limits=cfg.jobs,
+                    db_path=cfg.jobs_db_path,
+                    is_protected=lambda job_id: job_id in playing_jobs(self.scheduler.status()),
                 ),
                 port_names=self.ports.names(),
                 style_names=style_names,

@@ -169,6 +169,18 @@ class GenerationSection:
     max_queued: int
 
 
+@_section("jobs")
+class JobsSection:
+    """[jobs]: the job store, restarts, retention and the free-space reserve."""
+
+    db_path: str
+    on_restart: str
+    max_jobs: int
+    max_disk_mb: int
+    keep_days: float
+    min_free_mb: int
+
+
 @_section("render")
 class RenderSection:
     """[render]: WAV/FLAC rendering."""
@@ -183,6 +195,7 @@ class RenderSection:
     workers: int
     nice: int
     cpus: int
+    max_worker_mb: int
 
 
 @_section("preview")
@@ -205,6 +218,7 @@ class Config:
     playback: PlaybackSection = field(default_factory=PlaybackSection)
     transport: TransportSection = field(default_factory=TransportSection)
     generation: GenerationSection = field(default_factory=GenerationSection)
+    jobs: JobsSection = field(default_factory=JobsSection)
     render: RenderSection = field(default_factory=RenderSection)
     preview: PreviewSection = field(default_factory=PreviewSection)
 
@@ -212,6 +226,11 @@ class Config:
     def output_path(self) -> Path:
         """``daemon.output_dir`` with ``~`` expanded."""
         return Path(self.daemon.output_dir).expanduser()
+
+    @property
+    def jobs_db_path(self) -> Path:
+        """``jobs.db_path`` with ``~`` expanded, inside :attr:`output_path` when relative or empty."""
+        return self.output_path / Path(self.jobs.db_path or "jobs.sqlite3").expanduser()
 
 
 def _ranged(lo: float, hi: float) -> Callable[[Any], str | None]:
@@ -313,6 +332,11 @@ CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("transport", "timeout_ms"): _ranged(100, 60000),
     ("generation", "workers"): _ranged(1, 32),
     ("generation", "max_queued"): _ranged(1, 10000),
+    ("jobs", "on_restart"): _choice(shipped.JOB_RESTART_MODES),
+    ("jobs", "max_jobs"): _ranged(0, 1_000_000),
+    ("jobs", "max_disk_mb"): _ranged(0, 1 << 30),
+    ("jobs", "keep_days"): _ranged(0, 36500),
+    ("jobs", "min_free_mb"): _ranged(0, 1 << 20),
     ("render", "engine"): _choice(shipped.RENDER_ENGINES),
     ("render", "sample_rate"): _choice(shipped.SAMPLE_RATES_HZ),
     ("render", "bit_depth"): _choice(shipped.BIT_DEPTHS),
@@ -322,6 +346,7 @@ CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("render", "workers"): _ranged(1, 8),
     ("render", "nice"): _ranged(0, 19),
     ("render", "cpus"): _ranged(0, 256),
+    ("render", "max_worker_mb"): _ranged(0, 1 << 24),
     ("preview", "latency"): _choice(shipped.PREVIEW_LATENCIES),
 }
 

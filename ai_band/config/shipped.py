@@ -31,6 +31,9 @@ SAMPLE_RATES_HZ = (44100, 48000)
 #: ``[render] bit_depth``: audio sample sizes in bits (PCM).
 BIT_DEPTHS = (16, 24)
 
+#: ``[jobs] on_restart``: what becomes of jobs queued or running when the daemon stopped.
+JOB_RESTART_MODES = ("interrupt", "requeue")
+
 #: ``[preview] latency``: PortAudio's latency hints.
 PREVIEW_LATENCIES = ("low", "high")
 

@@ -424,7 +424,9 @@ class BandApi:
         if not self._charge_generation(sender, request, ref[:128] or "/band/generate"):
             return
         try:  # an unverified sender's job reports to nobody: its events are far longer than the request
-            job = self.jobs.submit(request, reply_to=sender if self._unverified is None else None)
+            reg = self.access.peek(sender, time.monotonic())
+            job = self.jobs.submit(request, reply_to=sender if self._unverified is None else None,
+                                   client=reg.name if reg is not None else "")
         except BandError as exc:
             exc.ref = ref[:128] or "/band/generate"  # type: ignore[attr-defined]
             raise

@@ -74,7 +74,7 @@ def test_end_processes_kills_what_ignores_sigterm():
     assert took < 1.0
 
 
-def test_close_during_a_render_cancels_it_at_once_and_removes_its_unfinished_files(tmp_path):
+def test_close_during_a_render_interrupts_it_at_once_and_removes_its_unfinished_files(tmp_path):
     fields = {"chords": "| C | Am | F | G |", "style": "rock", "bars": 128, "seed": 3, "render": "wav", "stems": 1,
               "parts": "drums,bass,keys,pad,melody,arp,guitar,strings"}
 
@@ -92,7 +92,7 @@ def test_close_during_a_render_cancels_it_at_once_and_removes_its_unfinished_fil
         return job, time.monotonic() - t0
 
     job, took = asyncio.run(run())
-    assert job.state == "cancelled"
+    assert job.state == "interrupted" and job.error[0] == "interrupted"
     assert took < 2.0
     left = sorted(p.name for p in (tmp_path / job.job_id).iterdir())
     assert not [n for n in left if n.endswith((".tmp", ".wav"))], left
