@@ -103,6 +103,10 @@ class CycleEvent:
         data: The MIDI message, status byte first.
         late_read: Read by a callback that ran after the server began the next
             cycle (moved back one period, see the module docstring).
+        wake_minus_start_us: When the driver actually woke for this period
+            (the server's ``fCurrentCallback`` stamp) minus the period's start
+            as the cycle times give it, µs; ``None`` for a late read.  Large
+            after an overrun, while the server's loop slews to the new wake-ups.
     """
 
     time_s: float
@@ -111,11 +115,22 @@ class CycleEvent:
     source_port: str
     data: bytes
     late_read: bool = False
+    wake_minus_start_us: float | None = None
+
+    @property
+    def status(self) -> int:
+        """Status byte without the channel for channel messages (e.g. 0x90), else as is."""
+        return self.data[0] & 0xF0 if self.data[0] < 0xF0 else self.data[0]
 
     @property
     def is_note_on(self) -> bool:
         """Note-on with velocity 1..127."""
-        return len(self.data) >= 3 and self.data[0] & 0xF0 == NOTE_ON and self.data[2] > 0
+        return len(self.data) >= 3 and self.status == NOTE_ON and self.data[2] > 0
+
+    @property
+    def is_note_off(self) -> bool:
+        """0x80 note-off, or note-on with velocity 0."""
+        return len(self.data) >= 3 and (self.status == 0x80 or (self.status == NOTE_ON and self.data[2] == 0))
 
 
 def load_libjack() -> ctypes.CDLL:
@@ -195,14 +210,18 @@ def frame_times(reads: list[Read]) -> tuple[list[tuple[int, float, float, bool] 
 
     A cycle's time is what the server stamped when the cycle began
     (``IncFrameTime``: the previous cycle's ``next_usecs``).  When the driver
-    overruns, the server re-anchors its timer (``ResetFrameTime``: ``current
-    = callback = now``, ``next = now + period_usecs``) right after it has
-    started the cycle's graph, and a client reading the cycle times in that
-    cycle usually reads the re-anchored state.  That state is recognised by
-    its signature (``current_usecs`` differs from the previous cycle's
-    ``next_usecs``, equals the driver's wake-up stamp, and ``next_usecs -
-    current_usecs`` is exactly the nominal period) and the period is timed
-    from the previous cycle's ``next_usecs`` instead (``reanchored_reads``).
+    overruns, the server resets its timer (``ResetFrameTime``) right after it
+    has started the cycle's graph (``JackTimedDriver::ProcessWait``), and a
+    client reading the cycle times in that cycle usually reads the reset
+    state: ``current_usecs`` is then the driver's wake-up stamp
+    (``fCurrentCallback``).  In JACK2 1.9.21 (measured here) ``next_usecs``
+    keeps its old value, below ``current_usecs``, and the next cycle carries
+    on from it (the loop then slews towards the new wake-ups); later JACK2
+    sets ``next_usecs = current_usecs + period_usecs``.  Either state
+    (``current_usecs`` not the previous cycle's ``next_usecs``, equal to the
+    wake-up stamp, and ``next_usecs`` below ``current_usecs`` + half a period
+    or exactly a period after it) is timed from the previous cycle's
+    ``next_usecs`` instead (``reanchored_reads``).
 
     Args:
         reads: callbacks in the order they ran.
@@ -246,11 +265,14 @@ def frame_times(reads: list[Read]) -> tuple[list[tuple[int, float, float, bool] 
             prev = None
             continue
         frame_us = pu / n
-        if (prev is not None and prev[0] == frame - n and cu != prev[1] and nu - cu == int(pu)
+        if (prev is not None and prev[0] == frame - n and cu != prev[1]
+                and (nu - cu < pu / 2 or nu - cu == int(pu))
                 and callback_us is not None and abs(callback_us - cu) <= 2 * frame_us):
             counts["reanchored_reads"] += 1
-            out[i] = (frame, float(prev[1]), frame_us, False)
-            prev = (frame, nu)  # the next cycle begins at the re-anchored next_usecs
+            # The next cycle begins at next_usecs: the old one (1.9.21) or the re-anchored one.
+            slope = (nu - prev[1]) / n if nu - cu < pu / 2 else frame_us
+            out[i] = (frame, float(prev[1]), slope, False)
+            prev = (frame, nu)
             continue
         out[i] = (frame, float(cu), (nu - cu) / n, False)
         prev = (frame, nu)
@@ -398,15 +420,19 @@ def analyse(reads: list[Read], sources: list[str], offsets: list[tuple[int, int]
     periods, counts = frame_times(reads)
     events = []
     seen: list[tuple[int, float, float]] = []  # (unwrapped frame, start µs, µs per frame) of each read period
+    wakes: list[float] = []  # driver wake-up minus period start, µs
     for r, p in zip(reads, periods):
         if p is None:
             continue
         frame0, start_us, per_frame, late = p
         seen.append((frame0, start_us, per_frame))
+        wake_us = None if late or len(r) < 8 else round(r[7] - start_us, 1)
+        if wake_us is not None:
+            wakes.append(wake_us)
         for index, offset, data in r[5]:
             jack_us = start_us + offset * per_frame
             events.append(CycleEvent(track.to_monotonic_s(jack_us), jack_us, (frame0 + offset) & 0xFFFFFFFF,
-                                     sources[index], data, late))
+                                     sources[index], data, late, wake_us))
     events.sort(key=lambda e: e.time_s)
     seen.sort()
     missed_ranges, missed_spans, missed = [], [], 0
@@ -430,6 +456,8 @@ def analyse(reads: list[Read], sources: list[str], offsets: list[tuple[int, int]
         "timeline_jumps": jumps,
         "jack_minus_monotonic_s": round(-offs[0] / 1e9, 6),
         "clock_offset_drift_ms": round((offs[-1] - offs[0]) / 1e6, 3),
+        "wake_minus_start_us_p1_p50_p99": ([round(sorted(wakes)[min(len(wakes) - 1, int(q * len(wakes)))], 1)
+                                            for q in (0.01, 0.5, 0.99)] if wakes else None),
     })
     return {"events": events, "stats": stats}
 

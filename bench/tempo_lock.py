@@ -13,6 +13,15 @@ What it does (issue 2, item 8):
   * records every port with a frame-accurate JACK MIDI recorder and compares
     each note-on with the host's exact 16th-note grid.
 
+Recorders (``--recorder``): ``cycle`` (the default, issue 15 item 11) is
+``bench/cycle_recorder.py``, written apart from the daemon's code, which times
+every period from the server's own cycle times (``jack_get_cycle_times``) and
+keeps the server's timeline, so that a late note can be matched with the
+server's overruns; ``project`` is ``ai_band/testing/recorder.py``, which
+estimates period starts from its callbacks' clock reads the way the daemon's
+client does.  ``--realtime`` runs ``jackd -R`` (SCHED_FIFO), as studios run
+JACK; the default is the test set-up's ``--no-realtime``.
+
 Figures: median phase error (signed, ms), p99 of |deviation - median|, the
 grid after the tempo change (from one beat after it), the first note of the
 armed job (at the bar the daemon armed it for) against the host bar line,
@@ -25,7 +34,7 @@ recorded twice.
 Exit code 1 if a target is missed.
 
 Usage: python -m bench.tempo_lock [--seconds 40] [--render-load] [--daemon-config ai-band.toml]
-       [--json bench/results/tempo_lock.json]
+       [--recorder cycle|project] [--realtime] [--json bench/results/tempo_lock.json]
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -43,6 +53,7 @@ import time
 from pathlib import Path
 
 
+from bench.cycle_recorder import CycleRecorderProcess
 from bench.machine import machine_name
 from ai_band.testing.daemonproc import DaemonProcess
 from ai_band.host import HostSimulator, OscClient
@@ -65,6 +76,14 @@ TARGETS = {
 #: callback before the one that wrote it ended at least this long (µs) before
 #: the cycle began (else a reader woken by that end may have read early).
 TORN_READ_MIN_LEAD_US = 100.0
+
+#: A note-on this much (ms) later than the run's median phase counts as late
+#: in the lateness breakdown (``late_notes``).
+LATE_MS = 0.75
+
+#: A late note is explained by a server overrun if it was due between this
+#: long (s) before the old timeline's end and the new timeline's start.
+OVERRUN_MARGIN_S = 0.0014
 
 #: A missing note's write is looked for between the notes recorded this long
 #: (seconds) before and after it was due: 16th notes are >= 107 ms apart here.
@@ -139,8 +158,16 @@ class RenderLoad:
 
 def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_load: bool = False,
         daemon_config: Path | None = None, dump_notes: Path | None = None,
-        jack_realtime: bool = False) -> dict:
-    """Run the scenario (optionally with renders running all along); return the figures."""
+        jack_realtime: bool = False, recorder: str = "cycle") -> dict:
+    """Run the scenario (optionally with renders running all along); return the figures.
+
+    ``recorder`` is ``"cycle"`` (:mod:`bench.cycle_recorder`, timed from the
+    server's cycle times) or ``"project"`` (:mod:`ai_band.testing.recorder`).
+    """
+    if recorder not in ("cycle", "project"):
+        raise ValueError(f"recorder must be 'cycle' or 'project', got {recorder!r}")
+    recorder_class = CycleRecorderProcess if recorder == "cycle" else RecorderProcess
+    load_before = os.getloadavg()
     phase_a_s = seconds * 0.5
     phase_b_s = seconds * 0.3
     phase_c_s = seconds * 0.2
@@ -157,7 +184,7 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
         write_log = Path(out) / "jack-writes.json"
         extra = ("--config", str(daemon_config)) if daemon_config else ()
         extra += ("--jack-write-log", str(write_log))
-        with DaemonProcess(Path(out), env=env, extra_args=extra) as daemon, RecorderProcess(jack.name, "ai-band", count=len(KNOWN_PARTS)) as rec:
+        with DaemonProcess(Path(out), env=env, extra_args=extra) as daemon, recorder_class(jack.name, "ai-band", count=len(KNOWN_PARTS)) as rec:
             target = ("127.0.0.1", daemon.port)
             with HostSimulator(target, rate_hz=rate_hz, jitter_ms=jitter_ms, seed=5) as host, OscClient(target) as client:
                 client.send("/band/generate", *[x for kv in request.items() for x in kv])
@@ -193,6 +220,7 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
             missed_spans = stats["missed_spans_s"]
             missed_frames = stats["missed_frame_ranges"]
             code, stop_took = daemon.terminate()
+            jackd_log = jack.output()
             try:
                 write_data = json.loads(write_log.read_text())
                 writes, write_callbacks = write_data["note_ons"], write_data.get("callbacks", [])
@@ -220,7 +248,7 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
         grid_time = seg.time_s + (grid - seg.ppq) * 60.0 / seg.bpm
         rows.append({"t": e.time_s, "ppq": ppq, "grid": grid, "dev_ms": (e.time_s - grid_time) * 1000.0,
                      "seg": seg.kind, "seg_t": seg.time_s, "bpm": seg.bpm, "port": e.source_port, "pitch": e.data[1],
-                     "frame": e.frame})
+                     "frame": e.frame, "wake_us": getattr(e, "wake_minus_start_us", None)})
 
     playing_rows = [r for r in rows if not r.get("after_stop")]
     # The run never plays a host position twice, so a note recorded twice at
@@ -421,8 +449,39 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
             hanging_unobserved.append((port, pitch))
     first_unobserved = first is None and any(m["ppq"] == arm_ppq and m["in_recorder_gap"] for m in missing)
 
+    # Late notes against the server's own record (issue 15, item 11): the
+    # cycle recorder keeps the server's timeline; where it jumps forward the
+    # (non-realtime) server overran and lost that much time, and a note due in
+    # it can only go out late.  jackd logs each overrun of its dummy driver too.
+    overruns = [(t_s, jump_ms) for _frame, t_s, jump_ms in stats.get("timeline_jumps", ()) if jump_ms > 0]
+    jackd_overruns_us = [int(m) for m in re.findall(r"XRun = (-?\d+) usec", jackd_log)]
+
+    def overrun_at(due_s: float) -> tuple[float, float] | None:
+        return next(((t_s, jump_ms) for t_s, jump_ms in overruns
+                     if t_s - OVERRUN_MARGIN_S <= due_s <= t_s + jump_ms / 1000.0 + OVERRUN_MARGIN_S), None)
+
+    late_notes = []
+    for r in steady:
+        late_ms = r["dev_ms"] - median
+        if late_ms > LATE_MS:
+            due_s = r["t"] - late_ms / 1000.0
+            overrun = overrun_at(due_s)
+            late_notes.append({"t": round(r["t"], 4), "late_ms": round(late_ms, 3), "port": r["port"], "pitch": r["pitch"],
+                               "frame": r.get("frame"), "bpm": r["bpm"], "wake_minus_start_us": r.get("wake_us"),
+                               "server_overrun": None if overrun is None else
+                               {"from_due_ms": round((overrun[0] - due_s) * 1000.0, 3), "lost_ms": overrun[1]}})
+    late_in_overruns = [n for n in late_notes if n["server_overrun"]]
+    late_elsewhere = [n for n in late_notes if not n["server_overrun"]]
+    overrun_keys = {(n["t"], n["port"], n["pitch"]) for n in late_in_overruns}
+    without_overruns = [abs(r["dev_ms"] - median) for r in steady
+                        if (round(r["t"], 4), r["port"], r["pitch"]) not in overrun_keys]
+    output_stats = status["playback"].get("output") or {}
+
     figures = {
         "machine": machine_name(),
+        "recorder": ("bench/cycle_recorder.py: periods timed by jack_get_cycle_times" if recorder == "cycle"
+                     else "ai_band/testing/recorder.py: periods timed by its callbacks' clock reads"),
+        "load_average_before_after": [round(x, 2) for x in load_before] + [round(x, 2) for x in os.getloadavg()],
         "jack": f"jackd {'--realtime -P 70' if jack_realtime else '--no-realtime'} -d dummy -r 48000 -p 64 (period 1.333 ms)",
         "transport": f"{rate_hz:g} Hz, +/-{jitter_ms:g} ms uniform send jitter, ppq stamped at nominal time",
         "note_ons": len(note_ons),
@@ -470,6 +529,24 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
         "daemon_late_groups": late_groups,
         "daemon_retimed_groups": status["playback"].get("retimed_groups"),
         "daemon_output": status["playback"].get("output"),
+        "daemon_late_messages": output_stats.get("late_messages"),
+        "daemon_held_periods": output_stats.get("held_periods"),
+        "daemon_skipped_periods": output_stats.get("skipped_periods"),
+        "daemon_jack_thread": output_stats.get("process_thread"),
+        "jackd_logged_overruns": len(jackd_overruns_us),
+        "jackd_logged_overrun_max_us": max(jackd_overruns_us, default=0),
+        "server_timeline_jumps_forward": len(overruns),
+        "server_timeline_lost_ms_max": max((j for _t, j in overruns), default=0.0),
+        "late_notes_over_ms": LATE_MS,
+        "late_notes": len(late_notes),
+        "late_notes_due_in_server_overruns": len(late_in_overruns),
+        "late_notes_elsewhere": late_elsewhere[:20],
+        "early_notes": sum(1 for r in steady if r["dev_ms"] - median < -LATE_MS),
+        "p99_dev_without_overrun_notes_ms": round(percentile(without_overruns, 99), 3),
+        "recorder_reanchored_reads": stats.get("reanchored_reads"),
+        "server_wake_minus_cycle_start_us_p1_p50_p99": stats.get("wake_minus_start_us_p1_p50_p99"),
+        "recorder_thread": stats.get("process_thread"),
+        "jack_clock_offset_drift_ms": stats.get("clock_offset_drift_ms"),
         "daemon_exit_code": code,
         "daemon_stop_s": round(stop_took, 3),
     }
@@ -506,7 +583,9 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
         dump_notes.write_text(json.dumps({"median_ms": median, "rows": rows, "sent": sent,
                                           "recorder_missed_spans_s": missed_spans, "late_groups": late_groups,
                                           "recorder_missed_frame_ranges": missed_frames, "daemon_note_on_writes": writes,
-                                          "daemon_write_callbacks": write_callbacks}))
+                                          "daemon_write_callbacks": write_callbacks,
+                                          "late_notes": late_notes, "server_overruns": overruns,
+                                          "jackd_overruns_us": jackd_overruns_us}))
     return figures
 
 
@@ -522,11 +601,14 @@ def main() -> int:
     parser.add_argument("--render-load", action="store_true",
                         help="keep the daemon rendering long songs to WAV/FLAC all along (issue 4)")
     parser.add_argument("--dump-notes", type=Path, help="write every recorded note-on with its deviation here (JSON)")
-    parser.add_argument("--jack-realtime", action="store_true",
-                        help="run jackd --realtime (SCHED_FIFO) instead of the test setup's --no-realtime, for comparison")
+    parser.add_argument("--realtime", "--jack-realtime", dest="jack_realtime", action="store_true",
+                        help="run jackd -R (SCHED_FIFO 70), as studios run JACK, instead of the test set-up's --no-realtime")
+    parser.add_argument("--recorder", choices=("cycle", "project"), default="cycle",
+                        help="cycle: bench/cycle_recorder.py, timed from the server's cycle times (default); "
+                             "project: ai_band/testing/recorder.py")
     args = parser.parse_args()
     figures = run(args.seconds, args.jitter_ms, args.rate_hz, args.style, args.render_load, args.daemon_config,
-                  args.dump_notes, args.jack_realtime)
+                  args.dump_notes, args.jack_realtime, args.recorder)
     width = max(len(k) for k in figures)
     for key, value in figures.items():
         if key != "checks":

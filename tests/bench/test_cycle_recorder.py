@@ -84,6 +84,19 @@ def test_a_cycle_read_after_the_server_reanchored_is_timed_from_when_it_began():
     assert [(f, round(j)) for f, _, j in timeline_jumps(reads)] == [(1192, 6334)]
 
 
+def test_a_reset_that_keeps_the_old_next_wakeup_is_timed_from_when_the_cycle_began():
+    # JACK2 1.9.21: the reset sets current = callback = 9000 and leaves next at 3999, which the
+    # next cycle carries on from: no jump in the server's timeline, period 1128 begins at 2666.
+    reads = [_read(1000, 0, next_us=1333), _read(1064, 1333, next_us=2666),
+             (1128, 9000, 3999, PERIOD_US, N, [], False, 9000.0),
+             (1192, 3999, 5400, PERIOD_US, N, [], False, 9300.0)]
+    periods, counts = frame_times(reads)
+    assert periods[2] == (1128, 2666.0, (3999 - 2666) / N, False)
+    assert periods[3][1] == 3999.0
+    assert counts["reanchored_reads"] == 1
+    assert timeline_jumps(reads) == []
+
+
 def test_the_clock_offset_is_interpolated_between_samples():
     track = OffsetTrack([(0, 1_000_000), (1_000_000_000, 1_000_500)])  # 500 ns drift per second
     assert track.at(500_000_000) == pytest.approx(1_000_250)
