@@ -409,7 +409,8 @@ def analyse(reads: list[Read], sources: list[str], offsets: list[tuple[int, int]
     """Turn the callbacks' reads into timed events and the figures of a recording.
 
     Returns:
-        ``{"events": [CycleEvent], "stats": {...}}``; ``stats`` holds ``xruns``,
+        ``{"events": [CycleEvent], "stats": {...}, "periods": [(frame, start
+        CLOCK_MONOTONIC s, driver wake-up - start µs), ...]}``; ``stats`` holds ``xruns``,
         ``missed_periods``, ``missed_frame_ranges`` (wrapped frames ``(first,
         after)``), ``missed_spans_s`` (CLOCK_MONOTONIC), ``late_reads``,
         ``torn_reads``, ``duplicate_reads``, ``timeline_jumps`` (``(frame,
@@ -421,12 +422,14 @@ def analyse(reads: list[Read], sources: list[str], offsets: list[tuple[int, int]
     events = []
     seen: list[tuple[int, float, float]] = []  # (unwrapped frame, start µs, µs per frame) of each read period
     wakes: list[float] = []  # driver wake-up minus period start, µs
+    timeline: list[tuple[int, float, float | None]] = []  # (frame, CLOCK_MONOTONIC s, wake - start µs) per period
     for r, p in zip(reads, periods):
         if p is None:
             continue
         frame0, start_us, per_frame, late = p
         seen.append((frame0, start_us, per_frame))
         wake_us = None if late or len(r) < 8 else round(r[7] - start_us, 1)
+        timeline.append((frame0 & 0xFFFFFFFF, round(track.to_monotonic_s(start_us), 7), wake_us))
         if wake_us is not None:
             wakes.append(wake_us)
         for index, offset, data in r[5]:
@@ -459,7 +462,7 @@ def analyse(reads: list[Read], sources: list[str], offsets: list[tuple[int, int]
         "wake_minus_start_us_p1_p50_p99": ([round(sorted(wakes)[min(len(wakes) - 1, int(q * len(wakes)))], 1)
                                             for q in (0.01, 0.5, 0.99)] if wakes else None),
     })
-    return {"events": events, "stats": stats}
+    return {"events": events, "stats": stats, "periods": timeline}
 
 
 def _make_realtime() -> str:
@@ -541,6 +544,10 @@ class CycleRecorderProcess:
     def stats(self) -> dict[str, Any]:
         """Counters of the last :meth:`result` (fetches one if none)."""
         return (self._result or self.result())["stats"]
+
+    def periods(self) -> list[tuple[int, float, float | None]]:
+        """Every period of the last :meth:`result`: ``(frame, start CLOCK_MONOTONIC s, wake-up - start µs)``."""
+        return (self._result or self.result())["periods"]
 
     def close(self) -> None:
         """End the child; idempotent."""

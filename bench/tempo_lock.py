@@ -90,6 +90,74 @@ OVERRUN_MARGIN_S = 0.0014
 BRACKET_S = 0.02
 
 
+def late_note_causes(late_notes: list[dict], writes: list | None, callbacks: list, period: int,
+                     period_us: float = 1e6 * 64 / 48000) -> dict[str, int]:
+    """Why each late note went out late, from the server's record and the daemon's JACK write log.
+
+    Args:
+        late_notes: the run's ``late_notes`` (each with ``frame`` recorded,
+            ``port``, ``pitch`` and ``server_overrun``), updated in place with
+            ``cause`` and the daemon's write (``written_frame``, ``write_callback``).
+        writes: the daemon's ``(frame, port, pitch)`` note-on writes, or None.
+        callbacks: the daemon's writing callbacks ``(last_frame_time, frames
+            since the cycle began when it started, µs its predecessor ended
+            before the cycle began, ended after the next cycle began)``.
+        period: frames per period.
+        period_us: the period in µs.
+
+    Returns:
+        Count per cause: ``server_overrun`` (due while the server's timeline
+        jumped: no frame existed for it); ``server_clock_off`` (in a period
+        whose driver wake-up was more than a period away from the start its
+        cycle times give: the server's loop still slewing after an overrun,
+        JACK2 1.9.21 does not jump); ``daemon_callback_late`` (the
+        daemon's callback that wrote it ended after the next cycle had begun,
+        so readers took it a cycle later; a Python callback waiting for the
+        GIL or a CPU); ``written_late`` (written at a later frame than due by
+        a callback that ran in time: the daemon's timeline or a hold);
+        ``recorded_later_than_written`` (written in time, read a period or
+        more after: the recorder's or the graph's); ``unknown`` (no write found).
+    """
+    by_note: dict[tuple[str, int], list[int]] = {}
+    for frame, port, pitch in writes or ():
+        by_note.setdefault((port.split(":")[-1], pitch), []).append(frame)
+    for v in by_note.values():
+        v.sort()
+    bases = [c[0] for c in callbacks]
+    counts = {"server_overrun": 0, "server_clock_off": 0, "daemon_callback_late": 0, "written_late": 0,
+              "recorded_later_than_written": 0, "unknown": 0}
+    for note in late_notes:
+        if note.get("server_overrun"):
+            note["cause"] = "server_overrun"
+            counts["server_overrun"] += 1
+            continue
+        wake_us = note.get("wake_minus_start_us")
+        if wake_us is not None and abs(wake_us) > period_us:
+            note["cause"] = "server_clock_off"
+            counts["server_clock_off"] += 1
+            continue
+        frame = note.get("frame")
+        frames = by_note.get((note["port"].split(":")[-1], note["pitch"]), [])
+        i = bisect.bisect_right(frames, frame) - 1 if frame is not None else -1
+        if i < 0 or frame - frames[i] > 8 * period:
+            note["cause"] = "unknown"
+            counts["unknown"] += 1
+            continue
+        written = frames[i]
+        k = bisect.bisect_right(bases, written) - 1
+        callback = callbacks[k] if k >= 0 and written - bases[k] < period else None
+        note["written_frame"], note["write_callback"] = written, callback
+        if callback is not None and callback[3]:
+            cause = "daemon_callback_late"
+        elif frame - written >= period:
+            cause = "recorded_later_than_written"
+        else:
+            cause = "written_late"
+        note["cause"] = cause
+        counts[cause] += 1
+    return counts
+
+
 def armed_at_ppq(client: OscClient) -> float | None:
     """The host ppq at which the daemon says the armed job starts (``/band/status``), or None."""
     for _ in range(20):
@@ -216,6 +284,7 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
             status = json.loads(status_args[0])
             events = rec.events()
             stats = rec.stats()
+            periods = rec.periods() if isinstance(rec, CycleRecorderProcess) else []
             xruns, missed = stats["xruns"], stats["missed_periods"]
             missed_spans = stats["missed_spans_s"]
             missed_frames = stats["missed_frame_ranges"]
@@ -470,12 +539,34 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
                                "frame": r.get("frame"), "bpm": r["bpm"], "wake_minus_start_us": r.get("wake_us"),
                                "server_overrun": None if overrun is None else
                                {"from_due_ms": round((overrun[0] - due_s) * 1000.0, 3), "lost_ms": overrun[1]}})
+    causes = late_note_causes(late_notes, writes, write_callbacks, jack.period, 1e6 * jack.period / jack.rate)
+    # Where the server's own record shows its clock on time (its driver woke
+    # within a period of the cycle start it gave), the timing is the daemon's.
+    on_time = [abs(r["dev_ms"] - median) for r in steady
+               if r.get("wake_us") is None or abs(r["wake_us"]) <= 1e6 * jack.period / jack.rate]
     late_in_overruns = [n for n in late_notes if n["server_overrun"]]
     late_elsewhere = [n for n in late_notes if not n["server_overrun"]]
     overrun_keys = {(n["t"], n["port"], n["pitch"]) for n in late_in_overruns}
     without_overruns = [abs(r["dev_ms"] - median) for r in steady
                         if (round(r["t"], 4), r["port"], r["pitch"]) not in overrun_keys]
     output_stats = status["playback"].get("output") or {}
+
+    # The same notes timed from the driver's wake-up stamps instead of the
+    # server's loop (cycle recorder only): JACK2 1.9.21's loop lags the
+    # driver's schedule by up to a millisecond for seconds after an overrun
+    # (docs/timing.md), and the stamp is the server's own record of when the
+    # cycle began.  Deviations move by the stamp minus the loop's start.
+    wake_basis = None
+    if all(r.get("wake_us") is not None for r in steady) and steady:
+        wdev = {id(r): r["dev_ms"] + r["wake_us"] / 1000.0 for r in playing_rows if r.get("wake_us") is not None}
+        wmedian = statistics.median(wdev[id(r)] for r in steady)
+        def wp99(rs: list[dict]) -> float:
+            return round(percentile([abs(wdev[id(r)] - wmedian) for r in rs if id(r) in wdev], 99), 3)
+        wake_basis = {"median_phase_ms": round(wmedian, 3), "p99_dev_ms": wp99(steady),
+                      "steady_120bpm_p99_dev_ms": wp99([r for r in steady if r["seg"] == "play"]),
+                      "after_tempo_p99_dev_ms": wp99([r for r in steady if r["seg"] == "tempo"]),
+                      "late_notes": sum(1 for r in steady if wdev[id(r)] - wmedian > LATE_MS),
+                      "early_notes": sum(1 for r in steady if wdev[id(r)] - wmedian < -LATE_MS)}
 
     figures = {
         "machine": machine_name(),
@@ -540,9 +631,13 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
         "late_notes_over_ms": LATE_MS,
         "late_notes": len(late_notes),
         "late_notes_due_in_server_overruns": len(late_in_overruns),
+        "late_note_causes": causes,
         "late_notes_elsewhere": late_elsewhere[:20],
         "early_notes": sum(1 for r in steady if r["dev_ms"] - median < -LATE_MS),
         "p99_dev_without_overrun_notes_ms": round(percentile(without_overruns, 99), 3),
+        "p99_dev_where_server_clock_on_time_ms": round(percentile(on_time, 99), 3),
+        "timed_from_driver_wakeups": wake_basis,
+        "steady_notes_where_server_clock_off": len(steady) - len(on_time),
         "recorder_reanchored_reads": stats.get("reanchored_reads"),
         "server_wake_minus_cycle_start_us_p1_p50_p99": stats.get("wake_minus_start_us_p1_p50_p99"),
         "recorder_thread": stats.get("process_thread"),
@@ -585,7 +680,7 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
                                           "recorder_missed_frame_ranges": missed_frames, "daemon_note_on_writes": writes,
                                           "daemon_write_callbacks": write_callbacks,
                                           "late_notes": late_notes, "server_overruns": overruns,
-                                          "jackd_overruns_us": jackd_overruns_us}))
+                                          "jackd_overruns_us": jackd_overruns_us, "recorder_periods": periods}))
     return figures
 
 
