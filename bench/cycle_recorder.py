@@ -16,13 +16,20 @@ DAW recording from JACK places the event.  Not ``period_usecs / nframes``:
 the loop's prediction of the next wake-up differs from the nominal period by
 up to ~100 µs on a non-realtime server, and with the nominal slope the last
 frames of a period would lie up to two frames away from where the next
-cycle begins.  With JACK2 ``current_usecs``
-is the wake-up of the server's delay-locked loop (``JackFrameTimer``): the
-previous cycle's ``next_usecs``, re-anchored at the driver's own wake-up when
-the driver overruns (``JackEngineControl::NotifyXRun`` -> ``ResetFrameTime``).
-Those re-anchors are the server's record of time it lost: frames stop being
-produced for a while and resume on a later timeline.  Every callback's cycle
-times are kept, so :func:`timeline_jumps` lists them.
+cycle begins.
+
+With JACK2 ``current_usecs`` is the output of the server's delay-locked
+loop (``JackFrameTimer``): the previous cycle's ``next_usecs``, which the loop
+computes from the driver's wake-up stamps.  When the driver overruns
+(``JackEngineControl::NotifyXRun`` -> ``ResetFrameTime``) JACK2 1.9.21 resets
+the current state to the wake-up and keeps ``next_usecs``; the loop carries
+on from there and slews towards the driver's new schedule, lagging it by up
+to a millisecond (seen: 15 ms) for seconds.  Later JACK2 re-anchors
+``next_usecs`` too: a jump forward in the timeline, which
+:func:`timeline_jumps` lists.  So the recorder also keeps, for every period,
+the server's stamp of when its driver actually woke (``fCurrentCallback``,
+from ``jack_frames_since_cycle_start``; :attr:`CycleEvent.wake_minus_start_us`):
+the server's own record of how far its loop is from its driver.
 
 JACK's clock is ``jack_get_time()``: CLOCK_MONOTONIC_RAW on Linux with JACK2,
 which NTP's slew moves against CLOCK_MONOTONIC by up to 500 ppm.  A thread of
