@@ -13,6 +13,15 @@ What it does (issue 2, item 8):
   * records every port with a frame-accurate JACK MIDI recorder and compares
     each note-on with the host's exact 16th-note grid.
 
+Recorders (``--recorder``): ``cycle`` (the default, issue 15 item 11) is
+``bench/cycle_recorder.py``, written apart from the daemon's code, which times
+every period from the server's own cycle times (``jack_get_cycle_times``) and
+keeps the server's timeline, so that a late note can be matched with the
+server's overruns; ``project`` is ``ai_band/testing/recorder.py``, which
+estimates period starts from its callbacks' clock reads the way the daemon's
+client does.  ``--realtime`` runs ``jackd -R`` (SCHED_FIFO), as studios run
+JACK; the default is the test set-up's ``--no-realtime``.
+
 Figures: median phase error (signed, ms), p99 of |deviation - median|, the
 grid after the tempo change (from one beat after it), the first note of the
 armed job (at the bar the daemon armed it for) against the host bar line,
@@ -25,7 +34,7 @@ recorded twice.
 Exit code 1 if a target is missed.
 
 Usage: python -m bench.tempo_lock [--seconds 40] [--render-load] [--daemon-config ai-band.toml]
-       [--json bench/results/tempo_lock.json]
+       [--recorder cycle|project] [--realtime] [--json bench/results/tempo_lock.json]
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -43,6 +53,7 @@ import time
 from pathlib import Path
 
 
+from bench.cycle_recorder import CycleRecorderProcess
 from bench.machine import machine_name
 from ai_band.testing.daemonproc import DaemonProcess
 from ai_band.host import HostSimulator, OscClient
@@ -66,9 +77,87 @@ TARGETS = {
 #: the cycle began (else a reader woken by that end may have read early).
 TORN_READ_MIN_LEAD_US = 100.0
 
+#: A note-on this much (ms) later than the run's median phase counts as late
+#: in the lateness breakdown (``late_notes``).
+LATE_MS = 0.75
+
+#: A late note is explained by a server overrun if it was due between this
+#: long (s) before the old timeline's end and the new timeline's start.
+OVERRUN_MARGIN_S = 0.0014
+
 #: A missing note's write is looked for between the notes recorded this long
 #: (seconds) before and after it was due: 16th notes are >= 107 ms apart here.
 BRACKET_S = 0.02
+
+
+def late_note_causes(late_notes: list[dict], writes: list | None, callbacks: list, late_groups: list[dict],
+                     period: int) -> dict[str, int]:
+    """Why each late note went out late, from the server's record and the daemon's own logs.
+
+    Args:
+        late_notes: the run's ``late_notes`` (each with ``t`` recorded,
+            ``late_ms``, ``frame``, ``port``, ``pitch``, ``server_overrun`` and
+            ``wake_minus_start_us``), updated in place with ``cause`` and the
+            daemon's write (``written_frame``, ``write_callback``).
+        writes: the daemon's ``(frame, port, pitch)`` note-on writes, or None.
+        callbacks: the daemon's writing callbacks ``(last_frame_time, frames
+            since the cycle began when it started, µs its predecessor ended
+            before the cycle began, ended after the next cycle began)``.
+        late_groups: the daemon's groups handed to the JACK thread > 0.5 ms
+            after their deadline (``/band/status``).
+        period: frames per period.
+
+    Returns:
+        Count per cause, checked in this order: ``server_overrun`` (due while
+        the server's timeline jumped: no frame existed for it);
+        ``daemon_handed_over_late`` (the playback thread handed the group to the
+        JACK thread after its deadline); ``daemon_callback_late`` (the daemon's
+        callback that wrote it ended after the next cycle had begun, so
+        readers took it a cycle later: the Python callback waited for the GIL
+        or a CPU); ``server_clock_lag`` (on time when timed from the driver's
+        wake-up stamp: the server's loop lagged its own driver, JACK2 1.9.21
+        after an overrun); ``recorded_later_than_written`` (read a period or
+        more after the frame written); ``written_late`` (the rest: written at
+        a later frame than due by a callback that ran in time); ``unknown``
+        (no write found).
+    """
+    by_note: dict[tuple[str, int], list[int]] = {}
+    for frame, port, pitch in writes or ():
+        by_note.setdefault((port.split(":")[-1], pitch), []).append(frame)
+    for v in by_note.values():
+        v.sort()
+    bases = [c[0] for c in callbacks]
+    counts = dict.fromkeys(("server_overrun", "daemon_handed_over_late", "daemon_callback_late", "server_clock_lag",
+                            "recorded_later_than_written", "written_late", "unknown"), 0)
+    for note in late_notes:
+        due_s = note["t"] - note["late_ms"] / 1000.0
+        frame = note.get("frame")
+        frames = by_note.get((note["port"].split(":")[-1], note["pitch"]), [])
+        i = bisect.bisect_right(frames, frame) - 1 if frame is not None else -1
+        written = frames[i] if i >= 0 and frame - frames[i] <= 8 * period else None
+        callback = None
+        if written is not None:
+            k = bisect.bisect_right(bases, written) - 1
+            callback = callbacks[k] if k >= 0 and written - bases[k] < period else None
+        note["written_frame"], note["write_callback"] = written, callback
+        wake_us = note.get("wake_minus_start_us")
+        if note.get("server_overrun"):
+            cause = "server_overrun"
+        elif any(abs(g["deadline_monotonic_s"] - due_s) < 0.002 and g["late_ms"] > LATE_MS for g in late_groups):
+            cause = "daemon_handed_over_late"
+        elif callback is not None and callback[3]:
+            cause = "daemon_callback_late"
+        elif wake_us is not None and abs(note["late_ms"] + wake_us / 1000.0) <= LATE_MS:
+            cause = "server_clock_lag"
+        elif written is None:
+            cause = "unknown"
+        elif frame - written >= period:
+            cause = "recorded_later_than_written"
+        else:
+            cause = "written_late"
+        note["cause"] = cause
+        counts[cause] += 1
+    return counts
 
 
 def armed_at_ppq(client: OscClient) -> float | None:
@@ -139,8 +228,16 @@ class RenderLoad:
 
 def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_load: bool = False,
         daemon_config: Path | None = None, dump_notes: Path | None = None,
-        jack_realtime: bool = False) -> dict:
-    """Run the scenario (optionally with renders running all along); return the figures."""
+        jack_realtime: bool = False, recorder: str = "cycle") -> dict:
+    """Run the scenario (optionally with renders running all along); return the figures.
+
+    ``recorder`` is ``"cycle"`` (:mod:`bench.cycle_recorder`, timed from the
+    server's cycle times) or ``"project"`` (:mod:`ai_band.testing.recorder`).
+    """
+    if recorder not in ("cycle", "project"):
+        raise ValueError(f"recorder must be 'cycle' or 'project', got {recorder!r}")
+    recorder_class = CycleRecorderProcess if recorder == "cycle" else RecorderProcess
+    load_before = os.getloadavg()
     phase_a_s = seconds * 0.5
     phase_b_s = seconds * 0.3
     phase_c_s = seconds * 0.2
@@ -157,7 +254,7 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
         write_log = Path(out) / "jack-writes.json"
         extra = ("--config", str(daemon_config)) if daemon_config else ()
         extra += ("--jack-write-log", str(write_log))
-        with DaemonProcess(Path(out), env=env, extra_args=extra) as daemon, RecorderProcess(jack.name, "ai-band", count=len(KNOWN_PARTS)) as rec:
+        with DaemonProcess(Path(out), env=env, extra_args=extra) as daemon, recorder_class(jack.name, "ai-band", count=len(KNOWN_PARTS)) as rec:
             target = ("127.0.0.1", daemon.port)
             with HostSimulator(target, rate_hz=rate_hz, jitter_ms=jitter_ms, seed=5) as host, OscClient(target) as client:
                 client.send("/band/generate", *[x for kv in request.items() for x in kv])
@@ -189,10 +286,12 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
             status = json.loads(status_args[0])
             events = rec.events()
             stats = rec.stats()
+            periods = rec.periods() if isinstance(rec, CycleRecorderProcess) else []
             xruns, missed = stats["xruns"], stats["missed_periods"]
             missed_spans = stats["missed_spans_s"]
             missed_frames = stats["missed_frame_ranges"]
             code, stop_took = daemon.terminate()
+            jackd_log = jack.output()
             try:
                 write_data = json.loads(write_log.read_text())
                 writes, write_callbacks = write_data["note_ons"], write_data.get("callbacks", [])
@@ -220,7 +319,7 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
         grid_time = seg.time_s + (grid - seg.ppq) * 60.0 / seg.bpm
         rows.append({"t": e.time_s, "ppq": ppq, "grid": grid, "dev_ms": (e.time_s - grid_time) * 1000.0,
                      "seg": seg.kind, "seg_t": seg.time_s, "bpm": seg.bpm, "port": e.source_port, "pitch": e.data[1],
-                     "frame": e.frame})
+                     "frame": e.frame, "wake_us": getattr(e, "wake_minus_start_us", None)})
 
     playing_rows = [r for r in rows if not r.get("after_stop")]
     # The run never plays a host position twice, so a note recorded twice at
@@ -421,8 +520,61 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
             hanging_unobserved.append((port, pitch))
     first_unobserved = first is None and any(m["ppq"] == arm_ppq and m["in_recorder_gap"] for m in missing)
 
+    # Late notes against the server's own record (issue 15, item 11): the
+    # cycle recorder keeps the server's timeline; where it jumps forward the
+    # (non-realtime) server overran and lost that much time, and a note due in
+    # it can only go out late.  jackd logs each overrun of its dummy driver too.
+    overruns = [(t_s, jump_ms) for _frame, t_s, jump_ms in stats.get("timeline_jumps", ()) if jump_ms > 0]
+    jackd_overruns_us = [int(m) for m in re.findall(r"XRun = (-?\d+) usec", jackd_log)]
+
+    def overrun_at(due_s: float) -> tuple[float, float] | None:
+        return next(((t_s, jump_ms) for t_s, jump_ms in overruns
+                     if t_s - OVERRUN_MARGIN_S <= due_s <= t_s + jump_ms / 1000.0 + OVERRUN_MARGIN_S), None)
+
+    late_notes = []
+    for r in steady:
+        late_ms = r["dev_ms"] - median
+        if late_ms > LATE_MS:
+            due_s = r["t"] - late_ms / 1000.0
+            overrun = overrun_at(due_s)
+            late_notes.append({"t": round(r["t"], 4), "late_ms": round(late_ms, 3), "port": r["port"], "pitch": r["pitch"],
+                               "frame": r.get("frame"), "bpm": r["bpm"], "wake_minus_start_us": r.get("wake_us"),
+                               "server_overrun": None if overrun is None else
+                               {"from_due_ms": round((overrun[0] - due_s) * 1000.0, 3), "lost_ms": overrun[1]}})
+    causes = late_note_causes(late_notes, writes, write_callbacks, late_groups, jack.period)
+    # Where the server's own record shows its clock on time (its driver woke
+    # within a period of the cycle start it gave), the timing is the daemon's.
+    on_time = [abs(r["dev_ms"] - median) for r in steady
+               if r.get("wake_us") is None or abs(r["wake_us"]) <= 1e6 * jack.period / jack.rate]
+    late_in_overruns = [n for n in late_notes if n["server_overrun"]]
+    late_elsewhere = [n for n in late_notes if not n["server_overrun"]]
+    overrun_keys = {(n["t"], n["port"], n["pitch"]) for n in late_in_overruns}
+    without_overruns = [abs(r["dev_ms"] - median) for r in steady
+                        if (round(r["t"], 4), r["port"], r["pitch"]) not in overrun_keys]
+    output_stats = status["playback"].get("output") or {}
+
+    # The same notes timed from the driver's wake-up stamps instead of the
+    # server's loop (cycle recorder only): JACK2 1.9.21's loop lags the
+    # driver's schedule by up to a millisecond for seconds after an overrun
+    # (docs/timing.md), and the stamp is the server's own record of when the
+    # cycle began.  Deviations move by the stamp minus the loop's start.
+    wake_basis = None
+    if all(r.get("wake_us") is not None for r in steady) and steady:
+        wdev = {id(r): r["dev_ms"] + r["wake_us"] / 1000.0 for r in playing_rows if r.get("wake_us") is not None}
+        wmedian = statistics.median(wdev[id(r)] for r in steady)
+        def wp99(rs: list[dict]) -> float:
+            return round(percentile([abs(wdev[id(r)] - wmedian) for r in rs if id(r) in wdev], 99), 3)
+        wake_basis = {"median_phase_ms": round(wmedian, 3), "p99_dev_ms": wp99(steady),
+                      "steady_120bpm_p99_dev_ms": wp99([r for r in steady if r["seg"] == "play"]),
+                      "after_tempo_p99_dev_ms": wp99([r for r in steady if r["seg"] == "tempo"]),
+                      "late_notes": sum(1 for r in steady if wdev[id(r)] - wmedian > LATE_MS),
+                      "early_notes": sum(1 for r in steady if wdev[id(r)] - wmedian < -LATE_MS)}
+
     figures = {
         "machine": machine_name(),
+        "recorder": ("bench/cycle_recorder.py: periods timed by jack_get_cycle_times" if recorder == "cycle"
+                     else "ai_band/testing/recorder.py: periods timed by its callbacks' clock reads"),
+        "load_average_before_after": [round(x, 2) for x in load_before] + [round(x, 2) for x in os.getloadavg()],
         "jack": f"jackd {'--realtime -P 70' if jack_realtime else '--no-realtime'} -d dummy -r 48000 -p 64 (period 1.333 ms)",
         "transport": f"{rate_hz:g} Hz, +/-{jitter_ms:g} ms uniform send jitter, ppq stamped at nominal time",
         "note_ons": len(note_ons),
@@ -470,6 +622,32 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
         "daemon_late_groups": late_groups,
         "daemon_retimed_groups": status["playback"].get("retimed_groups"),
         "daemon_output": status["playback"].get("output"),
+        "daemon_late_messages": output_stats.get("late_messages"),
+        "daemon_held_periods": output_stats.get("held_periods"),
+        "daemon_skipped_periods": output_stats.get("skipped_periods"),
+        "daemon_jack_thread": output_stats.get("process_thread"),
+        "jackd_logged_overruns": len(jackd_overruns_us),
+        "jackd_logged_overrun_max_us": max(jackd_overruns_us, default=0),
+        "server_timeline_jumps_forward": len(overruns),
+        "server_timeline_lost_ms_max": max((j for _t, j in overruns), default=0.0),
+        "late_notes_over_ms": LATE_MS,
+        "late_notes": len(late_notes),
+        "late_notes_due_in_server_overruns": len(late_in_overruns),
+        "late_note_causes": causes,
+        # The simulated host is an ordinary process: on a loaded machine its
+        # sends go out later than its jitter allows, and the clock model follows.
+        "host_sends_beyond_jitter": sum(1 for m in sent_log if (m.send_time_s - m.nominal_time_s) * 1000.0 > jitter_ms + 0.5),
+        "host_send_late_max_ms": round(max(((m.send_time_s - m.nominal_time_s) * 1000.0 for m in sent_log), default=0.0), 1),
+        "late_notes_elsewhere": late_elsewhere[:20],
+        "early_notes": sum(1 for r in steady if r["dev_ms"] - median < -LATE_MS),
+        "p99_dev_without_overrun_notes_ms": round(percentile(without_overruns, 99), 3),
+        "p99_dev_where_server_clock_on_time_ms": round(percentile(on_time, 99), 3),
+        "timed_from_driver_wakeups": wake_basis,
+        "steady_notes_where_server_clock_off": len(steady) - len(on_time),
+        "recorder_reanchored_reads": stats.get("reanchored_reads"),
+        "server_wake_minus_cycle_start_us_p1_p50_p99": stats.get("wake_minus_start_us_p1_p50_p99"),
+        "recorder_thread": stats.get("process_thread"),
+        "jack_clock_offset_drift_ms": stats.get("clock_offset_drift_ms"),
         "daemon_exit_code": code,
         "daemon_stop_s": round(stop_took, 3),
     }
@@ -506,7 +684,9 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
         dump_notes.write_text(json.dumps({"median_ms": median, "rows": rows, "sent": sent,
                                           "recorder_missed_spans_s": missed_spans, "late_groups": late_groups,
                                           "recorder_missed_frame_ranges": missed_frames, "daemon_note_on_writes": writes,
-                                          "daemon_write_callbacks": write_callbacks}))
+                                          "daemon_write_callbacks": write_callbacks,
+                                          "late_notes": late_notes, "server_overruns": overruns,
+                                          "jackd_overruns_us": jackd_overruns_us, "recorder_periods": periods}))
     return figures
 
 
@@ -522,11 +702,14 @@ def main() -> int:
     parser.add_argument("--render-load", action="store_true",
                         help="keep the daemon rendering long songs to WAV/FLAC all along (issue 4)")
     parser.add_argument("--dump-notes", type=Path, help="write every recorded note-on with its deviation here (JSON)")
-    parser.add_argument("--jack-realtime", action="store_true",
-                        help="run jackd --realtime (SCHED_FIFO) instead of the test setup's --no-realtime, for comparison")
+    parser.add_argument("--realtime", "--jack-realtime", dest="jack_realtime", action="store_true",
+                        help="run jackd -R (SCHED_FIFO 70), as studios run JACK, instead of the test set-up's --no-realtime")
+    parser.add_argument("--recorder", choices=("cycle", "project"), default="cycle",
+                        help="cycle: bench/cycle_recorder.py, timed from the server's cycle times (default); "
+                             "project: ai_band/testing/recorder.py")
     args = parser.parse_args()
     figures = run(args.seconds, args.jitter_ms, args.rate_hz, args.style, args.render_load, args.daemon_config,
-                  args.dump_notes, args.jack_realtime)
+                  args.dump_notes, args.jack_realtime, args.recorder)
     width = max(len(k) for k in figures)
     for key, value in figures.items():
         if key != "checks":
