@@ -11,8 +11,9 @@ What it does (issue 15, item 2):
     future, nested, with bad element sizes), random bytes, and liblo's
     malformed-message cases (:func:`malformed_cases`);
   * paces itself on the daemon's answers: after every batch a second client
-    sends ``/band/ping s:token i:seq`` and at most two batches are ever
-    unanswered, so the socket's receive buffer cannot overflow; the drops the
+    sends ``/band/ping s:token i:seq`` and at most two small batches (one
+    large) are ever unanswered, so the socket's receive buffer should not
+    overflow; the drops the
     kernel counted for the daemon's socket (``/proc/net/udp``) are read all
     the same, so "every datagram counted" is checked, not assumed;
   * reads ``/band/status`` before and after (a third client: ``hello``,
@@ -196,10 +197,13 @@ class Mutator:
             (:data:`PLAYBACK_ADDRESSES`, e.g. a valid ``/band/stop``): what a
             token keeps away (issue 15 item 3), not what a parser must survive.
             Their malformed forms (random bytes, bad tags) still come.
+        clock: wall-clock seconds (Unix time) that bundle time tags are dated from.
     """
 
-    def __init__(self, seed: int, own_port: int, harmless: bool = False) -> None:
+    def __init__(self, seed: int, own_port: int, harmless: bool = False,
+                 clock: Callable[[], float] = time.time) -> None:
         self.rng = random.Random(seed)
+        self.clock = clock
         self.own_port = own_port
         self.harmless = harmless
         self.malformed = [d for _, d in malformed_cases()]
@@ -347,8 +351,9 @@ class Mutator:
         if nested:
             elements.insert(rng.randint(0, len(elements)), self._bundle(depth + 1))
         elements = [e for e in elements if len(e) % 4 == 0 or rng.random() < 0.1] or [osc_message("/band/ping", [])]
-        when = rng.choice([None, None, None, 0.0, 1e9, time.time() - 10, time.time() + 0.2,
-                           time.time() + 2.0, time.time() + 11.0, time.time() + 3600, 2.0**32 - 2208988800.0])
+        now = self.clock()
+        when = rng.choice([None, None, None, 0.0, 1e9, now - 10, now + 0.2, now + 2.0, now + 11.0, now + 3600,
+                           2.0**32 - 2208988800.0])
         tag = struct.pack(">Q", rng.choice([0, 2**64 - 1])) if rng.random() < 0.05 else osc_timetag(when)
         data = osc_bundle(elements, tag)
         if rng.random() < 0.2 and b"/band/hello" not in data:
@@ -397,6 +402,15 @@ def rss_kb(pid: int) -> int | None:
     except OSError:
         return None
     return None
+
+
+def cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds a process has used (``/proc/<pid>/stat``), or None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def log_bytes(daemon: DaemonProcess) -> int:
@@ -487,7 +501,12 @@ def job_folders(output_dir: Path) -> int:
     return sum(1 for p in output_dir.iterdir() if p.is_dir()) if output_dir.exists() else 0
 
 
-def fuzz_daemon(daemon: DaemonProcess, count: int, seed: int = 1, batch: int = 48, batch_bytes: int = 48_000,
+#: What the kernel charges a socket's receive buffer per datagram beyond its payload (skb overhead), bytes, roughly.
+DATAGRAM_OVERHEAD_BYTES = 768
+
+
+def fuzz_daemon(daemon: DaemonProcess, count: int, seed: int = 1, batch: int = 48, batch_bytes: int = 16_000,
+                in_flight_bytes: int = 60_000,
                 pong_timeout_s: float = 2.0, settle_jobs_s: float = 120.0,
                 progress: Callable[[int, float], None] | None = None) -> dict:
     """Send ``count`` fuzzed datagrams to a running daemon; return the figures (see the module docstring).
@@ -497,6 +516,9 @@ def fuzz_daemon(daemon: DaemonProcess, count: int, seed: int = 1, batch: int = 4
         count: fuzzed datagrams to send, liblo's cases first.
         seed: the mutator's seed.
         batch: datagrams between two pings; ``batch_bytes``: or fewer, once their bytes reach this.
+        in_flight_bytes: a second batch is sent before the first is answered only while both hold
+            less than this (the daemon's socket buffer is 212,992 bytes by default, and a datagram
+            can be 65,507).
         pong_timeout_s: how long a ping's answer is waited for before it counts as unanswered.
         settle_jobs_s: how long to wait for the jobs the fuzz started to end before job folders are counted.
         progress: called ``progress(sent, elapsed_s)`` about every 10 s.
@@ -514,17 +536,23 @@ def fuzz_daemon(daemon: DaemonProcess, count: int, seed: int = 1, batch: int = 4
         drops_before = udp_drops(daemon.port) or 0
         jobs_before = job_folders(daemon.output_dir)
         rss_start = rss_kb(daemon.proc.pid)
+        cpu_start = cpu_s(daemon.proc.pid)
         log_start = log_bytes(daemon)
         cases = [d for _, d in malformed_cases()]
         sent = pings = pongs = 0
         pong_waits: list[float] = []
         unanswered: list[int] = []
-        outstanding: list[tuple[int, float]] = []
+        early: set[int] = set()  # pongs read while an earlier, lost one was waited for
+        outstanding: list[tuple[int, float, int]] = []  # (ping seq, sent at, bytes of its batch)
         t0 = time.monotonic()
         next_progress = t0 + 10.0
 
-        def wait_pong(seq: int, sent_s: float) -> None:
+        def wait_pong(seq: int, sent_s: float, _bytes: int = 0) -> None:
             nonlocal pongs
+            if seq in early:
+                early.discard(seq)
+                pongs += 1
+                return
             deadline = time.monotonic() + pong_timeout_s
             while True:
                 try:
@@ -538,6 +566,7 @@ def fuzz_daemon(daemon: DaemonProcess, count: int, seed: int = 1, batch: int = 4
                         pong_waits.append(time.monotonic() - sent_s)
                         return
                     if args[1] > seq:  # ours was lost: a later one arrived first
+                        early.add(args[1])
                         unanswered.append(seq)
                         return
 
@@ -549,11 +578,13 @@ def fuzz_daemon(daemon: DaemonProcess, count: int, seed: int = 1, batch: int = 4
                 fuzz.sendto(data, target)
                 sent += 1
                 n += 1
-                size += len(data) + 64
+                size += len(data) + DATAGRAM_OVERHEAD_BYTES
             pings += 1
             pinger.send("/band/ping", token, pings)
-            outstanding.append((pings, time.monotonic()))
-            if len(outstanding) > 1:
+            outstanding.append((pings, time.monotonic(), size))
+            # What may wait in the daemon's socket while the next batch goes out: one batch,
+            # two when they are small (the kernel charges each datagram's buffer, not its bytes).
+            while len(outstanding) > 2 or (len(outstanding) == 2 and sum(o[2] for o in outstanding) > in_flight_bytes):
                 wait_pong(*outstanding.pop(0))
             if daemon.proc.poll() is not None:
                 break
@@ -561,10 +592,11 @@ def fuzz_daemon(daemon: DaemonProcess, count: int, seed: int = 1, batch: int = 4
             if progress is not None and now >= next_progress:
                 progress(sent, now - t0)
                 next_progress = now + 10.0
-        for seq, sent_s in outstanding:
-            wait_pong(seq, sent_s)
+        for item in outstanding:
+            wait_pong(*item)
         elapsed_s = time.monotonic() - t0
         alive = daemon.proc.poll() is None
+        cpu_used = (cpu_s(daemon.proc.pid) or 0.0) - (cpu_start or 0.0)
         time.sleep(0.5)  # replies still under way reach the counter
         drops = (udp_drops(daemon.port) or 0) - drops_before if alive else None
         last = read_status(statuser) if alive else None
@@ -583,6 +615,9 @@ def fuzz_daemon(daemon: DaemonProcess, count: int, seed: int = 1, batch: int = 4
         "elapsed_s": round(elapsed_s, 1),
         "rate_per_s": round(sent / elapsed_s) if elapsed_s else None,
         "kernel_drops": drops,
+        "daemon_cpu_s": round(cpu_used, 1),
+        "daemon_cpu_us_per_datagram": round(cpu_used / (sent + pings) * 1e6, 1) if sent else None,
+        "load_average_1min_at_end": round(os.getloadavg()[0], 2),
         "daemon_alive": alive,
         "counters_packets_delta": packets_delta,
         "datagrams_reaching_socket": reached,

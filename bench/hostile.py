@@ -35,12 +35,13 @@ and relocations, transport timeouts logged, RSS at the start of the attack,
 its peak and at the end, the log rate over the attack (mean and the worst
 10 s), what the attacker sent.  Median of runs with ``--runs``.
 
-Usage: python -m bench.hostile [--runs 3] [--fuzz-s 60] [--fuzz-rate 2000] [--json bench/results/hostile.json]
+Usage: python -m bench.hostile [--runs 3] [--fuzz-s 180,60,60] [--fuzz-rate 1000] [--json bench/results/hostile.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import multiprocessing
 import os
@@ -57,7 +58,7 @@ from typing import Any
 from unittest import mock
 
 from bench import tempo_lock
-from bench.fuzz import Mutator, log_bytes, osc_bundle, osc_message, osc_timetag, read_status, rss_kb
+from bench.fuzz import Mutator, log_bytes, osc_bundle, osc_message, osc_timetag, read_status, rss_kb, udp_drops
 from bench.machine import machine_name
 from ai_band.host import OscClient
 from ai_band.testing.daemonproc import DaemonProcess
@@ -137,7 +138,7 @@ class Watch:
         self.fuzz_s = fuzz_s
         self.fuzz_rate = fuzz_rate
         self.seed = seed
-        self.samples: list[tuple[float, int, int]] = []  # (monotonic s, RSS KiB, log bytes)
+        self.samples: list[tuple[float, int, int, int]] = []  # (monotonic s, RSS KiB, log bytes, kernel drops)
         self.pongs_ms: list[tuple[float, float]] = []  # (sent at, answer took ms)
         self.pings_sent = 0
         self.phases: dict[str, dict[str, float]] = {}
@@ -148,6 +149,7 @@ class Watch:
         self._ctx = multiprocessing.get_context("spawn")
         self._results = self._ctx.Queue()
         self._attacker: multiprocessing.process.BaseProcess | None = None
+        self._wall_minus_mono = time.time() - time.monotonic()
 
     # -- hooks from WatchedDaemon ------------------------------------------------
     def started(self, daemon: DaemonProcess) -> None:
@@ -181,7 +183,7 @@ class Watch:
         while not self._stop.is_set():
             rss = rss_kb(self.daemon.proc.pid)
             if rss is not None:
-                self.samples.append((time.monotonic(), rss, log_bytes(self.daemon)))
+                self.samples.append((time.monotonic(), rss, log_bytes(self.daemon), udp_drops(self.daemon.port) or 0))
             self._stop.wait(0.5)
 
     def _ping(self) -> None:
@@ -226,13 +228,26 @@ class Watch:
         rss_peak = max(s[1] for s in during) / 1024 if during else rss_start
         rss_end = self.samples[-1][1] / 1024
         log_rates = []
-        for i, (t, _, logged) in enumerate(during):
+        for i, (t, _, logged, _) in enumerate(during):
             later = [s for s in during[i:] if s[0] >= t + 10.0]
             if later:
                 log_rates.append((later[0][2] - logged) / (later[0][0] - t))
         log_total = (during[-1][2] - during[0][2]) if during else 0
         window_s = (during[-1][0] - during[0][0]) if len(during) > 1 else 1.0
         attack_pongs = [ms for t, ms in self.pongs_ms if start <= t <= end]
+        timeouts_s = [self._log_time_s(line) for line in (self.daemon.lines if self.daemon else [])
+                      if "no transport message" in line]
+        by_phase = {}
+        for name, p in self.phases.items():
+            lo, hi = p["start_s"], p["end_s"] + 1.0  # a datagram's cost shows up to a second later
+            inside = [s for s in self.samples if lo <= s[0] <= hi]
+            by_phase[name] = {
+                "s": round(p["end_s"] - p["start_s"], 1),
+                "watch_pong_ms_max": round(max((ms for t, ms in self.pongs_ms if lo <= t <= hi), default=0.0), 1),
+                "kernel_drops": (inside[-1][3] - inside[0][3]) if len(inside) > 1 else 0,
+                "transport_timeouts": sum(1 for t in timeouts_s if t is not None and lo <= t <= hi),
+                "log_bytes": (inside[-1][2] - inside[0][2]) if len(inside) > 1 else 0,
+            }
         return {
             "attack_completed": True,
             "attack_s": round(end - start, 1),
@@ -249,7 +264,18 @@ class Watch:
             "watch_pong_ms_median": round(statistics.median(attack_pongs), 2) if attack_pongs else None,
             "watch_pong_ms_max": round(max(attack_pongs), 2) if attack_pongs else None,
             "watch_pings_unanswered": self.pings_sent - len(self.pongs_ms),
+            "kernel_drops_during_attack": (during[-1][3] - during[0][3]) if during else None,
+            "by_phase": by_phase,
+            "transport_timeouts_s_from_attack_start": [round(t - start, 1) for t in timeouts_s if t is not None],
         }
+
+    def _log_time_s(self, line: str) -> float | None:
+        """CLOCK_MONOTONIC seconds of a daemon log line (its wall-clock stamp, local time), or None."""
+        try:
+            wall = datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        except ValueError:
+            return None
+        return wall - self._wall_minus_mono
 
 
 def watched_daemon_class(watch: Watch) -> type[DaemonProcess]:
@@ -274,7 +300,8 @@ def run_once(delay_s: float, fuzz_s: float, fuzz_rate: float, seed: int, settle_
     seconds = delay_s + watch.attack_seconds() + settle_s
     with mock.patch.object(tempo_lock, "DaemonProcess", watched_daemon_class(watch)):
         tempo = tempo_lock.run(seconds, jitter_ms=10.0, rate_hz=25.0, style="rock")
-    figures = {"played_s": round(seconds, 1)}
+    figures = {"played_s": round(seconds, 1), "fuzz_s": fuzz_s, "fuzz_rate_per_s": fuzz_rate,
+               "load_average_1min_at_end": round(os.getloadavg()[0], 2)}
     figures.update(watch.figures())
     transport = (watch.status or {}).get("transport", {})
     counters = {k: transport[k] for k in ("starts", "stops", "relocations", "tempo_changes", "messages", "stragglers")
@@ -321,8 +348,9 @@ def main() -> int:
     """Run the benchmark ``--runs`` times, print each run and the medians; exit 1 if the median misses a bound."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--fuzz-s", type=float, default=180.0, help="seconds of random fuzz (the issue: 180)")
-    parser.add_argument("--fuzz-rate", type=float, default=2000.0, help="fuzzed datagrams per second")
+    parser.add_argument("--fuzz-s", default="180",
+                        help="seconds of random fuzz (the issue: 180); a comma list gives each run its own, e.g. 180,60,60")
+    parser.add_argument("--fuzz-rate", type=float, default=1000.0, help="fuzzed datagrams per second")
     parser.add_argument("--delay-s", type=float, default=6.0, help="from the daemon's start to the attack")
     parser.add_argument("--settle-s", type=float, default=15.0, help="played after the attack, for RSS to return")
     parser.add_argument("--seed", type=int, default=1)
@@ -332,7 +360,8 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     runs = []
     for i in range(args.runs):
-        figures = run_once(args.delay_s, args.fuzz_s, args.fuzz_rate, args.seed + i, args.settle_s)
+        fuzz_s = [float(x) for x in args.fuzz_s.split(",")]
+        figures = run_once(args.delay_s, fuzz_s[i % len(fuzz_s)], args.fuzz_rate, args.seed + i, args.settle_s)
         runs.append(figures)
         print(f"--- run {i + 1} ({machine_name()})")
         for key, value in figures.items():
