@@ -501,6 +501,35 @@ def job_folders(output_dir: Path) -> int:
     return sum(1 for p in output_dir.iterdir() if p.is_dir()) if output_dir.exists() else 0
 
 
+#: How many of the slowest-answered batches are kept and replayed one datagram at a time.
+SLOW_BATCHES = 5
+
+
+def replay_slowest(fuzz: socket.socket, pinger: OscClient, target: tuple[str, int], token: str,
+                   slow_batches: list[tuple[float, list[bytes]]], keep: int = 5) -> list[dict]:
+    """Send each datagram of the slowest batches again, alone, each followed by a ping; the ``keep`` slowest.
+
+    Returns:
+        ``[{"ms": answer time of the ping after it, "bytes": length, "head": repr of its first 64 bytes}]``,
+        slowest first.  The machine's own stalls show here too: a datagram is
+        only suspect when its time repeats.
+    """
+    timed = []
+    for _, datagrams in slow_batches:
+        for data in datagrams:
+            pinger.drain()
+            t0 = time.monotonic()
+            fuzz.sendto(data, target)
+            pinger.send("/band/ping", token, -1)
+            try:
+                while pinger.receive("/band/pong", timeout=5.0)[1] != [token, -1]:
+                    pass
+            except TimeoutError:
+                pass
+            timed.append({"ms": round((time.monotonic() - t0) * 1000, 2), "bytes": len(data), "head": repr(data[:64])})
+    return sorted(timed, key=lambda d: -d["ms"])[:keep]
+
+
 #: What the kernel charges a socket's receive buffer per datagram beyond its payload (skb overhead), bytes, roughly.
 DATAGRAM_OVERHEAD_BYTES = 768
 
@@ -543,11 +572,12 @@ def fuzz_daemon(daemon: DaemonProcess, count: int, seed: int = 1, batch: int = 4
         pong_waits: list[float] = []
         unanswered: list[int] = []
         early: set[int] = set()  # pongs read while an earlier, lost one was waited for
-        outstanding: list[tuple[int, float, int]] = []  # (ping seq, sent at, bytes of its batch)
+        outstanding: list[tuple[int, float, int, list[bytes]]] = []  # (ping seq, sent at, bytes, the batch)
+        slow_batches: list[tuple[float, list[bytes]]] = []  # the slowest answered batches, slowest first
         t0 = time.monotonic()
         next_progress = t0 + 10.0
 
-        def wait_pong(seq: int, sent_s: float, _bytes: int = 0) -> None:
+        def wait_pong(seq: int, sent_s: float, _bytes: int = 0, sent_batch: list[bytes] | None = None) -> None:
             nonlocal pongs
             if seq in early:
                 early.discard(seq)
@@ -563,7 +593,12 @@ def fuzz_daemon(daemon: DaemonProcess, count: int, seed: int = 1, batch: int = 4
                 if address == "/band/pong" and args[:1] == [token] and len(args) == 2:
                     if args[1] == seq:
                         pongs += 1
-                        pong_waits.append(time.monotonic() - sent_s)
+                        waited_s = time.monotonic() - sent_s
+                        pong_waits.append(waited_s)
+                        if sent_batch and (len(slow_batches) < SLOW_BATCHES or waited_s > slow_batches[-1][0]):
+                            slow_batches.append((waited_s, sent_batch))
+                            slow_batches.sort(key=lambda b: -b[0])
+                            del slow_batches[SLOW_BATCHES:]
                         return
                     if args[1] > seq:  # ours was lost: a later one arrived first
                         early.add(args[1])
@@ -573,15 +608,17 @@ def fuzz_daemon(daemon: DaemonProcess, count: int, seed: int = 1, batch: int = 4
         while sent < count:
             size = 0
             n = 0
+            this_batch: list[bytes] = []
             while n < batch and size < batch_bytes and sent < count:
                 data = cases[sent] if sent < len(cases) else mutator.datagram()
+                this_batch.append(data)
                 fuzz.sendto(data, target)
                 sent += 1
                 n += 1
                 size += len(data) + DATAGRAM_OVERHEAD_BYTES
             pings += 1
             pinger.send("/band/ping", token, pings)
-            outstanding.append((pings, time.monotonic(), size))
+            outstanding.append((pings, time.monotonic(), size, this_batch))
             # What may wait in the daemon's socket while the next batch goes out: one batch,
             # two when they are small (the kernel charges each datagram's buffer, not its bytes).
             while len(outstanding) > 2 or (len(outstanding) == 2 and sum(o[2] for o in outstanding) > in_flight_bytes):
@@ -601,6 +638,7 @@ def fuzz_daemon(daemon: DaemonProcess, count: int, seed: int = 1, batch: int = 4
         drops = (udp_drops(daemon.port) or 0) - drops_before if alive else None
         last = read_status(statuser) if alive else None
         jobs_unsettled = wait_jobs_settled(statuser, settle_jobs_s) if alive else None
+        slowest = replay_slowest(fuzz, pinger, target, token, slow_batches) if alive else []
         rss_end = rss_kb(daemon.proc.pid)
     fuzz.close()
     counters = last["counters"] if last else {}
@@ -631,6 +669,8 @@ def fuzz_daemon(daemon: DaemonProcess, count: int, seed: int = 1, batch: int = 4
         "pong_wait_ms_median_max": ([round(sorted(pong_waits)[len(pong_waits) // 2] * 1000, 2),
                                      round(max(pong_waits) * 1000, 2)] if pong_waits else None),
         "internal_error_kinds": internal_error_kinds(log_text),
+        "slowest_batches_ms": [round(w * 1000, 1) for w, _ in slow_batches],
+        "slowest_datagrams_replayed": slowest,
         "job_folders_created": job_folders(daemon.output_dir) - jobs_before,
         "jobs_unfinished_at_count": jobs_unsettled,
         "generate_acks_seen": replies.generate_acks,
