@@ -35,7 +35,8 @@ and relocations, transport timeouts logged, RSS at the start of the attack,
 its peak and at the end, the log rate over the attack (mean and the worst
 10 s), what the attacker sent.  Median of runs with ``--runs``.
 
-Usage: python -m bench.hostile [--runs 3] [--fuzz-s 180,60,60] [--fuzz-rate 1000] [--json bench/results/hostile.json]
+Usage: python -m bench.hostile [--runs 3] [--fuzz-s 180,60,60] [--fuzz-rate 1000] [--jack-realtime]
+       [--json bench/results/hostile.json]
 """
 
 from __future__ import annotations
@@ -294,13 +295,15 @@ def watched_daemon_class(watch: Watch) -> type[DaemonProcess]:
     return WatchedDaemon
 
 
-def run_once(delay_s: float, fuzz_s: float, fuzz_rate: float, seed: int, settle_s: float) -> dict:
+def run_once(delay_s: float, fuzz_s: float, fuzz_rate: float, seed: int, settle_s: float,
+             jack_realtime: bool = False) -> dict:
     """One tempo-lock run under attack; the tempo-lock figures plus this benchmark's."""
     watch = Watch(delay_s, fuzz_s, fuzz_rate, seed)
     seconds = delay_s + watch.attack_seconds() + settle_s
     with mock.patch.object(tempo_lock, "DaemonProcess", watched_daemon_class(watch)):
-        tempo = tempo_lock.run(seconds, jitter_ms=10.0, rate_hz=25.0, style="rock")
+        tempo = tempo_lock.run(seconds, jitter_ms=10.0, rate_hz=25.0, style="rock", jack_realtime=jack_realtime)
     figures = {"played_s": round(seconds, 1), "fuzz_s": fuzz_s, "fuzz_rate_per_s": fuzz_rate,
+               "jack": "realtime" if jack_realtime else "no-realtime",
                "load_average_1min_at_end": round(os.getloadavg()[0], 2)}
     figures.update(watch.figures())
     transport = (watch.status or {}).get("transport", {})
@@ -354,6 +357,8 @@ def main() -> int:
     parser.add_argument("--delay-s", type=float, default=6.0, help="from the daemon's start to the attack")
     parser.add_argument("--settle-s", type=float, default=15.0, help="played after the attack, for RSS to return")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--jack-realtime", action="store_true",
+                        help="jackd --realtime (SCHED_FIFO), as studios run it (issue 15 item 11), instead of --no-realtime")
     parser.add_argument("--json", type=Path, help="also write every run and the medians here")
     args = parser.parse_args()
     # SIGTERM unwinds like Ctrl-C, so the daemon and JACK server are stopped, never orphaned.
@@ -361,7 +366,8 @@ def main() -> int:
     runs = []
     for i in range(args.runs):
         fuzz_s = [float(x) for x in args.fuzz_s.split(",")]
-        figures = run_once(args.delay_s, fuzz_s[i % len(fuzz_s)], args.fuzz_rate, args.seed + i, args.settle_s)
+        figures = run_once(args.delay_s, fuzz_s[i % len(fuzz_s)], args.fuzz_rate, args.seed + i, args.settle_s,
+                           args.jack_realtime)
         runs.append(figures)
         print(f"--- run {i + 1} ({machine_name()})")
         for key, value in figures.items():
