@@ -681,14 +681,6 @@ def fuzz_daemon(daemon: DaemonProcess, count: int, seed: int = 1, batch: int = 4
     }
 
 
-def iter_datagrams(seed: int, count: int, own_port: int = 9) -> Iterator[bytes]:
-    """liblo's cases, then fuzzed datagrams: ``count`` in all (for tests and other benchmarks)."""
-    cases = [d for _, d in malformed_cases()]
-    mutator = Mutator(seed, own_port)
-    for i in range(count):
-        yield cases[i] if i < len(cases) else mutator.datagram()
-
-
 @contextlib.contextmanager
 def private_jack(realtime: bool = False, wait_s: float = 300.0) -> Iterator[JackServer]:
     """A private JACK server for the ``with`` block, retried while the machine has too many running.
@@ -743,15 +735,14 @@ def main() -> int:
     # SIGTERM unwinds like Ctrl-C, so the daemon and JACK server are stopped, never orphaned.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     figures = run(args.count, args.seed, args.batch)
-    width = max(len(k) for k in figures)
-    for key, value in figures.items():
-        if key != "checks":
-            print(f"{key:<{width}}  {value}")
-    for key, ok in figures["checks"].items():
-        print(f"check {key:<{width}}  {'ok' if ok else 'FAILED'}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=2))
+    width = max(len(k) for k in figures)
+    for key, value in figures.items():
+        if key == "checks":
+            value = ", ".join(f"{name} {'ok' if ok else 'FAILED'}" for name, ok in value.items())
+        print(f"{key:<{width}}  {value}")
     return 0 if figures["pass"] else 1
 
 
