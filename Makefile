@@ -6,7 +6,7 @@ PY      = $(VENV)/bin/python
 APT_PACKAGES = jackd2 libjack-jackd2-0 liblo-tools python3-venv python3-dev build-essential libasound2-dev pkg-config \
                libfluidsynth3 fluid-soundfont-gm libportaudio2
 
-.PHONY: setup system-deps demo test bench bench-gen bench-cli quality clean
+.PHONY: setup system-deps demo test bench bench-gen bench-cli bench-hostile bench-fuzz quality clean
 
 system-deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -44,6 +44,13 @@ bench-cli: setup
 	@for tool in mma fluidsynth; do command -v $$tool >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$tool >/dev/null; done
 	$(PY) -m bench.cli_speed
 	$(PY) -m bench.daemon_start
+
+# Issue 15: the tempo lock while a hostile sender attacks (3 runs, 3-minute fuzz each), and 10^6 fuzzed datagrams.
+bench-hostile: setup
+	$(PY) -m bench.hostile --runs 3 --fuzz-s 180
+
+bench-fuzz: setup
+	$(PY) -m bench.fuzz --count 1000000
 
 # Quality against real music: MMA (Debian package) and music21's corpus (PyPI wheel).
 quality: setup
