@@ -124,7 +124,7 @@ class BandDaemon:
         refuse_numpy_hugepages()  # the daemon's own arrays; workers do it in their initializer
         try:
             self.ports = open_ports(cfg.midi.parts, cfg.midi.api, cfg.midi.client_name, cfg.playback.jack_rtprio,
-                                    JACK_WRITE_LOG_SIZE if cfg.playback.jack_write_log else 0)
+                                    JACK_WRITE_LOG_SIZE if cfg.playback.jack_write_log else 0, cfg.midi.reconnect_s)
             self.scheduler = Scheduler(
                 self.ports,
                 output_offset_s=cfg.playback.output_offset_ms / 1000.0,

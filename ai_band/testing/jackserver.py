@@ -4,6 +4,9 @@ The server runs without realtime scheduling and without audio hardware::
 
     jackd --no-realtime -n NAME -d dummy -r RATE -p PERIOD
 
+:meth:`JackServer.kill` ends it as a crash would; :meth:`JackServer.start`
+then starts it again under the same name (tests of a server that comes and goes).
+
 Clients find it by name: JACK-Client through ``jack.Client(..., servername=NAME)``,
 anything else (python-rtmidi, subprocesses) through the environment variable
 ``JACK_DEFAULT_SERVER=NAME`` that libjack reads when a client opens.
@@ -249,6 +252,18 @@ class JackServer:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+    def kill(self) -> None:
+        """Kill ``jackd`` at once (SIGKILL), as a crash would, and reap it; :meth:`start` may start it again.
+
+        Its clients get their shutdown callbacks when their connections to
+        it break.  Idempotent, like :meth:`stop`.
+        """
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            logger.debug("Killing JACK server %r (pid %d)", self.name, proc.pid)
+            proc.kill()
+        self.stop()
 
     def __enter__(self) -> JackServer:
         return self.start()
