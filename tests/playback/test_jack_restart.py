@@ -128,8 +128,8 @@ def test_a_jack_server_killed_during_playback_comes_back_and_playback_resumes_on
                 first.close()
 
             # -- the server dies mid-bar, notes sounding ------------------------------------
-            server.kill()
             killed_s = time.monotonic()
+            server.kill()
             lost = wait_for(lambda: (s := band_status(osc))["midi"]["state"] == "lost" and s, 3.0)
             assert lost, band_status(osc)["midi"]
             assert lost["midi"]["since_s"] < time.monotonic() - killed_s + 0.05
