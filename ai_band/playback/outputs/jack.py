@@ -44,11 +44,12 @@ stderr: during the attempts its error messages go to this module's debug log.
 
 A new port has no reader; each port writes
 :data:`~ai_band.playback.output.RESET_MESSAGES` first to its first reader:
-the process callback writes them, at offset 0 before anything queued, in the
-first period in which the port has a connection (``jack_port_connected``),
-after opening and again after each restore.  Before that period nothing the
-port wrote reached anyone, so a reader never gets a note of the daemon's
-before the reset.
+the process callback writes them, at offset 0 before anything queued,
+:data:`RESET_AFTER_S` after the port first has a connection
+(``jack_port_connected``), after opening and again after each restore, and
+writes nothing else of the port until then.  Before that nothing the port
+wrote reached anyone, so a reader never gets a note of the daemon's before
+the reset.
 """
 
 from __future__ import annotations
@@ -72,6 +73,15 @@ log = logging.getLogger(__name__)
 
 #: Recent periods whose callback times anchor the current period's start.
 ANCHOR_PERIODS = 16
+
+#: A port writes the reset this long (s) after it first has a reader, and
+#: nothing before.  ``jack_port_connected`` counts a connection as soon as
+#: the server has made it, before the reader reads it: JACK2 switches to
+#: the new graph at a later cycle, and the reader's own thread must return
+#: from ``jack_connect`` to start reading the port.  Written in the first
+#: such period the reset reached the test recorder on 3 to 7 of 8 ports,
+#: four periods (5.3 ms) later on 6 or 7 of 8, none lost to a missed period.
+RESET_AFTER_S = 0.050
 
 #: How long (s) closing one port waits for its queue to be written, and for a
 #: process callback under way to finish with it.
@@ -114,8 +124,10 @@ class JackOutput(Output):
         self.port = port
         self.queue: deque[QueuedMessage] = deque()
         self.paused = False
-        #: Write :data:`RESET_MESSAGES` first in the first period the port has a reader.
+        #: Write :data:`RESET_MESSAGES` first once the port has had a reader :data:`RESET_AFTER_S`.
         self.reset_due = False
+        #: Frames the port has had a reader while the reset was due.
+        self.reset_frames = 0
 
     def _send(self, data: bytes, at_s: float | None) -> None:
         """Queue one message due at ``at_s`` (``None`` or a past time: at offset 0 of the next period).
@@ -140,7 +152,8 @@ class JackOutput(Output):
         self.client.add_link_listener(listener)
 
     def reset_channels(self) -> None:
-        """Write :data:`RESET_MESSAGES` first, at offset 0, in the first period the port has a reader."""
+        """Write :data:`RESET_MESSAGES` first, at offset 0, once the port has had a reader :data:`RESET_AFTER_S`."""
+        self.reset_frames = 0
         self.reset_due = True
 
     def _take_back(self, keep: Callable[[bytes], bool]) -> list[QueuedMessage]:
@@ -346,6 +359,7 @@ class JackMidiClient(JackClientOwner):
         self.samplerate = self._client.samplerate
         self._ns_per_frame = 1e9 / self.samplerate
         self._frames_per_ns = self.samplerate / 1e9
+        self._reset_after_frames = int(RESET_AFTER_S * self.samplerate)
         self._last_base = -1
         self._frame = 0  # last_frame_time, unwrapped
         self._anchors.clear()
@@ -414,6 +428,9 @@ class JackMidiClient(JackClientOwner):
             for port, queue, name, output in self._ports:
                 port.clear_buffer()
                 if output.reset_due and port.number_of_connections:
+                    output.reset_frames += frames
+                    if output.reset_frames <= self._reset_after_frames:
+                        continue  # the reader may not read the port yet; nothing before the reset
                     output.reset_due = False
                     try:
                         for data in RESET_MESSAGES:
@@ -626,7 +643,7 @@ class JackMidiClient(JackClientOwner):
                         output.name = output.port.name
                     output.queue.clear()
                     output._forget_notes()  # the new server never had their note-ons
-                    output.reset_due = True
+                    output.reset_channels()
                 self._ports = tuple((out.port, out.queue, out.name, out) for out in self.outputs.values())
             self._since_s = time.monotonic()
             self.restores += 1
