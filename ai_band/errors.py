@@ -116,6 +116,12 @@ class MidiPortError(PlaybackError):
     code = "midi_port"
 
 
+class MidiUnavailableError(MidiPortError):
+    """The MIDI system went away (the JACK server stopped); nothing can play until it returns."""
+
+    code = "midi_unavailable"
+
+
 class RenderError(BandError):
     """Writing an output file failed."""
 

@@ -181,7 +181,7 @@ class BandDaemon:
             notify.extend_timeout(START_STEP_TIMEOUT_S, f"starting: opening {len(cfg.midi.parts)} MIDI ports "
                                                         f"({cfg.midi.api})")
             self.ports = open_ports(cfg.midi.parts, cfg.midi.api, cfg.midi.client_name, cfg.playback.jack_rtprio,
-                                    JACK_WRITE_LOG_SIZE if cfg.playback.jack_write_log else 0)
+                                    JACK_WRITE_LOG_SIZE if cfg.playback.jack_write_log else 0, cfg.midi.reconnect_s)
             self.scheduler = Scheduler(
                 self.ports,
                 output_offset_s=cfg.playback.output_offset_ms / 1000.0,

@@ -138,6 +138,7 @@ class MidiSection:
     api: str
     client_name: str
     parts: tuple[str, ...]
+    reconnect_s: float
 
 
 @_section("playback")
@@ -322,6 +323,7 @@ CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("midi", "api"): _choice(shipped.MIDI_APIS),
     ("midi", "client_name"): _nonempty,
     ("midi", "parts"): _parts,
+    ("midi", "reconnect_s"): _ranged(0.05, 60),
     ("playback", "output_offset_ms"): _ranged(-50, 50),
     ("playback", "late_drop_ms"): _ranged(1, 1000),
     ("playback", "spin_ms"): _ranged(0, 20),

@@ -33,7 +33,7 @@ from typing import Any, Callable
 from ai_band import __version__
 from ai_band.config.schema import OscSection
 from ai_band.system import heap
-from ai_band.errors import BandError, JobError, ProtocolError, RequestError
+from ai_band.errors import BandError, JobError, MidiUnavailableError, ProtocolError, RequestError
 from ai_band.request import GenerationRequest, load_json, parse_request
 from ai_band.jobs.manager import Job, JobManager, Listener
 from ai_band.model import TS_DENOMINATORS
@@ -474,7 +474,8 @@ class BandApi:
             job = self.jobs.get(job_id)
             if job.state != "done" or job.arrangement is None:
                 raise JobError(f"job {job_id} is {job.state}; only a done job can play")
-        except JobError as exc:
+            self.scheduler.ports.require_available()  # MidiUnavailableError: midi_unavailable
+        except (JobError, MidiUnavailableError) as exc:
             exc.ref = job_id  # type: ignore[attr-defined]
             raise
         self._arm(job)
@@ -627,6 +628,7 @@ class BandApi:
             "jobs": [j.as_dict() for j in shown],
             "jobs_truncated": len(on_page) - len(shown),
             "ports": self.port_names,
+            "midi": self.scheduler.ports.state_dict(),
             "playback": self.scheduler.status(),
             "preview": self._previewer.status() if self._previewer is not None else {"playing": False},
             "counters": dict(sorted(counters.items())),

@@ -18,27 +18,54 @@ Back-ends:
 
 Note tracking follows MIDI 1.0: a note-off is 0x8n, or 0x9n with velocity 0;
 All Notes Off is control change 123, All Sound Off control change 120.
+
+The first thing a port writes is :data:`RESET_MESSAGES` (:meth:`Output.reset_channels`):
+on every channel Reset All Controllers (CC 121), Sustain off (CC 64 = 0) and
+All Notes Off (CC 123), so a synth left with notes hanging (the daemon was
+killed, or the JACK server died under it) is silenced before anything else.
+
+An output's MIDI system may go away and come back (a JACK server restart):
+:attr:`Output.link` says whether it is there (:class:`Link`); while it is not,
+sends are dropped and counted, never raised.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import ClassVar, Self
 
 __all__ = [
-    "CC_ALL_NOTES_OFF", "CC_ALL_SOUND_OFF", "CONTROL_CHANGE", "NOTE_OFF", "NOTE_ON", "PROGRAM_CHANGE",
-    "Message", "Output", "QueuedMessage", "due_ns",
+    "CC_ALL_NOTES_OFF", "CC_ALL_SOUND_OFF", "CC_RESET_ALL_CONTROLLERS", "CC_SUSTAIN", "CONTROL_CHANGE",
+    "NOTE_OFF", "NOTE_ON", "PROGRAM_CHANGE", "RESET_MESSAGES",
+    "Link", "LinkListener", "Message", "Output", "QueuedMessage", "due_ns",
 ]
 
 NOTE_OFF = 0x80
 NOTE_ON = 0x90
 CONTROL_CHANGE = 0xB0
 PROGRAM_CHANGE = 0xC0
+CC_SUSTAIN = 64
 CC_ALL_SOUND_OFF = 120
+CC_RESET_ALL_CONTROLLERS = 121
 CC_ALL_NOTES_OFF = 123
+
+#: What a port writes first, at open and after its MIDI system came back: on
+#: each channel 0..15, in this order, Reset All Controllers (CC 121, MIDI 1.0
+#: channel mode message; RP-015 has it release the sustain pedal, keep
+#: programs and volumes), Sustain off (CC 64 = 0, for receivers that do not
+#: follow RP-015 on that point) and All Notes Off (CC 123).  The pedals go up
+#: first because MIDI 1.0 has a note ended by All Notes Off sound on while
+#: the sustain pedal is down.  48 messages, 144 bytes.
+RESET_MESSAGES: tuple[bytes, ...] = tuple(
+    bytes((CONTROL_CHANGE | channel, controller, 0))
+    for channel in range(16)
+    for controller in (CC_RESET_ALL_CONTROLLERS, CC_SUSTAIN, CC_ALL_NOTES_OFF)
+)
 
 #: One complete MIDI message, status byte first, each byte 0..255 (MIDI 1.0).
 Message = bytes | tuple[int, ...] | list[int]
@@ -54,6 +81,30 @@ def due_ns(at_s: float) -> int:
     (:meth:`Output.retime` keys) both use, so that their times match exactly.
     """
     return int(at_s * 1e9)
+
+
+@dataclass(frozen=True)
+class Link:
+    """Whether an output's MIDI system is there to write to.
+
+    Attributes:
+        state: ``"ok"`` (messages go out), ``"lost"`` (the MIDI system went
+            away, e.g. the JACK server stopped: sends are dropped and counted)
+            or ``"closed"`` (:meth:`Output.close` was called).
+        since_s: CLOCK_MONOTONIC seconds when it entered that state.
+        reason: why it was lost (the JACK server's words), else ``None``.
+        restores: how many times it came back since the output opened.
+    """
+
+    state: str
+    since_s: float
+    reason: str | None = None
+    restores: int = 0
+
+
+#: Called with the new :class:`Link` when an output's MIDI system goes or comes
+#: back; from a back-end thread (never the scheduler's), so it must be quick.
+LinkListener = Callable[[Link], None]
 
 
 def _is_note_message(data: bytes) -> bool:
@@ -83,6 +134,7 @@ class Output(ABC):
         self._lock = threading.Lock()
         self._sounding: set[tuple[int, int]] = set()
         self._closed = False
+        self._opened_s = time.monotonic()
 
     # -- back-end ------------------------------------------------------------
     @abstractmethod
@@ -106,11 +158,45 @@ class Output(ABC):
         """
         return []
 
+    def _forget_notes(self) -> None:
+        """Forget what is sounding (the MIDI system that got the note-ons is gone): no note-offs for them."""
+        with self._lock:
+            self._sounding.clear()
+
     # -- interface -----------------------------------------------------------
     @property
     def closed(self) -> bool:
         """:meth:`close` was called."""
         return self._closed
+
+    @property
+    def link(self) -> Link:
+        """Whether the MIDI system is there (:class:`Link`).
+
+        This base: ``ok`` from opening until :meth:`close`; a back-end whose
+        MIDI system can go away (JACK) overrides it.
+        """
+        return Link("closed" if self._closed else "ok", self._opened_s)
+
+    def add_link_listener(self, listener: LinkListener) -> None:
+        """Call ``listener`` whenever :attr:`link` changes state (lost, restored); once per listener.
+
+        This base never changes state, so never calls it.  After a restore a
+        timed output comes back held (:meth:`hold`, nothing of its queue is
+        written): the listener that takes playback over calls :meth:`resume`.
+        """
+
+    def reset_channels(self) -> None:
+        """Send :data:`RESET_MESSAGES` now (all notes off, controllers reset, on every channel).
+
+        A back-end where a new port has no reader yet (JACK) overrides this to
+        write them first to its first reader instead.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            for data in RESET_MESSAGES:
+                self._put(data, None)
 
     @property
     def sounding(self) -> frozenset[tuple[int, int]]:

@@ -6,15 +6,22 @@ holds every port (:mod:`ai_band.playback.outputs.jack`, JACK-Client, timed):
 opens them (:mod:`ai_band.playback.outputs.rtmidi`, untimed), one client per
 port.  :class:`PortSet` is a plain collection of the outputs; what it does to
 all of them goes through the output interface only.
+
+The ports' MIDI system may go and come back (a JACK server restart,
+:mod:`ai_band.playback.outputs.jack`): :meth:`PortSet.state_dict` reports it
+for ``/band/status``, :meth:`PortSet.require_available` refuses playback
+while it is gone, and :meth:`PortSet.add_listener` tells the scheduler.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 
-from ai_band.playback.output import Output
+from ai_band.errors import MidiUnavailableError
+from ai_band.playback.output import Link, LinkListener, Output
 
 __all__ = ["PortSet", "open_ports"]
 
@@ -30,6 +37,12 @@ class PortSet(Mapping[str, Output]):
 
     def __init__(self, outputs: Iterable[Output]) -> None:
         self._outputs = {output.part: output for output in outputs}
+        self._listeners: list[LinkListener] = []
+        self._listeners_lock = threading.Lock()
+        #: How many times the ports' MIDI system came back (the highest :attr:`Link.restores`).
+        self.restores = 0
+        for output in self._outputs.values():
+            output.add_link_listener(self._on_link)
 
     def __getitem__(self, part: str) -> Output:
         return self._outputs[part]
@@ -45,6 +58,79 @@ class PortSet(Mapping[str, Output]):
         """Every output writes messages at the time given (:attr:`Output.timed`), none at once."""
         return bool(self._outputs) and all(output.timed for output in self._outputs.values())
 
+    # -- the MIDI system coming and going -------------------------------------
+    def link(self) -> Link:
+        """The ports' :class:`Link` as one: the worst state of any (lost > closed > ok), since its latest change."""
+        links = [output.link for output in self._outputs.values()]
+        if not links:
+            return Link("closed", 0.0)
+        rank = {"ok": 0, "closed": 1, "lost": 2}
+        worst = max(links, key=lambda link: (rank.get(link.state, 2), link.since_s))
+        same = [link for link in links if link.state == worst.state]
+        return Link(worst.state, max(link.since_s for link in same), worst.reason,
+                    max(link.restores for link in links))
+
+    @property
+    def available(self) -> bool:
+        """Every port's MIDI system is there (:attr:`Link.state` ``ok``): what is sent goes out."""
+        return bool(self._outputs) and all(output.link.state == "ok" for output in self._outputs.values())
+
+    def require_available(self) -> None:
+        """Raise unless :attr:`available`.
+
+        Raises:
+            MidiUnavailableError: the MIDI system is gone (with why and for how long); code ``midi_unavailable``.
+        """
+        link = self.link()
+        if link.state != "ok":
+            why = f": {link.reason}" if link.reason else ""
+            raise MidiUnavailableError(f"MIDI output {link.state} for {time.monotonic() - link.since_s:.1f} s{why}; "
+                                       "playback resumes when it returns")
+
+    def state_dict(self) -> dict:
+        """JSON-ready MIDI state for ``/band/status``.
+
+        Returns:
+            ``{"state": "ok" | "lost" | "closed", "since_s": seconds in that
+            state, "reason": why lost or None, "restores": times it came back,
+            "dropped_messages": sends dropped while lost, "send_errors": sends
+            the back-end refused}``.
+        """
+        link = self.link()
+        stats = self.stats()
+        return {"state": link.state, "since_s": round(max(0.0, time.monotonic() - link.since_s), 3),
+                "reason": link.reason, "restores": link.restores,
+                "dropped_messages": stats.get("dropped_messages", 0), "send_errors": stats.get("send_errors", 0)}
+
+    def add_listener(self, listener: LinkListener) -> None:
+        """Call ``listener(link)`` (from a back-end thread) when the ports' MIDI system goes or comes back.
+
+        Restored timed ports come back held (:meth:`hold`): a listener takes
+        playback over and calls :meth:`resume`; with no listener the ports
+        resume by themselves.
+        """
+        with self._listeners_lock:
+            self._listeners.append(listener)
+
+    def _on_link(self, link: Link) -> None:
+        if link.state == "ok":
+            self.restores = max(self.restores, link.restores)
+        with self._listeners_lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(link)
+            except Exception:  # noqa: BLE001 - a back-end thread must survive its listeners
+                log.exception("MIDI link listener failed")
+        if link.state == "ok" and not listeners:
+            self.resume()
+
+    def reset_channels(self) -> None:
+        """:meth:`Output.reset_channels` on every output (all notes off, controllers reset, every channel)."""
+        for output in self._outputs.values():
+            output.reset_channels()
+
+    # -- collection -----------------------------------------------------------
     def names(self) -> dict[str, str]:
         """Part -> the port's full system name (e.g. ``ai-band:bass`` on JACK)."""
         return {part: output.name for part, output in self._outputs.items()}
@@ -52,8 +138,13 @@ class PortSet(Mapping[str, Output]):
     def stats(self) -> dict:
         """The back-ends' JSON-ready counters merged (:meth:`Output.stats`; ports of one client report the same)."""
         merged: dict = {}
+        send_errors = 0
         for output in self._outputs.values():
-            merged.update(output.stats())
+            stats = output.stats()
+            send_errors += stats.get("send_errors", 0)
+            merged.update(stats)
+        if send_errors:
+            merged["send_errors"] = send_errors
         merged["timed"] = self.timed
         return merged
 
@@ -110,8 +201,13 @@ class PortSet(Mapping[str, Output]):
 
 
 def open_ports(parts: Iterable[str], api_name: str = "auto", client_name: str = "ai-band",
-               jack_rtprio: int = 0, jack_write_log_size: int = 0) -> PortSet:
-    """Open one output per part on the MIDI system ``api_name``.
+               jack_rtprio: int = 0, jack_write_log_size: int = 0, reconnect_s: float = 1.0) -> PortSet:
+    """Open one output per part on the MIDI system ``api_name``; the first thing each writes is a reset.
+
+    The reset is :data:`~ai_band.playback.output.RESET_MESSAGES` on every
+    channel (:meth:`PortSet.reset_channels`).  On JACK a new port has no
+    reader yet, so it writes them when it first has one (and again after the
+    server came back).
 
     Args:
         parts: part names to open ports for, in order.
@@ -123,6 +219,8 @@ def open_ports(parts: Iterable[str], api_name: str = "auto", client_name: str = 
             thread (see :class:`~ai_band.playback.outputs.jack.JackMidiClient`); 0 = as libjack made it.
         jack_write_log_size: JACK only: keep the frames of the last this many
             note-ons written (:meth:`PortSet.write_log`); 0 = none.
+        reconnect_s: JACK only: once the server has gone, try to reach a new
+            one this often (seconds), and recreate the ports under the same names.
 
     Raises:
         MidiPortError: any port fails to open (ports opened so far are closed).
@@ -137,9 +235,10 @@ def open_ports(parts: Iterable[str], api_name: str = "auto", client_name: str = 
         from ai_band.playback.outputs import jack as jack_outputs  # imports libjack
 
         outputs = jack_outputs.open_outputs(parts, client_name, rtprio=jack_rtprio,
-                                            write_log_size=jack_write_log_size)
+                                            write_log_size=jack_write_log_size, reconnect_s=reconnect_s)
     else:
         outputs = rtmidi_outputs.open_outputs(parts, api, client_name)
     ports = PortSet(outputs.values())
+    ports.reset_channels()
     log.info("MIDI ports: %s", ", ".join(ports.names().values()))
     return ports

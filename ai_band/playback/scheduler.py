@@ -24,6 +24,14 @@ armed: the event at arrangement offset ``x`` plays at host position
 ``anchor + k * length + x`` for every integer k.  Following the host is then
 arithmetic: after a relocation or a host loop the next event is looked up
 from the new position; a tempo change only changes the deadlines.
+
+When the ports' MIDI system goes away (the JACK server stops) the thread
+plays on, and the outputs drop and count what it sends.  When it comes back
+(:meth:`PortSet.add_listener`) the ports are new, held and silent, and the
+thread resumes the playing job at the host's next bar line at least
+``lookahead_s`` away, as a job armed there would start: groups before it
+are skipped, the job's programs are sent again, nothing is released that
+the new server never heard (:meth:`Scheduler._on_restore`).
 """
 
 from __future__ import annotations
@@ -38,7 +46,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ai_band.model import Arrangement
-from ai_band.playback.output import NOTE_OFF, NOTE_ON, PROGRAM_CHANGE, due_ns
+from ai_band.playback.output import NOTE_OFF, NOTE_ON, PROGRAM_CHANGE, Link, due_ns
 from ai_band.playback.ports import PortSet
 from ai_band.system.priority import name_thread
 from ai_band.transport import TransportSnapshot
@@ -215,6 +223,8 @@ class Scheduler:
         # CLOCK_MONOTONIC ns as queued), and the snapshot they were last timed by.
         self._handed: deque[tuple[float, int]] = deque()
         self._handed_snapshot: TransportSnapshot | None = None
+        self._restores_seen = ports.restores
+        ports.add_listener(self._on_link)
 
     # -- API for the event loop ---------------------------------------------
     def start(self) -> None:
@@ -271,6 +281,10 @@ class Scheduler:
         """JSON-ready view: current and pending job, muted parts, counters."""
         return dict(self._status)
 
+    def _on_link(self, link: Link) -> None:
+        """The ports' MIDI system went or came back (a back-end thread): wake the thread to take over."""
+        self._wake.set()
+
     # -- scheduler thread ----------------------------------------------------
     def _start_tolerance_ppq(self, snap: TransportSnapshot) -> float:
         return self.late_drop_s * snap.bpm / 60.0
@@ -324,6 +338,31 @@ class Scheduler:
             elif name == "panic":
                 self.ports.panic()
         self._publish_status()
+
+    def _on_restore(self, snap: TransportSnapshot, now: float) -> None:
+        """The ports came back (new, held, silent): resume the job at the next bar line, then the ports.
+
+        Whatever this thread queued since they came back is taken back (the
+        queues keep the reset written first); the cursor moves to the host's
+        next bar line at least ``lookahead_s`` (or 10 ms) ahead, so the first
+        group there is handed over in time; the playing job's programs are
+        sent again at once (the new server's readers may be new synths).
+        """
+        self._restores_seen = self.ports.restores
+        self._handed.clear()
+        self.stats.notes_off_released += self.ports.all_notes_off()  # only notes sent since the restore
+        self.ports.resume()
+        if not snap.playing:
+            log.info("MIDI ports restored; playback follows the next transport start")
+            return
+        margin_ppq = max(self.lookahead_s, 0.010) * snap.bpm / 60.0
+        self._cursor_ppq = snap.next_bar_ppq(snap.ppq_at(now) + margin_ppq)
+        if self._current is not None:
+            for part, (channel, program) in self._current.job.programs.items():
+                port = self.ports.get(part)
+                if port is not None and channel != 9:
+                    port.send((PROGRAM_CHANGE | channel, program))
+        log.info("MIDI ports restored; playback resumes at the bar line at ppq %.4f", self._cursor_ppq)
 
     def _on_new_run(self, snap: TransportSnapshot, now: float) -> None:
         self._handed.clear()  # release_all() takes back what is queued
@@ -440,6 +479,8 @@ class Scheduler:
         now = self.clock()
         if snap.run != self._seen_run:
             self._on_new_run(snap, now)
+        if self.ports.restores != self._restores_seen:
+            self._on_restore(snap, now)
         if self._handed and snap is not self._handed_snapshot:
             self._retime(snap)
         if self._commands:
@@ -460,7 +501,7 @@ class Scheduler:
             self._wait(min(remaining - self.spin_s, 0.1))
             return
         while self.clock() < hand_over:
-            if self._snapshot is not snap or self._commands or self._quit:
+            if self._snapshot is not snap or self._commands or self._quit or self.ports.restores != self._restores_seen:
                 return
             time.sleep(0)
         self._dispatch(slot, index, deadline)

@@ -4,6 +4,9 @@ The server runs without realtime scheduling and without audio hardware::
 
     jackd --no-realtime -n NAME -d dummy -r RATE -p PERIOD
 
+:meth:`JackServer.kill` ends it as a crash would; :meth:`JackServer.start`
+then starts it again under the same name (tests of a server that comes and goes).
+
 Clients find it by name: JACK-Client through ``jack.Client(..., servername=NAME)``,
 anything else (python-rtmidi, subprocesses) through the environment variable
 ``JACK_DEFAULT_SERVER=NAME`` that libjack reads when a client opens.
@@ -249,6 +252,66 @@ class JackServer:
         if self._log is not None:
             self._log.close()
             self._log = None
+        if proc is not None and self._registered():
+            self._reclaim()
+
+    #: JACK2's server registry in shared memory: 8 slots per machine (``MAX_SERVERS``, shm.c).
+    REGISTRY = "/dev/shm/jack-shm-registry"
+
+    def _registered(self) -> bool:
+        """Whether JACK's server registry still lists this server's name (a hint: JACK2 1.9.21's layout).
+
+        jackd leaves its slot behind when it is killed, and also (seen with
+        1.9.21) when it is stopped while a client is still connected.  A
+        server only reclaims a dead server's slot of its own name
+        (``jack_register_server``), so every leaked slot is one server fewer
+        for every test run on the machine ("Too many servers already active").
+        """
+        try:
+            with open(self.REGISTRY, "rb") as registry:
+                return f"jack-{os.getuid()}:{self.name}:".encode() in registry.read()
+        except OSError:
+            return False
+
+    def _reclaim(self) -> None:
+        """Start and stop a server of this name with no client: it takes over the dead slot and frees it on exit."""
+        old_socket = self._socket_inode()
+        try:
+            proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, env=self.env())
+        except (OSError, JackServerError) as exc:
+            logger.debug("cannot reclaim the registry slot of %r: %s", self.name, exc)
+            return
+        # Registered once it has made its socket anew (it registers first).
+        deadline = time.monotonic() + 2.0
+        while self._socket_inode() in (None, old_socket) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=5.0)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        logger.debug("reclaimed the JACK registry slot of %r: %s", self.name,
+                     "freed" if not self._registered() else "still listed")
+
+    def _socket_inode(self) -> int | None:
+        try:
+            return os.stat(self._socket_hint()).st_ino
+        except OSError:
+            return None
+
+    def kill(self) -> None:
+        """Kill ``jackd`` at once (SIGKILL), as a crash would, and reap it; :meth:`start` may start it again.
+
+        Its clients get their shutdown callbacks when their connections to
+        it break.  Idempotent, like :meth:`stop`.
+        """
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            logger.debug("Killing JACK server %r (pid %d)", self.name, proc.pid)
+            proc.kill()
+        self.stop()
 
     def __enter__(self) -> JackServer:
         return self.start()

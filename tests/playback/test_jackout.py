@@ -14,10 +14,20 @@ from pathlib import Path
 import pytest
 
 from conftest import ClientFrameTimeReadLate, DropoutGuard, recorder_on
-from ai_band.playback.output import CC_ALL_NOTES_OFF, CONTROL_CHANGE, NOTE_OFF, NOTE_ON
+from ai_band.playback.output import CC_ALL_NOTES_OFF, CONTROL_CHANGE, NOTE_OFF, NOTE_ON, RESET_MESSAGES
 from ai_band.playback.ports import open_ports
 
 pytestmark = pytest.mark.jack
+
+
+def skip_reset(recorder, ports: int) -> None:
+    """Wait for the reset each port writes first to its first reader (tests/playback/test_reset.py), then forget it.
+
+    Not this file's subject: a reset lost in a period the recorder missed is not waited for.
+    """
+    recorder.wait_for_events(ports * len(RESET_MESSAGES), timeout_s=2.0)
+    time.sleep(0.01)
+    recorder.clear()
 
 
 @pytest.fixture
@@ -25,6 +35,7 @@ def ports_and_recorder(jack_server):
     ports = open_ports(["drums", "keys"], api_name="jack", client_name="ai-band")
     try:
         with recorder_on(jack_server, "^ai-band:", count=2) as rec:  # not ai-band-rt:, ai-band-log: (other tests)
+            skip_reset(rec, ports=2)
             yield ports, rec
     finally:
         ports.close()
@@ -270,6 +281,7 @@ def test_the_write_log_has_the_frame_each_note_on_went_out_in(jack_server):
     ports = open_ports(["drums"], api_name="jack", client_name="ai-band-log", jack_write_log_size=100)
     try:
         with recorder_on(jack_server, "ai-band-log") as recorder:
+            skip_reset(recorder, ports=1)
             with DropoutGuard(recorder, count_xruns=True):
                 drums = ports["drums"]
                 start = time.monotonic() + 0.05

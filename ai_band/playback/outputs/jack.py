@@ -24,6 +24,32 @@ keeps GIL hold times short (see :mod:`ai_band.model` and
 :mod:`ai_band.system.heap`) and lowers the interpreter's switch interval so that a
 busy thread hands the GIL over within
 :data:`ai_band.system.priority.SWITCH_INTERVAL_S`.
+
+The JACK server may stop and come back (a studio restarts it with other
+settings, or it crashes).  JACK then calls the client's shutdown callback,
+from its own thread; the client is dead from then on.  The callback only
+notes it (JACK-Client: "write it as if it were an asynchronous POSIX signal
+handler") and wakes :class:`JackMidiClient`'s watch thread, which logs it,
+tells the listeners (the scheduler, ``/band/status``), closes the dead
+client (JACK leaves that to the user) and, every ``reconnect_s``, tries to
+open a client of the same name on a server of the same name.  When one
+answers it registers the ports under the same names, holds them
+(:meth:`JackOutput.hold`), activates and tells the listeners, which resume
+playback.  Meanwhile every send is dropped and counted
+(:attr:`JackMidiClient.dropped_messages`), and the notes that sounded when
+the server died are forgotten: the new server never had their note-ons.
+Client creation can block, hence a thread of its own, never the event loop
+or the scheduler's.  libjack prints every failed attempt (5 lines) to
+stderr: during the attempts its error messages go to this module's debug log.
+
+A new port has no reader; each port writes
+:data:`~ai_band.playback.output.RESET_MESSAGES` first to its first reader:
+the process callback writes them, at offset 0 before anything queued,
+:data:`RESET_AFTER_S` after the port first has a connection
+(``jack_port_connected``), after opening and again after each restore, and
+writes nothing else of the port until then.  Before that nothing the port
+wrote reached anyone, so a reader never gets a note of the daemon's before
+the reset.
 """
 
 from __future__ import annotations
@@ -38,7 +64,7 @@ from collections.abc import Callable, Iterable
 import jack
 
 from ai_band.errors import MidiPortError
-from ai_band.playback.output import Output, QueuedMessage, due_ns
+from ai_band.playback.output import RESET_MESSAGES, Link, LinkListener, Output, QueuedMessage, due_ns
 from ai_band.system.jackclient import JackClientOwner
 from ai_band.system.priority import SWITCH_INTERVAL_S, make_realtime, name_thread
 
@@ -47,6 +73,15 @@ log = logging.getLogger(__name__)
 
 #: Recent periods whose callback times anchor the current period's start.
 ANCHOR_PERIODS = 16
+
+#: A port writes the reset this long (s) after it first has a reader, and
+#: nothing before.  ``jack_port_connected`` counts a connection as soon as
+#: the server has made it, before the reader reads it: JACK2 switches to
+#: the new graph at a later cycle, and the reader's own thread must return
+#: from ``jack_connect`` to start reading the port.  Written in the first
+#: such period the reset reached the test recorder on 3 to 7 of 8 ports,
+#: four periods (5.3 ms) later on 6 or 7 of 8, none lost to a missed period.
+RESET_AFTER_S = 0.050
 
 #: How long (s) closing one port waits for its queue to be written, and for a
 #: process callback under way to finish with it.
@@ -89,6 +124,10 @@ class JackOutput(Output):
         self.port = port
         self.queue: deque[QueuedMessage] = deque()
         self.paused = False
+        #: Write :data:`RESET_MESSAGES` first once the port has had a reader :data:`RESET_AFTER_S`.
+        self.reset_due = False
+        #: Frames the port has had a reader while the reset was due.
+        self.reset_frames = 0
 
     def _send(self, data: bytes, at_s: float | None) -> None:
         """Queue one message due at ``at_s`` (``None`` or a past time: at offset 0 of the next period).
@@ -98,10 +137,24 @@ class JackOutput(Output):
         :attr:`JackMidiClient.dropped_messages` instead.
         """
         client = self.client
-        if client.shutdown_reason is not None or client.closed:
+        if not client.accepting:
             client.dropped_messages += 1
             return
         self.queue.append((0 if at_s is None else due_ns(at_s), data))
+
+    @property
+    def link(self) -> Link:
+        """The client's :class:`Link` (all its ports share it)."""
+        return self.client.link()
+
+    def add_link_listener(self, listener: LinkListener) -> None:
+        """Register ``listener`` with the client (once, however many ports pass it)."""
+        self.client.add_link_listener(listener)
+
+    def reset_channels(self) -> None:
+        """Write :data:`RESET_MESSAGES` first, at offset 0, once the port has had a reader :data:`RESET_AFTER_S`."""
+        self.reset_frames = 0
+        self.reset_due = True
 
     def _take_back(self, keep: Callable[[bytes], bool]) -> list[QueuedMessage]:
         with self.client.queue_lock:
@@ -178,6 +231,8 @@ class JackMidiClient(JackClientOwner):
             too low), it is logged once and the thread stays as it is.
         write_log_size: if > 0, :attr:`write_log` keeps the last this many
             note-ons written (diagnostics: which frame each went out in).
+        reconnect_s: once the server has gone, try this often (seconds) to
+            reach a server of the same name again (module docstring).
 
     Raises:
         MidiPortError: no JACK server is reachable, or a port cannot be registered.
@@ -227,29 +282,34 @@ class JackMidiClient(JackClientOwner):
     """
 
     def __init__(self, parts: Iterable[str], client_name: str = "ai-band",
-                 servername: str | None = None, rtprio: int = 0, write_log_size: int = 0) -> None:
+                 servername: str | None = None, rtprio: int = 0, write_log_size: int = 0,
+                 reconnect_s: float = 1.0) -> None:
+        if not reconnect_s > 0:
+            raise ValueError(f"reconnect_s must be > 0 s, got {reconnect_s!r}")
         self._open(client_name, servername, MidiPortError)
+        self._servername = servername
+        self._name = self._client.name  # the dead client's name cannot be asked
+        #: Seconds between attempts to reach a server again once it has gone.
+        self.reconnect_s = reconnect_s
+        #: Sends are queued (True) or dropped and counted (False: the server has gone, or closed).
+        self.accepting = True
+        #: How many times the server came back and the ports were recreated.
+        self.restores = 0
+        self._since_s = time.monotonic()  # when the link state last changed
+        self._listeners: list[LinkListener] = []
+        self._wake = threading.Event()  # the shutdown callback or close() wakes the watch thread
+        self._stopping = threading.Event()
+        self._life_lock = threading.Lock()  # replacing the client vs closing it
         #: Held while a port's queue is rewritten (:meth:`JackOutput.retime`,
         #: taking messages back); the callback only tries it.
         self.queue_lock = threading.Lock()
         #: The open ports by part, in order.
         self.outputs: dict[str, JackOutput] = {}
-        try:
-            for part in parts:
-                self.outputs[part] = JackOutput(self, self._client.midi_outports.register(part), part)
-        except jack.JackError as exc:
-            self._client.close()
-            raise MidiPortError(f"cannot register JACK MIDI port: {exc}") from exc
         # What the process callback writes: (port, queue, name, output) of each open port.
-        self._ports = tuple((out.port, out.queue, out.name, out) for out in self.outputs.values())
+        self._ports: tuple[tuple[jack.OwnMidiPort, deque[QueuedMessage], str, JackOutput], ...] = ()
         self._in_callback = False  # the process callback is running (closing a port waits for it)
-        self.samplerate = self._client.samplerate
-        self._ns_per_frame = 1e9 / self.samplerate
-        self._frames_per_ns = self.samplerate / 1e9
-        self._last_base = -1
-        self._frame = 0  # last_frame_time, unwrapped
         self._anchors: deque[float] = deque(maxlen=ANCHOR_PERIODS)
-        self._xrun_delayed_usecs = _xrun_delayed_usecs(self._client)
+        self._start_timing()
         #: Messages written after their due time (at offset 0 of a later period).
         self.late_messages = 0
         #: Messages dropped because the server had gone or the client was closed.
@@ -261,10 +321,7 @@ class JackMidiClient(JackClientOwner):
         #: Callbacks that left the buffers to readers of the previous one
         #: (it finished after this cycle began); their messages waited a period.
         self.held_periods = 0
-        self._end_ns = 0  # when the last callback finished, CLOCK_MONOTONIC ns
         self._rtprio = rtprio
-        #: The process thread's scheduling, e.g. ``"SCHED_FIFO 10"``, once it has run.
-        self.process_thread: str | None = None
         #: With ``write_log_size``: ``(JACK frame, port name, pitch)`` of each note-on
         #: written (velocity > 0), the frame wrapped at 2**32 as JACK's are.  The
         #: frame is the callback's ``last_frame_time`` plus the offset: for a
@@ -279,12 +336,40 @@ class JackMidiClient(JackClientOwner):
         #: moved on when it ended)`` (diagnostics of lost notes).
         self.write_callbacks: deque[tuple[int, int, float, bool]] | None = (
             deque(maxlen=write_log_size) if write_log_size > 0 else None)
+        if sys.getswitchinterval() > SWITCH_INTERVAL_S:
+            sys.setswitchinterval(SWITCH_INTERVAL_S)
+        # Active before the ports exist: JACK2 refuses connections to an inactive
+        # client's ports, and a patchbay (or a recorder) connects as they appear.
+        self._activate(self._process)
+        try:
+            for part in parts:
+                self.outputs[part] = JackOutput(self, self._client.midi_outports.register(part), part)
+        except jack.JackError as exc:
+            super().close()
+            raise MidiPortError(f"cannot register JACK MIDI port: {exc}") from exc
+        self._ports = tuple((out.port, out.queue, out.name, out) for out in self.outputs.values())
+        self._watch = threading.Thread(target=self._watch_server, name="ai-band-jack-watch", daemon=True)
+        self._watch.start()
+
+    def _start_timing(self) -> None:
+        """Set the process callback's timing state for a newly opened client (no period seen yet).
+
+        A server that came back may run another sample rate or period size.
+        """
+        self.samplerate = self._client.samplerate
+        self._ns_per_frame = 1e9 / self.samplerate
+        self._frames_per_ns = self.samplerate / 1e9
+        self._reset_after_frames = int(RESET_AFTER_S * self.samplerate)
+        self._last_base = -1
+        self._frame = 0  # last_frame_time, unwrapped
+        self._anchors.clear()
+        self._xrun_delayed_usecs = _xrun_delayed_usecs(self._client)
+        self._end_ns = 0  # when the last callback finished, CLOCK_MONOTONIC ns
+        #: The process thread's scheduling, e.g. ``"SCHED_FIFO 10"``, once it has run.
+        self.process_thread: str | None = None
         self._late_end = False  # the last callback ended after the server had begun the next cycle
         # This callback's entry for write_callbacks, less the late-end flag known only at its end.
         self._write_callback: tuple[int, int, float] | None = None
-        if sys.getswitchinterval() > SWITCH_INTERVAL_S:
-            sys.setswitchinterval(SWITCH_INTERVAL_S)
-        self._activate(self._process)
 
     def _process(self, frames: int) -> None:
         self._in_callback = True
@@ -342,6 +427,16 @@ class JackMidiClient(JackClientOwner):
             write_log = self.write_log
             for port, queue, name, output in self._ports:
                 port.clear_buffer()
+                if output.reset_due and port.number_of_connections:
+                    output.reset_frames += frames
+                    if output.reset_frames <= self._reset_after_frames:
+                        continue  # the reader may not read the port yet; nothing before the reset
+                    output.reset_due = False
+                    try:
+                        for data in RESET_MESSAGES:
+                            port.write_midi_event(0, data)
+                    except jack.JackError:
+                        pass  # cannot happen in an empty buffer of JACK2's size (32 KiB); nothing to retry
                 if not locked or output.paused:
                     continue  # a queue is being rewritten, or output is held: next period
                 last = 0
@@ -378,15 +473,18 @@ class JackMidiClient(JackClientOwner):
         going out a period later); ``xruns`` (reported by the JACK server
         since start-up); ``process_thread`` (the scheduling of the client's
         process thread, e.g. ``"SCHED_FIFO 10"``; ``None`` before its first
-        period); ``server_gone`` (why the server dropped the client, else
-        ``None``) and ``dropped_messages`` (sent since then, never written).
+        period); ``server_gone`` (why the server dropped the client, while
+        it is gone, else ``None``), ``dropped_messages`` (sent while it was
+        gone, never written) and ``restores`` (times a server came back).
+        Counters run on across restores.
         """
         return {"timed": True, "late_messages": self.late_messages,
                 "skipped_periods": self.skipped_periods,
                 "held_periods": self.held_periods, "xruns": self.xruns,
                 "process_thread": self.process_thread,
                 "dropped_messages": self.dropped_messages,
-                "server_gone": self.shutdown_reason}
+                "server_gone": None if self.accepting or self.closed else self.shutdown_reason,
+                "restores": self.restores}
 
     def write_log_record(self) -> dict | None:
         """The write log as JSON-ready lists, or ``None`` unless kept (``write_log_size``).
@@ -434,15 +532,144 @@ class JackMidiClient(JackClientOwner):
         if not self.outputs:
             self.close()
 
+    # -- the server going and coming back ---------------------------------------
+    @property
+    def name(self) -> str:
+        """The JACK client's name, kept while the server is gone (a restore asks for it exactly)."""
+        return self._name
+
+    def link(self) -> Link:
+        """``ok`` while sends go out, ``lost`` while the server is gone, ``closed`` after :meth:`close`."""
+        if self.closed:
+            return Link("closed", self._since_s, None, self.restores)
+        if self.accepting:
+            return Link("ok", self._since_s, None, self.restores)
+        return Link("lost", self._since_s, self.shutdown_reason, self.restores)
+
+    def add_link_listener(self, listener: LinkListener) -> None:
+        """Call ``listener(link)`` from the watch thread when the server goes or comes back; once per listener."""
+        if listener not in self._listeners:
+            self._listeners.append(listener)
+
+    def _tell(self) -> None:
+        link = self.link()
+        for listener in list(self._listeners):
+            try:
+                listener(link)
+            except Exception:  # noqa: BLE001 - the watch thread must live on
+                log.exception("MIDI link listener failed")
+
     def _on_shutdown(self, status: jack.Status, reason: str) -> None:
+        # JACK's thread, "as if an asynchronous signal handler": note it and wake the watch thread.
         super()._on_shutdown(status, reason)
+        self.accepting = False
+        self._since_s = time.monotonic()
         for _port, queue, _name, _output in self._ports:
             queue.clear()  # nothing will write them
-        log.error("JACK server dropped the MIDI client: %s", self.shutdown_reason)
+        self._wake.set()
+
+    def _watch_server(self) -> None:
+        """The watch thread: wait for the server to go, then reach one again every :attr:`reconnect_s`."""
+        name_thread("ai-band-jackwatch")
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._stopping.is_set():
+                return
+            if self.accepting:
+                continue
+            lost_s = self._since_s
+            log.error("JACK server gone (%s): MIDI output lost, sends are dropped; "
+                      "trying to reach it again every %.1f s", self.shutdown_reason, self.reconnect_s)
+            self._tell()
+            with self._life_lock:
+                if self._stopping.is_set():
+                    return
+                self._client.close()  # JACK leaves the dead client to us (JACK-Client: set_shutdown_callback)
+            attempts = 0
+            while not self._stopping.wait(self.reconnect_s):
+                attempts += 1
+                if self._restore():
+                    log.warning("JACK server back after %.1f s (%d attempts): MIDI ports %s recreated",
+                                time.monotonic() - lost_s, attempts, ", ".join(self.outputs_names()))
+                    self._tell()
+                    break
+            else:
+                return
+
+    def outputs_names(self) -> list[str]:
+        """The ports' full names, e.g. ``ai-band:bass``."""
+        return [output.name for output in self.outputs.values()]
+
+    def _restore(self) -> bool:
+        """One attempt: open a client of the same name, the same ports, activate; True if done.
+
+        The ports come back held (:meth:`JackOutput.hold`) with empty queues,
+        nothing sounding and the reset due; the listeners resume them.
+        """
+        jack.set_error_function(_libjack_message)
+        try:
+            client = jack.Client(self._name, no_start_server=True, servername=self._servername,
+                                 use_exact_name=True)
+        except jack.JackError as exc:
+            log.debug("JACK server not reachable yet: %s", exc)
+            return False
+        finally:
+            jack.set_error_function(None)
+        with self._life_lock:
+            if self._stopping.is_set():
+                client.close()
+                return False
+            with self.queue_lock:
+                self._ports = ()
+                self._client = client
+                self._start_timing()
+                self._shutdown_reason = None
+            try:
+                # Active first, as at opening: connections to the ports can be made as they appear.
+                self._activate(self._process)
+                ports = {part: client.midi_outports.register(part) for part in self.outputs}
+            except jack.JackError as exc:
+                log.warning("JACK server is back but the MIDI client cannot be set up: %s", exc)
+                self._shutdown_reason = self._shutdown_reason or str(exc)
+                client.close()
+                return False
+            with self.queue_lock:
+                for output in self.outputs.values():
+                    output.hold()
+                    output.port = ports[output.part]
+                    if output.port.name != output.name:
+                        log.warning("JACK port %s is now %s", output.name, output.port.name)
+                        output.name = output.port.name
+                    output.queue.clear()
+                    output._forget_notes()  # the new server never had their note-ons
+                    output.reset_channels()
+                self._ports = tuple((out.port, out.queue, out.name, out) for out in self.outputs.values())
+            self._since_s = time.monotonic()
+            self.restores += 1
+            self.accepting = True  # held: queued, written once the listeners resume the ports
+        return True
+
+    def close(self) -> None:
+        """Stop the watch thread, deactivate and close the JACK client. Idempotent."""
+        self._stopping.set()
+        self._wake.set()
+        self.accepting = False
+        with self._life_lock:
+            super().close()
+        self._since_s = time.monotonic()
+        watch = getattr(self, "_watch", None)
+        if watch is not None and watch is not threading.current_thread():
+            watch.join(CLOSE_TIMEOUT_S)
+
+
+def _libjack_message(message: str) -> None:
+    """libjack's error messages while the server is being reached again: debug log, not stderr."""
+    log.debug("libjack: %s", message)
 
 
 def open_outputs(parts: Iterable[str], client_name: str = "ai-band", servername: str | None = None,
-                 rtprio: int = 0, write_log_size: int = 0) -> dict[str, JackOutput]:
+                 rtprio: int = 0, write_log_size: int = 0, reconnect_s: float = 1.0) -> dict[str, JackOutput]:
     """Open one JACK client with a timed :class:`JackOutput` per part (arguments as :class:`JackMidiClient`).
 
     Returns:
@@ -451,4 +678,4 @@ def open_outputs(parts: Iterable[str], client_name: str = "ai-band", servername:
     Raises:
         MidiPortError: no JACK server is reachable, or a port cannot be registered.
     """
-    return dict(JackMidiClient(parts, client_name, servername, rtprio, write_log_size).outputs)
+    return dict(JackMidiClient(parts, client_name, servername, rtprio, write_log_size, reconnect_s).outputs)

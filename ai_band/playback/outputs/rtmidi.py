@@ -7,6 +7,12 @@ scheduler sends each when it is due.  On JACK python-rtmidi writes each
 message at offset 0 of the next period (0..1 period late) and opens one
 JACK client per port; the daemon uses :mod:`ai_band.playback.outputs.jack`
 there instead.
+
+A failed send (the ALSA sequencer or the JACK server went away under
+python-rtmidi) is counted in :attr:`RtMidiOutput.send_errors` and logged
+once, never raised into the scheduler.  python-rtmidi cannot tell when its
+MIDI system comes back, so these ports are not reopened (untested here: the
+machine this was written on has no ALSA sequencer).
 """
 
 from __future__ import annotations
@@ -81,6 +87,8 @@ class RtMidiOutput(Output):
     def __init__(self, part: str, api: int, client_name: str = "ai-band") -> None:
         super().__init__(part, part)
         self.api = api
+        #: Sends python-rtmidi refused (its MIDI system went away); dropped.
+        self.send_errors = 0
         try:
             self._out = rtmidi.MidiOut(api, name=client_name)
             self._out.open_virtual_port(part)
@@ -89,7 +97,16 @@ class RtMidiOutput(Output):
             raise MidiPortError(f"cannot open virtual MIDI port {part!r}: {exc}{hint}") from exc
 
     def _send(self, data: bytes, at_s: float | None) -> None:
-        self._out.send_message(data)
+        try:
+            self._out.send_message(data)
+        except (rtmidi.RtMidiError, RuntimeError, ValueError) as exc:
+            self.send_errors += 1
+            if self.send_errors == 1:
+                log.error("MIDI port %s: send failed (%s); further failures are only counted", self.name, exc)
+
+    def stats(self) -> dict:
+        """``timed`` (False) and ``send_errors`` (sends python-rtmidi refused; :class:`~ai_band.playback.ports.PortSet` sums them)."""
+        return {"timed": False, "send_errors": self.send_errors}
 
     def _close(self) -> None:
         if self.api == rtmidi.API_UNIX_JACK:
