@@ -27,6 +27,7 @@ thread both stop the pings, and systemd restarts the daemon after
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import importlib
 import logging
 import os
@@ -114,6 +115,11 @@ def validate_request(request: GenerationRequest) -> None:
     from ai_band.generate.pipeline import validate_request as validate
 
     validate(request)
+
+
+#: Seconds from SIGTERM to the end of the stop at most (the unit's TimeoutStopSec is above it);
+#: past it the daemon dumps every thread's stack to its log and exits 1 (issue 15: stop within 5 s).
+STOP_DEADLINE_S = 4.5
 
 
 class BandDaemon:
@@ -371,6 +377,8 @@ class BandDaemon:
         if self._notifier is not None:
             self._notifier.close()
             self._notifier = None
+        with suppress(RuntimeError, ValueError):
+            faulthandler.cancel_dump_traceback_later()
         log.info("ai-band stopped")
 
     def _write_jack_log(self) -> None:
@@ -394,6 +402,10 @@ class BandDaemon:
         self._signals += 1
         if self._signals == 1:
             log.info("%s received: stopping (send again to force)", signame)
+            # The stop must end within STOP_DEADLINE_S whatever hangs (a JACK call, a thread join):
+            # past it every thread's stack goes to stderr (the log) and the process exits 1.
+            with suppress(RuntimeError, ValueError, OSError):  # stderr closed or not a file
+                faulthandler.dump_traceback_later(STOP_DEADLINE_S, exit=True)
             if self._stop_event is not None:
                 self._stop_event.set()
         else:

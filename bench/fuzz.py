@@ -40,6 +40,7 @@ Usage: python -m bench.fuzz [--count 1000000] [--seed 1] [--batch 48] [--json be
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import json
 import os
@@ -62,6 +63,10 @@ from ai_band.testing.jackserver import JackServer, JackServerError
 # ----------------------------------------------------------------- encoding
 # Written apart from the project's encoder (ai_band.osc.protocol, python-osc):
 # the fuzzer must be able to say anything, including what those refuse to build.
+
+
+#: Pings at most every this many seconds: 150/s, below the daemon's default per-client rate (200/s).
+PING_INTERVAL_MIN_S = 1 / 150
 
 
 def osc_string(text: str | bytes) -> bytes:
@@ -574,8 +579,10 @@ def fuzz_daemon(daemon: DaemonProcess, count: int, seed: int = 1, batch: int = 4
         unanswered: list[int] = []
         early: set[int] = set()  # pongs read while an earlier, lost one was waited for
         outstanding: list[tuple[int, float, int, list[bytes]]] = []  # (ping seq, sent at, bytes, the batch)
+        other_replies: collections.Counter[str] = collections.Counter()  # what the pinger got besides its pongs
         slow_batches: list[tuple[float, list[bytes]]] = []  # the slowest answered batches, slowest first
         t0 = time.monotonic()
+        last_ping_s = 0.0
         next_progress = t0 + 10.0
 
         def wait_pong(seq: int, sent_s: float, _bytes: int = 0, sent_batch: list[bytes] | None = None) -> None:
@@ -591,6 +598,8 @@ def fuzz_daemon(daemon: DaemonProcess, count: int, seed: int = 1, batch: int = 4
                 except TimeoutError:
                     unanswered.append(seq)
                     return
+                if not (address == "/band/pong" and args[:1] == [token]):
+                    other_replies[f"{address} {str(args)[:80]}"] += 1
                 if address == "/band/pong" and args[:1] == [token] and len(args) == 2:
                     if args[1] == seq:
                         pongs += 1
@@ -617,6 +626,12 @@ def fuzz_daemon(daemon: DaemonProcess, count: int, seed: int = 1, batch: int = 4
                 sent += 1
                 n += 1
                 size += len(data) + DATAGRAM_OVERHEAD_BYTES
+            # The pinger is a registered client like any other: past [osc] rate_messages_per_s
+            # (200/s by default) its own pings would be refused as rate_limited.
+            wait_s = last_ping_s + PING_INTERVAL_MIN_S - time.monotonic()
+            if wait_s > 0:
+                time.sleep(wait_s)
+            last_ping_s = time.monotonic()
             pings += 1
             pinger.send("/band/ping", token, pings)
             outstanding.append((pings, time.monotonic(), size, this_batch))
@@ -667,6 +682,7 @@ def fuzz_daemon(daemon: DaemonProcess, count: int, seed: int = 1, batch: int = 4
         "tracebacks_in_log": log_text.count("Traceback"),
         "pongs": pongs,
         "pings_unanswered": len(unanswered),
+        "pinger_other_replies": dict(other_replies.most_common(5)),
         "pong_wait_ms_median_max": ([round(sorted(pong_waits)[len(pong_waits) // 2] * 1000, 2),
                                      round(max(pong_waits) * 1000, 2)] if pong_waits else None),
         "internal_error_kinds": internal_error_kinds(log_text),
