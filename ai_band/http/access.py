@@ -17,6 +17,8 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from ai_band.osc.access import address_in
+
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 #: Routes answered without a token (still subject to the allow-list): the
@@ -62,15 +64,7 @@ def peer_allowed(peer: str | None, allow: tuple[IpNetwork, ...]) -> bool:
     """
     if not allow:
         return True
-    if not peer:
-        return False
-    try:
-        address = ipaddress.ip_address(peer.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return any(address.version == net.version and address in net for net in allow)
+    return bool(peer) and address_in(peer, allow)
 
 
 def token_ok(authorization: str | None, token: str) -> bool:

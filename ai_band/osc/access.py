@@ -61,6 +61,21 @@ class AccessError(ProtocolError):
         self.retry_s = retry_s
 
 
+def address_in(ip: str, networks: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    """Whether the address ``ip`` (as a socket reports it; a ``%zone`` is ignored) lies in one of ``networks``.
+
+    IPv4-mapped IPv6 addresses (``::ffff:192.0.2.1``) are checked as IPv4;
+    an address that does not parse is in none.
+    """
+    try:
+        addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return any(addr.version == net.version and addr in net for net in networks)
+
+
 class AllowList:
     """The client networks whose datagrams are read.
 
@@ -81,13 +96,7 @@ class AllowList:
         """Whether datagrams from ``ip`` (as the socket reports it) may be read."""
         verdict = self._cache.get(ip)
         if verdict is None:
-            try:
-                addr = ipaddress.ip_address(ip.split("%", 1)[0])
-            except ValueError:
-                return False
-            if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-                addr = addr.ipv4_mapped
-            verdict = any(addr.version == net.version and addr in net for net in self.networks)
+            verdict = address_in(ip, self.networks)
             if len(self._cache) >= _ALLOW_CACHE:
                 self._cache.clear()
             self._cache[ip] = verdict

@@ -18,7 +18,7 @@ import logging
 import os
 import pathlib
 import tempfile
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO, Callable, Iterator
 
 from ai_band.errors import RenderError
 
@@ -107,6 +107,19 @@ def write_temp(directory: pathlib.Path, write: Callable[[BinaryIO], None], temps
     return temp
 
 
+def exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception it was raised from or during (``__cause__``, ``__context__``), each once."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        todo += [current.__cause__, current.__context__]
+
+
 def failure_code(exc: BaseException) -> str | None:
     """``"disk_full"`` or ``"write_failed"`` when ``exc`` or an exception it was raised from is an :class:`OSError`.
 
@@ -114,19 +127,12 @@ def failure_code(exc: BaseException) -> str | None:
     implicit chaining); ``ENOSPC`` or ``EDQUOT`` anywhere makes it ``disk_full``.
     Returns None when no :class:`OSError` is in the chain (not a write failure).
     """
-    seen: set[int] = set()
     found = None
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        current = todo.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
+    for current in exception_chain(exc):
         if isinstance(current, OSError):
             if current.errno in NO_SPACE_ERRNOS:
                 return "disk_full"
             found = "write_failed"
-        todo += [current.__cause__, current.__context__]
     return found
 
 

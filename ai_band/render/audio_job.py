@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ai_band.errors import BandError, RenderError
 from ai_band.model import Arrangement
-from ai_band.render.atomic import write_atomic
+from ai_band.render.atomic import exception_chain, write_atomic
 from ai_band.render.metadata import JOB_FILE
 from ai_band.request import RENDER_FORMATS
 from ai_band.system.priority import yield_cpu
@@ -391,14 +391,4 @@ def run_render(
 
 def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
     """Whether ``exc`` or an exception in its ``__cause__``/``__context__`` chain is a ``kind``."""
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        current = todo.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, kind):
-            return True
-        todo += [current.__cause__, current.__context__]
-    return False
+    return any(isinstance(current, kind) for current in exception_chain(exc))
