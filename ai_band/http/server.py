@@ -136,6 +136,8 @@ REQUEST_STATUS = {"busy": 503}
 #: Job states ``GET /api/jobs?state=`` accepts (:data:`ai_band.jobs.manager.STATES`, copied so the
 #: server imports nothing of the job manager; tests/http/test_http_jobs.py checks they agree).
 JOB_STATES = ("queued", "generating", "rendering", "done", "failed", "cancelled", "interrupted")
+#: The final ones (:data:`ai_band.jobs.manager.FINAL_STATES`): ``DELETE`` deletes these, cancels the others.
+FINAL_JOB_STATES = JOB_STATES[3:]
 
 #: ``GET /api/jobs`` paging: default and largest ``limit``.
 JOBS_PAGE_DEFAULT = 50
@@ -383,7 +385,7 @@ class HttpServer:
         cancel, delete = self._job_routes("cancel"), self._job_routes("delete")
         job_id = request.match_info["job_id"]
         job = self.sources.get_job(job_id)  # type: ignore[misc] # JobError: 404 unknown_job
-        if job.state not in ("done", "failed", "cancelled", "interrupted"):
+        if job.state not in FINAL_JOB_STATES:
             try:
                 job = cancel(job_id)
             except JobError:

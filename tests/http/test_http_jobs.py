@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ai_band.http.server import JOB_STATES
-from ai_band.jobs.manager import STATES
+from ai_band.http.server import FINAL_JOB_STATES, JOB_STATES
+from ai_band.jobs.manager import FINAL_STATES, STATES
 from httpband import HttpBand, Reply, http_band  # noqa: F401 - the fixture
 
 FINAL = ("done", "failed", "cancelled", "interrupted")
@@ -37,7 +37,7 @@ def error_of(reply: Reply) -> dict:
 
 
 def test_server_states_match_the_job_manager() -> None:
-    assert JOB_STATES == STATES
+    assert JOB_STATES == STATES and FINAL_JOB_STATES == FINAL_STATES
 
 
 def test_list_newest_first_filter_and_paging(http_band: HttpBand) -> None:
