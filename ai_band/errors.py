@@ -104,6 +104,21 @@ class JobError(BandError):
     code = "unknown_job"
 
 
+class JobStateError(JobError):
+    """The job exists but its state forbids the request: not done yet (play), playing or armed (delete).
+
+    Args:
+        message: what is wrong, naming the job and its state.
+        code: the error code; ``"unknown_job"`` by default, as ``/band/play``
+            has always answered a job that is not done (docs/osc-api.md).
+    """
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+
 class PlaybackError(BandError):
     """Live playback (scheduler or MIDI output) failed."""
 

@@ -81,6 +81,14 @@ def build_http(daemon: "BandDaemon") -> HttpServer:
             raise JobError("the job store is closed")
         return daemon.jobs.submit(request, reply_to=None)
 
+    def jobs_manager() -> Any:
+        if daemon.jobs is None:
+            raise JobError("the job store is closed")
+        return daemon.jobs
+
+    async def delete(job_id: str) -> None:
+        await jobs_manager().delete(job_id)
+
     def jobs_active() -> int:
         return daemon.jobs.active_count() if daemon.jobs is not None else 0
 
@@ -96,6 +104,10 @@ def build_http(daemon: "BandDaemon") -> HttpServer:
         get_job=get_job,
         output_dir=cfg.output_path,
         submit=submit,
+        list_jobs=lambda: list(jobs_manager().jobs.values()),
+        cancel=lambda job_id: jobs_manager().cancel(job_id),
+        delete=delete,
+        play=api.play_job,
     )
     allow, token = access.rules_from_config(cfg)
     return HttpServer(cfg.http.bind_host(cfg.osc.host), cfg.http.port, sources, allow, token)

@@ -6,7 +6,10 @@ Routes (docs/http-api.md):
 * ``GET /metrics``: Prometheus text (:mod:`ai_band.http.metrics`).
 * ``GET /api/status``: :meth:`ai_band.osc.api.BandApi.status`, as ``/band/status`` sends it.
 * ``GET /api/styles``: ``{"styles": [...]}``.
+* ``GET /api/jobs``: the jobs, newest first, ``?state=``, ``?limit=``, ``?offset=``.
 * ``GET /api/jobs/{job_id}``: one job with its files' URLs, sizes and SHA-256.
+* ``DELETE /api/jobs/{job_id}``: cancel an unfinished job (202), or delete a finished one and its files.
+* ``POST /api/jobs/{job_id}/play``: arm a done job, as ``/band/play``; 202.
 * ``POST /api/generate``: a JSON object of ``/band/generate`` keys; 202 with the job.
 * ``GET /`` and ``GET /band/...``: the OSCQuery tree (:mod:`ai_band.http.oscquery`),
   ``?HOST_INFO`` and ``?ATTRIBUTE`` queries.
@@ -34,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from ai_band.errors import BandError, HttpError, JobError, RequestError
+from ai_band.errors import BandError, HttpError, JobError, JobStateError, MidiUnavailableError, RequestError
 from ai_band.http import access, oscquery
 from ai_band.osc.protocol import Arg
 
@@ -69,6 +72,12 @@ class Sources:
         submit: raw request fields (a JSON object) -> the queued job, through
             the same validation as ``/band/generate``; raises
             :class:`~ai_band.errors.RequestError`; None disables ``POST /api/generate``.
+        list_jobs: returns every job (objects as ``get_job`` gives); None disables ``GET /api/jobs``.
+        cancel: job id -> the job, cancelled (:meth:`JobManager.cancel`); raises JobError.
+        delete: async, job id -> None: a finished job's files and row go
+            (:meth:`JobManager.delete`); raises JobError / JobStateError.
+        play: job id -> the job, armed (:meth:`BandApi.play_job`); raises
+            JobError, JobStateError, MidiUnavailableError.
         output_dir: the jobs' parent folder (``[daemon] output_dir``); files
             outside ``output_dir/<job_id>/`` are refused.
     """
@@ -84,6 +93,10 @@ class Sources:
     get_job: Callable[[str], Any] | None = None
     output_dir: Path | None = None
     submit: Callable[[dict], Any] | None = None
+    list_jobs: Callable[[], Sequence[Any]] | None = None
+    cancel: Callable[[str], Any] | None = None
+    delete: Callable[[str], Any] | None = None
+    play: Callable[[str], Any] | None = None
 
 
 def route_kind(path: str) -> str:
@@ -119,6 +132,16 @@ HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "n
 
 #: ``/band/error`` codes answered with another status than 400 by ``POST /api/generate``.
 REQUEST_STATUS = {"busy": 503}
+
+#: Job states ``GET /api/jobs?state=`` accepts (:data:`ai_band.jobs.manager.STATES`, copied so the
+#: server imports nothing of the job manager; tests/http/test_http_jobs.py checks they agree).
+JOB_STATES = ("queued", "generating", "rendering", "done", "failed", "cancelled", "interrupted")
+#: The final ones (:data:`ai_band.jobs.manager.FINAL_STATES`): ``DELETE`` deletes these, cancels the others.
+FINAL_JOB_STATES = JOB_STATES[3:]
+
+#: ``GET /api/jobs`` paging: default and largest ``limit``.
+JOBS_PAGE_DEFAULT = 50
+JOBS_PAGE_MAX = 200
 
 
 class HttpServer:
@@ -178,7 +201,10 @@ class HttpServer:
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/api/status", self._api_status)
         app.router.add_get("/api/styles", self._api_styles)
+        app.router.add_get("/api/jobs", self._api_jobs)
         app.router.add_get("/api/jobs/{job_id}", self._api_job)
+        app.router.add_delete("/api/jobs/{job_id}", self._api_job_delete)
+        app.router.add_post("/api/jobs/{job_id}/play", self._api_job_play)
         app.router.add_post("/api/generate", self._api_generate)
         app.router.add_get("/files/{job_id}/{name}", self._file)  # HEAD too (aiohttp's default)
         app.router.add_get("/{path:.*}", self._oscquery)
@@ -229,8 +255,12 @@ class HttpServer:
         except BandError as exc:
             if isinstance(exc, HttpError):
                 status = exc.status
+            elif isinstance(exc, JobStateError):
+                status = 409
             elif isinstance(exc, JobError):
                 status = 404
+            elif isinstance(exc, MidiUnavailableError):
+                status = 503
             else:
                 status = REQUEST_STATUS.get(exc.code, 400)
             return _json_response(web, error_body(exc.code, str(exc), getattr(exc, "field", None)), status)
@@ -321,6 +351,56 @@ class HttpServer:
             raise HttpError(str(exc), 404, "unknown_job") from None
         return _json_response(self._web, await self._job_view(request, job))
 
+    def _job_routes(self, member: str) -> Callable:
+        """The :class:`Sources` member a job route needs; 404 ``not_found`` when the daemon has none."""
+        fn = getattr(self.sources, member)
+        if fn is None or self._files is None:
+            raise HttpError("jobs are not available (no job store)", 404, "not_found")
+        return fn
+
+    async def _api_jobs(self, request: Any) -> Any:
+        """The jobs, newest first: ``?state=`` (one of :data:`JOB_STATES`), ``?limit=`` 1..200, ``?offset=`` >= 0.
+
+        Answer: ``{"jobs": [...], "total", "limit", "offset"}``; ``total`` counts
+        the jobs that pass the filter; each job as ``GET /api/jobs/{id}`` gives it.
+        """
+        list_jobs = self._job_routes("list_jobs")
+        query = request.query
+        state = query.get("state")
+        if state is not None and state not in JOB_STATES:
+            raise RequestError("state", f"state must be one of {', '.join(JOB_STATES)}, not {state[:40]!r}",
+                               "bad_value")
+        limit = _int_param(query, "limit", JOBS_PAGE_DEFAULT, 1, JOBS_PAGE_MAX)
+        offset = _int_param(query, "offset", 0, 0, None)
+        jobs = [job for job in list_jobs() if state is None or job.state == state]
+        jobs.sort(key=lambda job: job.created_s, reverse=True)
+        views = [await self._job_view(request, job) for job in jobs[offset:offset + limit]]
+        return _json_response(self._web, {"jobs": views, "total": len(jobs), "limit": limit, "offset": offset})
+
+    async def _api_job_delete(self, request: Any) -> Any:
+        """Cancel an unfinished job (202 with the job), or delete a finished one with its files (200).
+
+        A playing or armed job is refused (409 ``job_playing``), an unknown one 404 ``unknown_job``.
+        """
+        cancel, delete = self._job_routes("cancel"), self._job_routes("delete")
+        job_id = request.match_info["job_id"]
+        job = self.sources.get_job(job_id)  # type: ignore[misc] # JobError: 404 unknown_job
+        if job.state not in FINAL_JOB_STATES:
+            try:
+                job = cancel(job_id)
+            except JobError:
+                job = self.sources.get_job(job_id)  # type: ignore[misc] # finished meanwhile: delete it
+            else:
+                return _json_response(self._web, await self._job_view(request, job), 202)
+        await delete(job_id)
+        return _json_response(self._web, {"deleted": job_id})
+
+    async def _api_job_play(self, request: Any) -> Any:
+        """Arm a done job for the next bar line (``/band/play``'s path and codes); 202 with the job."""
+        play = self._job_routes("play")
+        job = play(request.match_info["job_id"])
+        return _json_response(self._web, await self._job_view(request, job), 202)
+
     async def _job_view(self, request: Any, job: Any) -> dict:
         """The JSON view of a job (``GET /api/jobs/{job_id}``)."""
         files = await self._files.describe(job.job_id, f"{request.scheme}://{request.host}")
@@ -360,6 +440,25 @@ class HttpServer:
         if attribute in oscquery.KNOWN_ATTRIBUTES:
             return web.Response(status=204)  # an OSCQuery attribute this server does not give
         return _json_response(web, error_body("bad_request", f"unknown OSCQuery attribute {attribute[:80]!r}"), 400)
+
+
+def _int_param(query: Mapping[str, str], name: str, default: int, low: int, high: int | None) -> int:
+    """An integer query parameter in ``low..high`` (``high`` None: no upper bound).
+
+    Raises:
+        RequestError: not an integer (``bad_value``) or out of range (``out_of_range``), naming ``name``.
+    """
+    text = query.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise RequestError(name, f"{name} must be an integer, not {text[:40]!r}", "bad_value") from None
+    if value < low or (high is not None and value > high):
+        bound = f"{low}..{high}" if high is not None else f">= {low}"
+        raise RequestError(name, f"{name} must be {bound}, not {value}", "out_of_range")
+    return value
 
 
 def _import_stack() -> None:

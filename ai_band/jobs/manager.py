@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ai_band.config import JobsSection, RenderSection
-from ai_band.errors import JobError, RequestError
+from ai_band.errors import JobError, JobStateError, RequestError
 from ai_band.jobs.lifeline import die_with_parent, end_processes, start_forkserver
 from ai_band.jobs.limits import DAY_S, Held, disk_free, mib, select_for_removal
 from ai_band.jobs.store import DB_NAME, JobRow, JobStore, recover, request_from_json, request_to_json
@@ -438,17 +438,45 @@ class JobManager:
                 job = self.jobs.get(job_id)
                 if job is None or self._protected(job_id):  # played meanwhile
                     continue
-                error = await asyncio.to_thread(_remove_folder, self.output_dir / job_id)
+                error = await self._remove(job_id)
                 if error:
                     log.warning("retention: cannot remove job %s's folder: %s", job_id, error)
                     continue
-                self.jobs.pop(job_id, None)
-                if self._store is not None:
-                    self._db(self._store.delete, job_id)
                 removed.append(job_id)
             if removed:
                 log.info("retention: removed %d job(s) and their files: %s", len(removed), ", ".join(removed))
             return removed
+
+    async def _remove(self, job_id: str) -> str | None:
+        """Remove a job's folder (in a thread), then its entry and store row; returns None or why the folder stays."""
+        error = await asyncio.to_thread(_remove_folder, self.output_dir / job_id)
+        if error:
+            return error
+        self.jobs.pop(job_id, None)
+        if self._store is not None:
+            self._db(self._store.delete, job_id)
+        return None
+
+    async def delete(self, job_id: str) -> None:
+        """Delete a finished job: its folder with every file, its entry and its store row (as retention does).
+
+        Raises:
+            JobError: unknown job (``unknown_job``).
+            JobStateError: the job is not finished (``job_running``: cancel it
+                first), is playing or armed (``job_playing``, by
+                :attr:`is_protected`), or its folder cannot be removed
+                (``delete_failed``; the job is kept).
+        """
+        async with self._retention_lock:
+            job = self.get(job_id)
+            if job.state not in FINAL_STATES:
+                raise JobStateError(f"job {job_id} is {job.state}; cancel it before deleting it", "job_running")
+            if self._protected(job_id):
+                raise JobStateError(f"job {job_id} is playing or armed; stop it before deleting it", "job_playing")
+            error = await self._remove(job_id)
+            if error:
+                raise JobStateError(f"cannot delete job {job_id}: {error}", "delete_failed")
+        log.info("deleted job %s and its files", job_id)
 
     def _protected(self, job_id: str) -> bool:
         try:

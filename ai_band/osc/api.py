@@ -33,7 +33,7 @@ from typing import Any, Callable
 from ai_band import __version__
 from ai_band.config.schema import OscSection
 from ai_band.system import heap
-from ai_band.errors import BandError, JobError, MidiUnavailableError, ProtocolError, RequestError
+from ai_band.errors import BandError, JobError, JobStateError, MidiUnavailableError, ProtocolError, RequestError
 from ai_band.request import GenerationRequest, load_json, parse_request
 from ai_band.jobs.manager import Job, JobManager, Listener
 from ai_band.model import TS_DENOMINATORS
@@ -468,17 +468,28 @@ class BandApi:
         job_id = check_args(address, params, SPECS[address])["job_id"]
         return job_id
 
+    def play_job(self, job_id: str) -> Job:
+        """Arm a done job for the next bar line: ``/band/play`` and ``POST /api/jobs/{id}/play``.
+
+        Raises:
+            JobError: unknown job (``unknown_job``).
+            JobStateError: the job is not done (``unknown_job``, as ``/band/play`` documents).
+            MidiUnavailableError: the MIDI system is gone (``midi_unavailable``).
+        """
+        job = self.jobs.get(job_id)
+        if job.state != "done" or job.arrangement is None:
+            raise JobStateError(f"job {job_id} is {job.state}; only a done job can play")
+        self.scheduler.ports.require_available()
+        self._arm(job)
+        return job
+
     def _play(self, params: list[Any], sender: Address, arrival_s: float) -> None:
         job_id = self._job_arg("/band/play", params)
         try:
-            job = self.jobs.get(job_id)
-            if job.state != "done" or job.arrangement is None:
-                raise JobError(f"job {job_id} is {job.state}; only a done job can play")
-            self.scheduler.ports.require_available()  # MidiUnavailableError: midi_unavailable
+            self.play_job(job_id)
         except (JobError, MidiUnavailableError) as exc:
             exc.ref = job_id  # type: ignore[attr-defined]
             raise
-        self._arm(job)
         self.ack(sender, "/band/play", job_id)
 
     def _cancel(self, params: list[Any], sender: Address, arrival_s: float) -> None:

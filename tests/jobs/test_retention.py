@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from ai_band.config import JobsSection
+from ai_band.errors import JobError, JobStateError
 from ai_band.jobs.manager import JobManager
 from ai_band.jobs.store import JobRow, JobStore, request_to_json
 from ai_band.request import parse_request
@@ -57,4 +60,36 @@ def test_old_jobs_go_at_start_and_the_oldest_go_past_max_jobs_but_never_a_playin
     assert (out / new[1] / "full.mid").exists()
     store = JobStore.open(out / "jobs.sqlite3")
     assert [row.job_id for row in store.load()] == kept
+    store.close()
+
+
+def test_delete_removes_folder_and_row_but_refuses_a_playing_or_unfinished_job(tmp_path):
+    out = tmp_path / "out"
+    store = JobStore.open(out / "jobs.sqlite3")
+    for row in (_old_job(out, "finished", 1), _old_job(out, "playing", 1)):
+        store.save(row)
+    store.close()
+
+    async def run():
+        jobs = JobManager(out, is_protected=lambda job_id: job_id == "playing")
+        await jobs.start()
+        try:
+            await jobs.delete("finished")
+            with pytest.raises(JobStateError) as playing:
+                await jobs.delete("playing")
+            with pytest.raises(JobError) as unknown:
+                await jobs.delete("finished")
+            running = jobs.submit(parse_request({"bars": 2, "seed": 1}))
+            with pytest.raises(JobStateError) as unfinished:
+                await jobs.delete(running.job_id)
+            await asyncio.wait_for(jobs.wait(running.job_id), 60)
+            return playing.value.code, unknown.value.code, unfinished.value.code
+        finally:
+            await jobs.close()
+
+    assert asyncio.run(run()) == ("job_playing", "unknown_job", "job_running")
+    assert not (out / "finished").exists() and (out / "playing" / "bass.mid").exists()
+    store = JobStore.open(out / "jobs.sqlite3")
+    assert "finished" not in [row.job_id for row in store.load()]
+    assert "playing" in [row.job_id for row in store.load()]
     store.close()
