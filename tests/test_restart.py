@@ -123,6 +123,20 @@ def stored(out: Path) -> dict[str, tuple[str, str | None, list]]:
         db.close()
 
 
+def stored_state(out: Path, job_id: str, want: str, timeout_s: float = 5.0) -> str | None:
+    """The job's stored state once it is ``want``, or the last one seen after ``timeout_s``.
+
+    The store is written by its own thread after the state change the OSC
+    client sees (writes stay off the event loop), so a row may trail the event.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        state = stored(out).get(job_id, (None,))[0]
+        if state == want or time.monotonic() > deadline:
+            return state
+        time.sleep(0.02)
+
+
 def check_consistent(out: Path) -> None:
     """No ``*.tmp`` under ``out``; every file a row lists exists, with the size stored."""
     assert not list(out.rglob("*.tmp"))
@@ -171,21 +185,21 @@ def test_sigkill_at_each_stage_then_restart(jack_server, tmp_path, stage):
             first.wait_state("big-1", ("generating",))
             victim = first.wait_state("waiting", ("queued",))
             time.sleep(0.3)  # still queued behind two long generations; its row is written
-            assert stored(out)[victim][0] == "queued"
+            assert stored_state(out, victim, "queued") == "queued"
         elif stage == "generating":
             first.generate("gen", LONG_GENERATION)
             victim = first.wait_state("gen", ("generating",))
             time.sleep(0.2)
-            assert stored(out)[victim][0] == "generating"
+            assert stored_state(out, victim, "generating") == "generating"
         elif stage == "rendering":
             first.generate("render", LONG_RENDER)
             victim = first.wait_state("render", ("rendering",))
-            assert stored(out)[victim][0] == "rendering"
+            assert stored_state(out, victim, "rendering") == "rendering"
         else:
             first.generate("done", LONG_RENDER | {"bars": 4})
             victim = first.wait_state("done", ("done",))
             time.sleep(0.2)
-            assert stored(out)[victim][0] == "done"
+            assert stored_state(out, victim, "done") == "done"
         expect[victim] = "done" if stage == "done" else "interrupted"
     finally:
         first.kill(signal.SIGKILL)
