@@ -159,3 +159,21 @@ class HttpError(BandError):
         if code is not None:
             self.code = code
         super().__init__(message)
+
+
+class SyncError(BandError):
+    """A transport source cannot start, or cannot do what was asked (``/band/sync``, ``/band/tempo``).
+
+    Args:
+        message: what is wrong.
+        code: the error code: ``sync_unavailable`` (the source cannot run
+            here: no JACK, no Link binding), ``wrong_source`` (the active
+            source does not take that command).
+    """
+
+    code = "sync_unavailable"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        if code is not None:
+            self.code = code
+        super().__init__(message)

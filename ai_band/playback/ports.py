@@ -131,6 +131,20 @@ class PortSet(Mapping[str, Output]):
             output.reset_channels()
 
     # -- collection -----------------------------------------------------------
+    @property
+    def jack_client(self):  # -> JackMidiClient | None (JACK imported only where used)
+        """The one :class:`~ai_band.playback.outputs.jack.JackMidiClient` holding every port, or ``None``.
+
+        ``None`` when the ports are not on JACK (or not one client's): the
+        sync sources and the clock port that need JACK's process callback
+        (:meth:`JackMidiClient.add_process_hook`) are then unavailable.
+        """
+        clients = {id(c): c for c in (getattr(o, "client", None) for o in self._outputs.values())}
+        if len(clients) != 1:
+            return None
+        (client,) = clients.values()
+        return client if hasattr(client, "add_process_hook") else None
+
     def names(self) -> dict[str, str]:
         """Part -> the port's full system name (e.g. ``ai-band:bass`` on JACK)."""
         return {part: output.name for part, output in self._outputs.items()}

@@ -60,6 +60,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from typing import Protocol
 
 import jack
 
@@ -69,6 +70,27 @@ from ai_band.system.jackclient import JackClientOwner
 from ai_band.system.priority import SWITCH_INTERVAL_S, make_realtime, name_thread
 
 log = logging.getLogger(__name__)
+
+
+class ProcessHook(Protocol):
+    """Work done in the :class:`JackMidiClient`'s process callback besides its ports (clock in/out, transport).
+
+    Both methods are called by the client; ``process`` in JACK's process
+    thread, so it must not block, allocate much or log in the normal case.
+    """
+
+    def attach(self, client: jack.Client) -> None:
+        """Register the hook's ports on ``client`` (at :meth:`JackMidiClient.add_process_hook`, after each restore)."""
+
+    def process(self, frames: int, frame: int, start_ns: float, writable: bool) -> None:
+        """One period: ``frames`` long, starting at JACK frame ``frame`` (unwrapped, int).
+
+        ``start_ns`` is when the period starts on CLOCK_MONOTONIC, ns, the
+        same estimate the client's ports are written with (an event due at
+        ``t`` ns goes at offset ``(t - start_ns) * rate / 1e9``).  Output
+        buffers may be written only when ``writable`` (else the period is
+        held: see :class:`JackMidiClient`, and what is due waits a period).
+        """
 
 
 #: Recent periods whose callback times anchor the current period's start.
@@ -256,8 +278,8 @@ class JackMidiClient(JackClientOwner):
     delay (whole microseconds) look like one: the window then keeps old
     periods for at most :data:`ANCHOR_PERIODS`.  A message due at time ``t``
     in the period
-    ``[start, start + frames / rate)`` is written at frame offset
-    ``(t - start) * rate``; one due earlier (late) at offset 0.  A sender that
+    ``[start, start + frames / rate)`` is written at the nearest frame
+    offset, ``round((t - start) * rate)``; one due earlier (late) at offset 0.  A sender that
     queues a few milliseconds ahead therefore gets frame-accurate output,
     whatever the jitter of its own wake-ups or of the callback's.
 
@@ -307,6 +329,10 @@ class JackMidiClient(JackClientOwner):
         self.outputs: dict[str, JackOutput] = {}
         # What the process callback writes: (port, queue, name, output) of each open port.
         self._ports: tuple[tuple[jack.OwnMidiPort, deque[QueuedMessage], str, JackOutput], ...] = ()
+        #: Called in every period after the ports are written (:meth:`add_process_hook`).
+        self._hooks: tuple[ProcessHook, ...] = ()
+        #: Exceptions raised by process hooks (the first is logged).
+        self.hook_errors = 0
         self._in_callback = False  # the process callback is running (closing a port waits for it)
         self._anchors: deque[float] = deque(maxlen=ANCHOR_PERIODS)
         self._start_timing()
@@ -414,14 +440,16 @@ class JackMidiClient(JackClientOwner):
             self._anchors.clear()
         self._anchors.append(now_ns - frame_ns)
         cycle_start_ns = now_ns - since_start * self._ns_per_frame
+        start_ns = frame_ns + min(self._anchors)
         if self._late_end or (since_start < frames * ANCHOR_PERIODS and self._end_ns > cycle_start_ns):
             # The last callback finished inside this cycle: a reader may be
             # reading its output now (see the class docstring). Hands off.
             self.held_periods += 1
+            self._run_hooks(frames, start_ns, False)
             return
-        start_ns = frame_ns + min(self._anchors)
         end_ns = start_ns + frames * self._ns_per_frame
         frames_per_ns = self._frames_per_ns
+        half_frame_ns = 0.5 * self._ns_per_frame
         locked = self.queue_lock.acquire(blocking=False)
         try:
             write_log = self.write_log
@@ -442,10 +470,11 @@ class JackMidiClient(JackClientOwner):
                 last = 0
                 while queue:
                     at_ns, data = queue[0]
-                    if at_ns >= end_ns:
-                        break
+                    if at_ns >= end_ns - half_frame_ns:
+                        break  # its nearest frame is in a later period
                     if at_ns > start_ns:
-                        offset = min(frames - 1, max(last, int((at_ns - start_ns) * frames_per_ns)))
+                        # The nearest frame: a message due on a frame's time goes out on that frame.
+                        offset = min(frames - 1, max(last, int((at_ns - start_ns) * frames_per_ns + 0.5)))
                     else:
                         offset = last
                         if at_ns and start_ns - at_ns > self._ns_per_frame * frames:
@@ -462,6 +491,47 @@ class JackMidiClient(JackClientOwner):
         finally:
             if locked:
                 self.queue_lock.release()
+        self._run_hooks(frames, start_ns, True)
+
+    def _run_hooks(self, frames: int, start_ns: float, writable: bool) -> None:
+        """Call each :class:`ProcessHook` for this period (process thread); a failing hook is counted, never fatal."""
+        for hook in self._hooks:
+            try:
+                hook.process(frames, self._frame, start_ns, writable)
+            except Exception:  # noqa: BLE001 - the output must keep running
+                self.hook_errors += 1
+                if self.hook_errors == 1:
+                    log.exception("JACK process hook %r failed (counted in hook_errors; logged once)", hook)
+
+    def add_process_hook(self, hook: ProcessHook) -> None:
+        """Run ``hook`` in every period of this client, from now on and after every restore.
+
+        ``hook.attach(client)`` is called at once (and again with the new
+        ``jack.Client`` after the server came back), outside the process
+        thread: it registers the hook's own ports.  Then
+        ``hook.process(...)`` runs at the end of every process callback.
+
+        Raises:
+            MidiPortError: ``attach`` failed (e.g. a port cannot be registered).
+        """
+        with self._life_lock:
+            try:
+                hook.attach(self._client)
+            except jack.JackError as exc:
+                raise MidiPortError(f"cannot register JACK port: {exc}") from exc
+            self._hooks = (*self._hooks, hook)
+
+    def remove_process_hook(self, hook: ProcessHook) -> None:
+        """Stop calling ``hook``; waits for a process callback under way (at most :data:`CLOSE_TIMEOUT_S`)."""
+        self._hooks = tuple(h for h in self._hooks if h is not hook)
+        deadline = time.monotonic() + CLOSE_TIMEOUT_S
+        while self._in_callback and time.monotonic() < deadline:
+            time.sleep(0.0005)
+
+    @property
+    def frames_per_period(self) -> int:
+        """The server's period size, frames."""
+        return self._client.blocksize
 
     def stats(self) -> dict:
         """JSON-ready output counters.
@@ -645,6 +715,11 @@ class JackMidiClient(JackClientOwner):
                     output._forget_notes()  # the new server never had their note-ons
                     output.reset_channels()
                 self._ports = tuple((out.port, out.queue, out.name, out) for out in self.outputs.values())
+            for hook in self._hooks:
+                try:
+                    hook.attach(client)
+                except jack.JackError as exc:
+                    log.warning("JACK server is back but process hook %r cannot attach: %s", hook, exc)
             self._since_s = time.monotonic()
             self.restores += 1
             self.accepting = True  # held: queued, written once the listeners resume the ports
