@@ -52,7 +52,11 @@ from ai_band.osc.server import OscEndpoint
 from ai_band.request import GenerationRequest
 from ai_band.playback.ports import PortSet, open_ports
 from ai_band.playback.scheduler import Scheduler
-from ai_band.transport import TransportModel
+from ai_band.config.schema import parse_part_offsets
+from ai_band.playback.ports import set_part_offsets
+from ai_band.sync.manager import SyncManager
+from ai_band.sync.osc import OscSource
+from ai_band.sync.source import SyncContext
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +143,7 @@ class BandDaemon:
         self.scheduler: Scheduler | None = None
         self.jobs: JobManager | None = None
         self.api: BandApi | None = None
+        self.sync: SyncManager | None = None
         self.endpoint: OscEndpoint | None = None
         self.advertiser: Advertiser | None = None
         self.http = None  # ai_band.http.server.HttpServer when [http] enabled
@@ -190,19 +195,19 @@ class BandDaemon:
                                     JACK_WRITE_LOG_SIZE if cfg.playback.jack_write_log else 0, cfg.midi.reconnect_s)
             self.scheduler = Scheduler(
                 self.ports,
-                output_offset_s=cfg.playback.output_offset_ms / 1000.0,
+                offset_s=cfg.playback.offset_ms / 1000.0,
                 late_drop_s=cfg.playback.late_drop_ms / 1000.0,
                 spin_s=cfg.playback.spin_ms / 1000.0,
                 lookahead_s=cfg.playback.lookahead_ms / 1000.0,
             )
+            set_part_offsets(self.ports, parse_part_offsets(cfg.playback.part_offsets_ms))
             self.scheduler.start()
-            model = TransportModel(
-                window_s=cfg.transport.window_s,
-                relocate_threshold_s=cfg.transport.relocate_threshold_ms / 1000.0,
-            )
+            self.sync = self._make_sync()
+            notify.status(f"starting: sync source {cfg.sync.source}")
+            self.sync.start(cfg.sync.source)
             self.api = BandApi(
                 name=cfg.daemon.name,
-                model=model,
+                sync=self.sync,
                 scheduler=self.scheduler,
                 make_jobs=lambda listener: JobManager(
                     cfg.output_path,
@@ -283,14 +288,26 @@ class BandDaemon:
             return
         heap.settle()
 
+    def _make_sync(self) -> SyncManager:
+        """The sync manager with the OSC source and every source's options from ``[sync]`` and ``[transport]``."""
+        cfg = self.config
+        context = SyncContext(bpm=cfg.sync.bpm, ts_num=cfg.sync.ts_num, ts_den=cfg.sync.ts_den,
+                              jack_client=self.ports.jack_client)
+        osc_source = OscSource(context, window_s=cfg.transport.window_s,
+                               relocate_threshold_s=cfg.transport.relocate_threshold_ms / 1000.0,
+                               timeout_s=cfg.transport.timeout_ms / 1000.0)
+        options = {
+            "internal": {"autostart": cfg.sync.autostart},
+            "midi-clock": {"timeout_s": cfg.sync.clock_timeout_ms / 1000.0},
+        }
+        return SyncManager(context, self.scheduler.set_transport, osc_source, options,
+                           clock_out=cfg.sync.clock_out)
+
     async def _transport_watchdog(self) -> None:
-        timeout_s = self.config.transport.timeout_ms / 1000.0
+        """Every 0.1 s: the sources' timeouts (no ``/band/transport``, no clock: the band stops)."""
         while True:
             await asyncio.sleep(0.1)
-            snapshot = self.api.model.expire(time.monotonic(), timeout_s)
-            if snapshot is not None:
-                log.warning("no transport message for %.1f s: playback stopped", timeout_s)
-                self.scheduler.set_transport(snapshot)
+            self.sync.poll(time.monotonic())
 
     def _status_text(self, stalled_s: float) -> str:
         """The ``STATUS=`` line once ready: where OSC listens, the ports, what plays, the workers.
@@ -367,6 +384,12 @@ class BandDaemon:
             except Exception as exc:  # noqa: BLE001
                 log.warning("stopping generation workers: %s", exc)
             self.jobs = None
+        if self.sync is not None:
+            try:
+                self.sync.stop()
+            except Exception:  # noqa: BLE001 - never raises
+                log.exception("stopping the sync source failed")
+            self.sync = None
         if self.scheduler is not None:
             self.scheduler.stop()
             self.scheduler = None

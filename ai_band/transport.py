@@ -238,6 +238,19 @@ class TransportModel:
         """Constant-tempo segments kept for the current run (0 when stopped)."""
         return len(self._segments)
 
+    @property
+    def sample_count(self) -> int:
+        """Offset samples (messages) kept for the current run."""
+        return len(self._samples)
+
+    @property
+    def jitter_s(self) -> float | None:
+        """Spread of the kept offset samples (the messages' arrival jitter), max - min, seconds; ``None`` below 2."""
+        if len(self._samples) < 2:
+            return None
+        offsets = [phi for _, phi in self._samples]
+        return max(offsets) - min(offsets)
+
     def _t0(self, ppq: float) -> float:
         i = max(0, bisect.bisect_right(self._segments, ppq, key=_SEGMENT_START_PPQ) - 1)
         start_ppq, start_time_s, bpm = self._segments[i]

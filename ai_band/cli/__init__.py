@@ -21,7 +21,7 @@ import sys
 from collections.abc import Sequence
 
 from ai_band import __version__
-from ai_band.cli import generate, host, jobs, run, status, styles
+from ai_band.cli import generate, host, jobs, run, status, styles, sync
 
 #: The subcommands, in the order ``--help`` lists them; each module has ``add_parser(sub)``.
 COMMANDS = (
@@ -31,6 +31,7 @@ COMMANDS = (
     styles,
     status,
     jobs,
+    sync,
 )
 
 

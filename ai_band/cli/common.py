@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 #: How long ``status`` and ``jobs`` wait for the daemon's answer, seconds.
 DEFAULT_TIMEOUT_S = 2.0
@@ -87,6 +88,25 @@ def add_daemon_args(parser: argparse.ArgumentParser) -> None:
 def ask_daemon(args: argparse.Namespace, address: str) -> object:
     """Send ``address`` (no arguments) to the daemon of ``args`` and return its JSON answer.
 
+    Raises:
+        as :func:`tell_daemon`; NoAnswerError also when the answer is not JSON.
+    """
+    from ai_band.errors import NoAnswerError
+
+    params = tell_daemon(args, address, (), address)
+    try:
+        return json.loads(params[0])
+    except (IndexError, TypeError, json.JSONDecodeError):
+        raise NoAnswerError(f"{args.host} answered {address} with no JSON") from None
+
+
+def tell_daemon(args: argparse.Namespace, address: str, params: Sequence[object], answer: str) -> list:
+    """Send ``address`` with ``params`` to the daemon of ``args``; return the arguments of its ``answer``.
+
+    ``answer`` is the reply's address: ``/band/ack`` for a command (whose
+    first argument must then be ``address``), or the request's own address
+    for ``/band/status`` and the like.
+
     The daemon answers ``<address> s:json`` to a registered sender
     (docs/osc-api.md): the ``/band/hello`` handshake runs first, with
     ``AI_BAND_OSC_TOKEN`` if set (:func:`ai_band.host.handshake`).
@@ -138,7 +158,10 @@ def ask_daemon(args: argparse.Namespace, address: str) -> object:
             raise NoAnswerError(no_answer) from None
         except ConnectionRefusedError:
             raise NoAnswerError(f"no answer from {where}: nothing listens there (connection refused)") from None
-        sock.send(OscMessageBuilder(address).build().dgram)
+        request = OscMessageBuilder(address)
+        for param in params:
+            request.add_arg(param)
+        sock.send(request.build().dgram)
         deadline = time.monotonic() + args.timeout
         while (left := deadline - time.monotonic()) > 0:
             sock.settimeout(left)
@@ -157,11 +180,10 @@ def ask_daemon(args: argparse.Namespace, address: str) -> object:
                 error = BandError(str(text))
                 error.code = str(code)
                 raise error
-            if message.address == address and message.params:
+            reply = list(message.params)
+            if message.address == answer and reply and (answer != "/band/ack" or reply[0] == address):
                 try:
-                    return json.loads(message.params[0])
-                except (TypeError, json.JSONDecodeError):
-                    raise NoAnswerError(f"{where} answered {address} with no JSON") from None
+                    return reply
                 finally:  # leave the daemon's client table as found
                     bye = OscMessageBuilder("/band/bye")
                     bye.add_arg(name)

@@ -6,6 +6,7 @@ import argparse
 
 from ai_band.cli.common import add_config_arg, setup_logging
 from ai_band.config.shipped import LOG_LEVELS, MIDI_APIS
+from ai_band.sync import SOURCES
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -30,6 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="comma list of interface IPv4 addresses to advertise on, 'all', or 'none' "
                           "(default: [zeroconf] enabled and interfaces, all)")
     run.add_argument("--log-level", choices=LOG_LEVELS, help=was("daemon", "log_level"))
+    run.add_argument("--sync", choices=SOURCES,
+                     help=f"what the band follows (docs/sync.md) {was('sync', 'source')}")
     run.add_argument("--jack-write-log", metavar="PATH",
                      help="diagnostics: on stop, write the JACK frame of every note-on written (JSON) "
                           "(default: [playback] jack_write_log, off)")
@@ -50,6 +53,7 @@ def _run_overrides(args: argparse.Namespace) -> dict[str, dict]:
     put("osc", "port", args.osc_port)
     put("midi", "api", args.midi_api)
     put("playback", "jack_write_log", args.jack_write_log)
+    put("sync", "source", args.sync)
     if args.zeroconf_interfaces is not None:
         if args.zeroconf_interfaces.strip().lower() == "none":
             put("zeroconf", "enabled", False)

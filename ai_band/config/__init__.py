@@ -38,7 +38,7 @@ from ai_band.config.shipped import (
 #: Names served from :mod:`ai_band.config.schema` on first use.
 _SCHEMA_NAMES = (
     "Config", "DaemonSection", "OscSection", "ZeroconfSection", "HttpSection", "MidiSection", "PlaybackSection",
-    "TransportSection", "GenerationSection", "JobsSection", "RenderSection", "PreviewSection", "SECTIONS", "CHECKS",
+    "TransportSection", "SyncSection", "GenerationSection", "JobsSection", "RenderSection", "PreviewSection", "SECTIONS", "CHECKS",
     "build_config", "load_config", "config_as_dict", "env_name", "env_overrides",
 )
 

@@ -25,7 +25,9 @@ from typing import Any, Callable, Mapping
 
 from ai_band.config import shipped
 from ai_band.errors import ConfigError
+from ai_band.model import TS_DENOMINATORS
 from ai_band.request import KNOWN_PARTS
+from ai_band.sync import SOURCES
 
 #: Annotation (as written in the section classes) -> the Python type a value must have.
 _KINDS: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool, "tuple[str, ...]": tuple}
@@ -145,7 +147,8 @@ class MidiSection:
 class PlaybackSection:
     """[playback]: the tempo-locked scheduler."""
 
-    output_offset_ms: float
+    offset_ms: float
+    part_offsets_ms: tuple[str, ...]
     late_drop_ms: float
     spin_ms: float
     lookahead_ms: float
@@ -160,6 +163,19 @@ class TransportSection:
     window_s: float
     relocate_threshold_ms: float
     timeout_ms: float
+
+
+@_section("sync")
+class SyncSection:
+    """[sync]: what the band follows, and the MIDI clock it sends (docs/sync.md)."""
+
+    source: str
+    bpm: float
+    ts_num: int
+    ts_den: int
+    autostart: bool
+    clock_out: bool
+    clock_timeout_ms: float
 
 
 @_section("generation")
@@ -218,6 +234,7 @@ class Config:
     midi: MidiSection = field(default_factory=MidiSection)
     playback: PlaybackSection = field(default_factory=PlaybackSection)
     transport: TransportSection = field(default_factory=TransportSection)
+    sync: SyncSection = field(default_factory=SyncSection)
     generation: GenerationSection = field(default_factory=GenerationSection)
     jobs: JobsSection = field(default_factory=JobsSection)
     render: RenderSection = field(default_factory=RenderSection)
@@ -292,6 +309,39 @@ def _parts(v: tuple[str, ...]) -> str | None:
     return None
 
 
+def parse_part_offsets(entries: tuple[str, ...]) -> dict[str, float]:
+    """``("bass=-4.5", "drums=2")`` -> ``{"bass": -4.5, "drums": 2.0}`` (ms).
+
+    Raises:
+        ValueError: an entry is not ``part=ms``, names an unknown part or
+            twice, or its ms is not a number in -100..100.
+    """
+    offsets: dict[str, float] = {}
+    for entry in entries:
+        part, sep, value = entry.partition("=")
+        part = part.strip()
+        if not sep or part not in KNOWN_PARTS:
+            raise ValueError(f"{entry!r} must be part=ms with a part of {', '.join(KNOWN_PARTS)}")
+        if part in offsets:
+            raise ValueError(f"part {part!r} given twice")
+        try:
+            ms = float(value)
+        except ValueError:
+            raise ValueError(f"{entry!r}: {value.strip()!r} is not a number of ms") from None
+        if not (math.isfinite(ms) and -100.0 <= ms <= 100.0):
+            raise ValueError(f"{entry!r}: offset must be in -100..100 ms")
+        offsets[part] = ms
+    return offsets
+
+
+def _part_offsets(v: tuple[str, ...]) -> str | None:
+    try:
+        parse_part_offsets(v)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def _nonempty(v: str) -> str | None:
     return None if v.strip() else "must not be empty"
 
@@ -324,11 +374,17 @@ CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("midi", "client_name"): _nonempty,
     ("midi", "parts"): _parts,
     ("midi", "reconnect_s"): _ranged(0.05, 60),
-    ("playback", "output_offset_ms"): _ranged(-50, 50),
+    ("playback", "offset_ms"): _ranged(-100, 100),
+    ("playback", "part_offsets_ms"): _part_offsets,
     ("playback", "late_drop_ms"): _ranged(1, 1000),
     ("playback", "spin_ms"): _ranged(0, 20),
     ("playback", "lookahead_ms"): _ranged(0, 100),
     ("playback", "jack_rtprio"): _ranged(0, 99),
+    ("sync", "source"): _choice(SOURCES),
+    ("sync", "bpm"): _ranged(20, 300),
+    ("sync", "ts_num"): _ranged(1, 64),
+    ("sync", "ts_den"): _choice(TS_DENOMINATORS),
+    ("sync", "clock_timeout_ms"): _ranged(50, 5000),
     ("transport", "window_s"): _ranged(0.5, 60),
     ("transport", "relocate_threshold_ms"): _ranged(5, 1000),
     ("transport", "timeout_ms"): _ranged(100, 60000),

@@ -33,7 +33,8 @@ from typing import Any, Callable
 from ai_band import __version__
 from ai_band.config.schema import OscSection
 from ai_band.system import heap
-from ai_band.errors import BandError, JobError, JobStateError, MidiUnavailableError, ProtocolError, RequestError
+from ai_band.errors import (BandError, JobError, JobStateError, MidiUnavailableError, ProtocolError, RequestError,
+                             SyncError)
 from ai_band.request import GenerationRequest, load_json, parse_request
 from ai_band.jobs.manager import Job, JobManager, Listener
 from ai_band.model import TS_DENOMINATORS
@@ -42,7 +43,9 @@ from ai_band.osc.logs import RateLimitedLog, limit_third_party_logs
 from ai_band.osc.protocol import Arg, check_args, encode_message, to_juce_safe
 from ai_band.osc.server import MAX_DATAGRAM_BYTES, Address, OscEndpoint, PacketRefused
 from ai_band.playback.scheduler import PlayableJob, Scheduler
-from ai_band.transport import TransportModel, TransportState
+from ai_band.playback.ports import set_part_offsets
+from ai_band.sync.manager import SyncManager
+from ai_band.transport import TransportState
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +71,10 @@ SPECS: dict[str, list[Arg]] = {
     "/band/status": [Arg("page", "i", 0, 1_000_000)],
     "/band/preview": [Arg("job_id", "s", hi=128)],
     "/band/preview/stop": [],
+    "/band/sync": [Arg("source", "s", hi=32)],
+    "/band/tempo": [Arg("bpm", "f", 20.0, 300.0)],
+    "/band/start": [Arg("ppq", "f", 0.0, 1e7)],
+    "/band/offset": [Arg("part", "s", hi=64), Arg("ms", "f", -100.0, 100.0)],
 }
 
 #: Answered to anyone the allow-list admits; each reply no longer than the request.
@@ -78,7 +85,10 @@ READ = frozenset({"/band/styles", "/band/status", "/band/bye"})
 #: without, anyone the allow-list admits (``oscsend``), though an unregistered sender's
 #: replies stay no longer than its requests and its jobs report to nobody.
 CONTROL = frozenset({"/band/transport", "/band/generate", "/band/play", "/band/cancel", "/band/stop",
-                     "/band/mute", "/band/panic", "/band/preview", "/band/preview/stop"})
+                     "/band/mute", "/band/panic", "/band/preview", "/band/preview/stop",
+                     "/band/sync", "/band/tempo", "/band/start", "/band/offset"})
+#: Sources that run the transport themselves: ``/band/stop`` stops their transport, not just playback.
+TRANSPORT_OWNERS = frozenset({"internal", "link"})
 #: Jobs per ``/band/status`` page, newest first.
 STATUS_PAGE_JOBS = 20
 #: At most one ``rate_limited`` answer per client per this many seconds.
@@ -100,7 +110,8 @@ class BandApi:
 
     Args:
         name: instance name, sent in ``/band/welcome``.
-        model: the host clock model, fed by ``/band/transport``.
+        sync: the :class:`SyncManager`: ``/band/transport`` feeds its OSC source;
+            ``/band/sync``, ``/band/tempo``, ``/band/start`` go to it.
         scheduler: the playback scheduler.
         make_jobs: builds the job manager from the listener it must call
             (:meth:`on_job_event`), e.g. ``lambda listener: JobManager(..., listener=listener)``;
@@ -119,7 +130,7 @@ class BandApi:
     def __init__(
         self,
         name: str,
-        model: TransportModel,
+        sync: SyncManager,
         scheduler: Scheduler,
         make_jobs: Callable[[Listener], JobManager],
         port_names: dict[str, str],
@@ -131,7 +142,7 @@ class BandApi:
         osc: OscSection = OscSection(),
     ) -> None:
         self.name = name
-        self.model = model
+        self.sync = sync
         self.scheduler = scheduler
         self.jobs = make_jobs(self.on_job_event)
         self.port_names = port_names
@@ -166,6 +177,10 @@ class BandApi:
             "/band/status": self._status,
             "/band/preview": self._preview,
             "/band/preview/stop": self._preview_stop,
+            "/band/sync": self._sync,
+            "/band/tempo": self._tempo,
+            "/band/start": self._start,
+            "/band/offset": self._offset,
         }
         self._previewer = None
         self._preview_executor: concurrent.futures.ThreadPoolExecutor | None = None
@@ -383,8 +398,7 @@ class BandApi:
             ts_num=args["ts_num"],
             ts_den=args["ts_den"],
         )
-        snapshot, kind = self.model.update(arrival_s, state)
-        self.scheduler.set_transport(snapshot)
+        snapshot, kind = self.sync.on_osc_transport(arrival_s, state)
         if kind == "held":
             log.debug("transport message %.1f ms behind the clock held back as a possible straggler",
                       (snapshot.ppq_at(arrival_s) - state.ppq) * 60000.0 / snapshot.bpm)
@@ -503,8 +517,49 @@ class BandApi:
 
     def _stop(self, params: list[Any], sender: Address, arrival_s: float) -> None:
         check_args("/band/stop", params, SPECS["/band/stop"])
+        if self.sync.active.name in TRANSPORT_OWNERS:
+            # The daemon runs the transport: stop it; the job stays armed for /band/start.
+            self.sync.active.stop_transport()
+            self.ack(sender, "/band/stop", "transport")
+            return
         self.scheduler.stop_playback()
         self.ack(sender, "/band/stop", "/band/stop")
+
+    # -- sync ------------------------------------------------------------------
+    def _sync(self, params: list[Any], sender: Address, arrival_s: float) -> None:
+        args = check_args("/band/sync", params, SPECS["/band/sync"])
+        try:
+            source = self.sync.switch(args["source"])
+        except SyncError as exc:
+            exc.ref = args["source"]  # type: ignore[attr-defined]
+            raise
+        self.ack(sender, "/band/sync", source.name)
+
+    def _tempo(self, params: list[Any], sender: Address, arrival_s: float) -> None:
+        args = check_args("/band/tempo", params, SPECS["/band/tempo"])
+        self.sync.active.set_tempo(args["bpm"])
+        self.ack(sender, "/band/tempo", float(self.sync.active.snapshot.bpm))
+
+    def _start(self, params: list[Any], sender: Address, arrival_s: float) -> None:
+        args = check_args("/band/start", params, SPECS["/band/start"], min_count=0)
+        self.sync.active.start_transport(args.get("ppq"))
+        self.ack(sender, "/band/start", float(self.sync.active.snapshot.anchor_ppq))
+
+    def _offset(self, params: list[Any], sender: Address, arrival_s: float) -> None:
+        args = check_args("/band/offset", params, SPECS["/band/offset"])
+        part, ms = args["part"], args["ms"]
+        if part in ("", "all"):
+            self.scheduler.offset_s = ms / 1000.0
+        elif part not in self.port_names:
+            exc = RequestError("part", f"unknown part {part!r}; ports: {', '.join(self.port_names)}", "unknown_part")
+            exc.ref = part  # type: ignore[attr-defined]
+            raise exc
+        elif set_part_offsets(self.scheduler.ports, {part: ms}):
+            exc = RequestError("part", f"port of {part!r} is not timed (JACK only): no per-part offset",
+                               "bad_value")
+            exc.ref = part  # type: ignore[attr-defined]
+            raise exc
+        self.ack(sender, "/band/offset", part or "all", float(ms))
 
     def _mute(self, params: list[Any], sender: Address, arrival_s: float) -> None:
         args = check_args("/band/mute", params, SPECS["/band/mute"])
@@ -556,7 +611,7 @@ class BandApi:
 
     def _preview_start_time(self) -> float | None:
         """Monotonic time of the host's next usable bar line, or None when the transport is not playing."""
-        snap = self.model.snapshot
+        snap = self.sync.snapshot
         if not snap.playing:
             return None
         earliest = time.monotonic() + PREVIEW_LEAD_S
@@ -633,7 +688,11 @@ class BandApi:
             "clients": [{"name": r.name, "host": r.ip, "port": r.reply_port,
                          "access": "control" if r.control else "read",
                          "idle_s": round(now - r.last_seen_s, 3)} for r in self.access.clients.values()],
-            "transport": self.model.as_dict(now),
+            "transport": self.sync.osc.model.as_dict(now),
+            "sync": self.sync.status(now),
+            "offsets_ms": {"all": round(self.scheduler.offset_s * 1000.0, 3),
+                           **{part: round(out.offset_ns / 1e6, 3) for part, out in self.scheduler.ports.items()
+                              if out.offset_ns}},
             "page": page,
             "jobs_total": len(every),
             "jobs": [j.as_dict() for j in shown],

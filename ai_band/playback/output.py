@@ -135,6 +135,11 @@ class Output(ABC):
         self._sounding: set[tuple[int, int]] = set()
         self._closed = False
         self._opened_s = time.monotonic()
+        #: This port's latency offset, ns: a timed output writes each message
+        #: this much later than it is due (negative: earlier), to line the
+        #: part up with a synth's or the DAW's input latency (``[playback]
+        #: part_offsets_ms``, ``/band/offset``).  Untimed outputs ignore it.
+        self.offset_ns = 0
 
     # -- back-end ------------------------------------------------------------
     @abstractmethod

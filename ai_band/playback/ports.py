@@ -256,3 +256,25 @@ def open_ports(parts: Iterable[str], api_name: str = "auto", client_name: str = 
     ports.reset_channels()
     log.info("MIDI ports: %s", ", ".join(ports.names().values()))
     return ports
+
+
+def set_part_offsets(ports: PortSet, offsets_ms: dict[str, float]) -> list[str]:
+    """Set each named part's latency offset (:attr:`Output.offset_ns`), ms -> ns.
+
+    Args:
+        ports: the open ports.
+        offsets_ms: part -> offset in ms (-100..100; positive: later); parts not given keep theirs.
+
+    Returns:
+        The parts given that have no port, or whose port is untimed (the offset
+        cannot apply there; ALSA and CoreMIDI ports send when due): logged by the caller.
+    """
+    ignored = []
+    for part, ms in offsets_ms.items():
+        output = ports.get(part)
+        if output is None or not output.timed:
+            ignored.append(part)
+            continue
+        output.offset_ns = round(ms * 1e6)
+    return ignored
+

@@ -174,7 +174,10 @@ class Scheduler:
 
     Args:
         ports: the open virtual ports.
-        output_offset_s: send this many seconds early (latency compensation).
+        offset_s: the latency offset of every port, seconds: each group is due
+            this much later than its host time (negative: earlier), to line the
+            band up with the DAW's or a synth's input latency (``[playback] offset_ms``).
+            A port's own offset (:attr:`Output.offset_ns`, timed ports) adds to it.
         late_drop_s: note-ons later than this are skipped rather than sent
             in a burst (after a stall or a relocation).
         spin_s: how long before a deadline the thread stops sleeping and
@@ -190,14 +193,14 @@ class Scheduler:
     def __init__(
         self,
         ports: PortSet,
-        output_offset_s: float = 0.0,
+        offset_s: float = 0.0,
         late_drop_s: float = 0.025,
         spin_s: float = 0.0015,
         lookahead_s: float = 0.080,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ports = ports
-        self.output_offset_s = output_offset_s
+        self.offset_s = offset_s
         self.late_drop_s = late_drop_s
         self.spin_s = 0.0 if ports.timed else spin_s
         self.lookahead_s = lookahead_s if ports.timed else 0.0
@@ -466,8 +469,8 @@ class Scheduler:
         return handed
 
     def _deadline_s(self, snap: TransportSnapshot, ppq: float) -> float:
-        """When a group at host ``ppq`` is due under ``snap``: CLOCK_MONOTONIC s, output offset applied."""
-        return snap.time_at(ppq) - self.output_offset_s
+        """When a group at host ``ppq`` is due under ``snap``: CLOCK_MONOTONIC s, latency offset applied."""
+        return snap.time_at(ppq) + self.offset_s
 
     def _wait(self, timeout_s: float) -> None:
         self._wake.wait(timeout_s)

@@ -145,8 +145,8 @@ class SyncSource:
         raise SyncError(f"the {self.name} source follows its tempo; /band/tempo needs 'internal' or 'link'",
                         code="wrong_source")
 
-    def start_transport(self) -> None:
-        """Start the transport (``/band/start``).
+    def start_transport(self, ppq: float | None = None) -> None:
+        """Start the transport (``/band/start``), at ``ppq`` quarter notes if given, else where it stopped.
 
         Raises:
             SyncError: ``wrong_source``: this source follows a transport, it does not run one.

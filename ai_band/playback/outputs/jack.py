@@ -162,7 +162,7 @@ class JackOutput(Output):
         if not client.accepting:
             client.dropped_messages += 1
             return
-        self.queue.append((0 if at_s is None else due_ns(at_s), data))
+        self.queue.append((0 if at_s is None else due_ns(at_s) + self.offset_ns, data))
 
     @property
     def link(self) -> Link:
@@ -211,9 +211,11 @@ class JackOutput(Output):
             for the rewrite (the process callback writes nothing in a period
             that finds it taken).
         """
+        offset_ns = self.offset_ns  # queued times carry the port's offset; moves are of due times
         with self.client.queue_lock:
             queue = self.queue
-            items = [(moves.get(at_ns, at_ns), data) for at_ns, data in queue]
+            items = [(moves[at_ns - offset_ns] + offset_ns if at_ns - offset_ns in moves else at_ns, data)
+                     for at_ns, data in queue]
             moved = sum(1 for (new_ns, _), (at_ns, _) in zip(items, queue) if new_ns != at_ns)
             if moved:
                 queue.clear()
