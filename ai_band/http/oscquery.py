@@ -39,6 +39,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from ai_band.model import TS_DENOMINATORS
+from ai_band.sync import SOURCES
 from ai_band.osc.protocol import Arg
 
 #: OSC transport of the described server (HOST_INFO ``OSC_TRANSPORT``).
@@ -89,6 +90,10 @@ DESCRIPTIONS: dict[str, str] = {
     "/band/status": "Answered /band/status s:json",
     "/band/preview": "Play the job's rendered mix through the audio device",
     "/band/preview/stop": "Stop the audio preview",
+    "/band/sync": "Follow another transport source: osc, jack, midi-clock, link or internal",
+    "/band/tempo": "Set the tempo of the own clock or the Link session (sources internal, link)",
+    "/band/start": "Start the own clock or Link transport, from ppq or where it stopped",
+    "/band/offset": "Latency offset in ms of one part, or all, negative earlier",
 }
 
 #: Addresses the OSC API handles without a fixed argument table in SPECS:
@@ -195,9 +200,11 @@ def build_tree(specs: Mapping[str, Sequence[Arg]], parts: Sequence[str] = ()) ->
     """
     extra_vals: dict[str, dict[str, Sequence[Any]]] = {
         "/band/transport": {"ts_den": TS_DENOMINATORS},
+        "/band/sync": {"source": SOURCES},
     }
     if parts:
         extra_vals["/band/mute"] = {"part": list(parts)}
+        extra_vals["/band/offset"] = {"part": ["all", *parts]}
     methods: dict[str, dict[str, Any]] = {}
     for address, spec in specs.items():
         methods[address] = method_node(address, spec, extra_vals.get(address))

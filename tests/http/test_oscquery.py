@@ -135,9 +135,11 @@ def test_every_published_max_is_what_the_daemon_enforces(http_band: HttpBand) ->
             osc.send(address, *_values(node["TYPE"], node["RANGE"], index, 0))
             osc.send("/band/ping", "sync")  # answered after the message before it was handled
             osc.receive("/band/pong", timeout=5)
-            errors = [m for m in osc.drain() if m[0] == "/band/error"]
+            # wrong_source: /band/tempo and /band/start need the own clock; the value itself was taken.
+            errors = [m for m in osc.drain() if m[0] == "/band/error" and m[1][1] != "wrong_source"]
             assert errors == [], (address, index)
         osc.send("/band/mute", walk(http_band.get("/").json())["/band/mute"]["RANGE"][0]["VALS"][0], 0)
+        osc.send("/band/offset", "all", 0.0)
 
 
 @pytest.mark.parametrize("attribute", ["FULL_PATH", "DESCRIPTION", "ACCESS", "RANGE"])
