@@ -136,3 +136,13 @@ def test_osc_packet_caps_are_range_checked_together():
     ]
     cfg = build_config({"osc": {"max_args": 16, "max_schedule_ahead_s": 2}})
     assert (cfg.osc.max_args, cfg.osc.max_schedule_ahead_s, cfg.osc.max_bundle_messages) == (16, 2.0, 64)
+
+
+def test_the_token_never_shows_in_a_repr_or_the_dumped_config() -> None:
+    from ai_band.config import config_as_dict, load_config
+
+    config = load_config(None, overrides={"osc": {"token": "s3cret-token-value"}})
+    assert config.osc.token == "s3cret-token-value"
+    assert "s3cret" not in repr(config)
+    assert config_as_dict(config)["osc"]["token"] == "***"
+    assert config_as_dict(load_config(None))["osc"]["token"] == ""

@@ -57,6 +57,10 @@ def _coerce(value: Any, kind: type) -> tuple[Any, str | None]:
     return value, f"must be a list of strings, got {value!r}"
 
 
+#: Keys whose values are secrets: left out of reprs, masked by :func:`config_as_dict`.
+SECRETS: frozenset[tuple[str, str]] = frozenset({("osc", "token")})
+
+
 def _section(name: str) -> Callable[[type], type]:
     """Class decorator: a frozen dataclass whose field defaults are ``[name]`` of ``default.toml``.
 
@@ -74,7 +78,8 @@ def _section(name: str) -> Callable[[type], type]:
             value, problem = _coerce(table[key], _KINDS[hint])
             if problem:
                 raise RuntimeError(f"default.toml: {name}.{key} {problem}")
-            setattr(cls, key, value)
+            # A secret never shows in a repr (logs, tracebacks): field(repr=False).
+            setattr(cls, key, field(default=value, repr=False) if (name, key) in SECRETS else value)
         return dataclass(frozen=True)(cls)
 
     return wrap
@@ -561,9 +566,10 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Mapping[str, A
 
 
 def config_as_dict(config: Config) -> dict[str, dict[str, Any]]:
-    """The configuration as plain nested values (tuples become lists)."""
+    """The configuration as plain nested values (tuples become lists), secrets (:data:`SECRETS`) masked as ``"***"``."""
     out = {}
     for f in dataclasses.fields(config):
         section = getattr(config, f.name)
-        out[f.name] = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(section).items()}
+        out[f.name] = {k: "***" if (f.name, k) in SECRETS and v else list(v) if isinstance(v, tuple) else v
+                       for k, v in dataclasses.asdict(section).items()}
     return out
