@@ -84,6 +84,9 @@ class TimebaseMaster:
         servername: the JACK server.
         bpm: the tempo at frame 0, quarter notes per minute.
         ts: the meter at frame 0.
+        timebase: register as timebase master; False: only a probe of the
+            transport (the map then describes the grid the band keeps without a
+            master: the configured tempo and meter from frame 0).
 
     The map is a list of :class:`Segment` s by transport frame; :meth:`set_tempo`
     and :meth:`set_meter` add one at the next period's frame (the master's
@@ -95,18 +98,25 @@ class TimebaseMaster:
     """
 
     def __init__(self, servername: str, bpm: float = 120.0, ts: tuple[int, int] = (4, 4),
-                 name: str = "bench-master") -> None:
+                 name: str = "bench-master", timebase: bool = True) -> None:
         self.client = jack.Client(name, servername=servername, no_start_server=True)
         self.rate = self.client.samplerate
         self.segments: list[Segment] = [Segment(0, 0.0, bpm, ts[0], ts[1], 1, 0.0)]
         self._pending: tuple | None = None
         self.offsets: list[tuple[int, int]] = []  # (jack frame, jack frame - transport frame)
         self.jumps: list[int] = []  # jack frames of starts and jumps
+        self.stops: list[int] = []  # jack frames of the first period stopped after rolling
+        self._rolling = False
+        #: Transport jumps to make, one each period while rolling (odd input: a transport jumping every period).
+        self.jump_every_period: list[int] = []
+        #: Write an invalid meter (beat_type 3) into the BBT.
+        self.invalid_bbt = False
         self._loop: tuple[int, int] | None = None
         self._candidate: list | None = None  # [offset, first jack frame, periods seen]
         self._lock = threading.Lock()
         self.client.set_process_callback(self._process)
-        self.client.set_timebase_callback(self._timebase)
+        if timebase:
+            self.client.set_timebase_callback(self._timebase)
         self.client.activate()
 
     # -- the map -------------------------------------------------------------------
@@ -166,8 +176,14 @@ class TimebaseMaster:
         state, pos = self.client.transport_query_struct()
         jf = self.client.last_frame_time
         if state != jack.ROLLING:
+            if self._rolling:
+                self.stops.append(jf)
+            self._rolling = False
             self._candidate = None
             return
+        self._rolling = True
+        if self.jump_every_period:
+            self.client.transport_frame = self.jump_every_period.pop()
         tf = pos.frame
         offset = (jf - tf) & 0xFFFFFFFF
         # Around a driver overrun frame time and transport frame are out of step for a
@@ -205,7 +221,7 @@ class TimebaseMaster:
         pos.tick = tick
         pos.bar_start_tick = 0.0
         pos.beats_per_bar = float(seg.ts_num)
-        pos.beat_type = float(seg.ts_den)
+        pos.beat_type = 3.0 if self.invalid_bbt else float(seg.ts_den)
         pos.ticks_per_beat = TICKS_PER_BEAT
         pos.beats_per_minute = seg.bpm * seg.ts_den / 4.0  # JACK's beats are beat_type notes
 
@@ -228,6 +244,11 @@ def grid_job(job_id: str = "grid") -> PlayableJob:
     return PlayableJob(job_id, 4.0, tuple(offsets), tuple(groups), {"drums": (9, 0)})
 
 
+def expected_pitch(ppq: float) -> int:
+    """The pitch :func:`grid_job` plays at ``ppq`` when its bars start at multiples of 4 quarter notes."""
+    return 36 + int(round((ppq % 4.0) / GRID_QN)) % int(round(4.0 / GRID_QN))
+
+
 @dataclass
 class NoteCheck:
     """One recorded note-on against the master's grid."""
@@ -240,7 +261,7 @@ class NoteCheck:
     after_jump_frames: int  # frames since the last start or jump
 
 
-def check_notes(master: TimebaseMaster, note_ons, job_length_qn: float = 4.0) -> list[NoteCheck]:
+def check_notes(master: TimebaseMaster, note_ons) -> list[NoteCheck]:
     """Each recorded note-on with its deviation from the nearest 32nd of the master's map (transport frames)."""
     out = []
     for event in note_ons:
@@ -271,7 +292,6 @@ class Rig:
         os.environ["JACK_DEFAULT_SERVER"] = server.name  # open_ports finds the server by the environment
         self.ports = open_ports(["drums"], api_name="jack", client_name=client_name, jack_write_log_size=200_000)
         self.scheduler = Scheduler(self.ports)
-        self.master = TimebaseMaster(server.name, bpm)
         self.source = JackTransportSource(SyncContext(bpm=bpm, jack_client=self.ports.jack_client))
         self.recorder = RecorderProcess(server.name, client_name)
         self.scheduler.start()
@@ -281,16 +301,19 @@ class Rig:
         self.source.stop()
         self.scheduler.stop()
         self.ports.close()
-        self.master.close()
         self.recorder.close()
+
+    def note_ons(self) -> list:
+        """The recorded note-ons, in time order."""
+        return [e for e in self.recorder.events() if e.is_note_on]
 
 
 def run_once(seconds: float, realtime: bool, settle_ms: float) -> dict:
     """One run of the scenario (module docstring); returns its figures."""
     with JackServer(realtime=realtime) as server:
         rig = Rig(server)
+        m = TimebaseMaster(server.name, 120.0)
         try:
-            m = rig.master
             rate = m.rate
             m.locate(0)
             time.sleep(0.2)
@@ -303,7 +326,7 @@ def run_once(seconds: float, realtime: bool, settle_ms: float) -> dict:
             m.locate(int(40 * rate))  # a locate while rolling
             time.sleep(part)
             # A one-bar loop from the next bar line, a few passes.
-            tf = rig.master.client.transport_frame
+            tf = m.client.transport_frame
             bar_qn = 4.0
             start_qn = math.ceil(m.ppq_at(tf) / bar_qn) * bar_qn
             loop_start = math.ceil(m.frame_of(start_qn, tf))
@@ -314,18 +337,18 @@ def run_once(seconds: float, realtime: bool, settle_ms: float) -> dict:
             time.sleep(part)
             m.stop()
             time.sleep(0.3)
-            checks = check_notes(m, rig.recorder.note_ons("drums") if hasattr(rig.recorder, "note_ons")
-                                 else [e for e in rig.recorder.events() if e.is_note_on])
+            checks = check_notes(m, rig.note_ons())
             stats = rig.recorder.stats()
             hanging = rig.recorder.hanging_notes()
             out_stats = rig.ports.stats()
             written = {(frame, pitch) for frame, _name, pitch in rig.ports.write_log()["note_ons"]}
         finally:
+            m.close()
             rig.close()
     settle = int(settle_ms * rate / 1000.0)
     steady = [c for c in checks if c.after_jump_frames >= settle]
     early = [c for c in checks if c.after_jump_frames < settle]
-    wrong_pitch = [c for c in steady if c.pitch != 36 + int(round((c.ppq % 4.0) / GRID_QN)) % 32]
+    wrong_pitch = [c for c in steady if c.pitch != expected_pitch(c.ppq)]
     # Where the recorder saw a note at another frame than the daemon's write log says it wrote it.
     not_as_written = [c for c in steady if (c.jack_frame, c.pitch) not in written]
     worst = sorted(steady, key=lambda c: -abs(c.deviation_frames))[:5]
@@ -356,8 +379,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="notes this soon after a start, locate or loop jump are reported apart")
     parser.add_argument("--realtime", action="store_true", help="jackd --realtime (SCHED_FIFO)")
     parser.add_argument("--json", help="write the figures here")
+    parser.add_argument("--retime-min-ns", type=int, default=None,
+                        help="override ai_band.playback.scheduler.RETIME_MIN_NS (comparison)")
     args = parser.parse_args(argv)
-    print(f"machine: {machine_name()}; jackd {'--realtime' if args.realtime else '--no-realtime'} "
+    if args.retime_min_ns is not None:
+        import ai_band.playback.scheduler as scheduler_module
+
+        scheduler_module.RETIME_MIN_NS = args.retime_min_ns
+    from ai_band.playback import scheduler as scheduler_module
+
+    print(f"RETIME_MIN_NS {scheduler_module.RETIME_MIN_NS}; machine: {machine_name()}; jackd {'--realtime' if args.realtime else '--no-realtime'} "
           f"-d dummy -r 48000 -p 64")
     results = []
     for i in range(args.runs):

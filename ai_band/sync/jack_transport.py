@@ -39,11 +39,15 @@ Position in quarter notes (ppq):
   segment the source keeps the intersection of these intervals, carried
   back to the segment's first frame, and plays the middle of it: after a few
   dozen periods the position is known to within a frame.  A period whose
-  interval misses the kept one by more than :data:`JUMP_TICKS` ticks is a
-  jump of the master's position (a new run); by less, a master that does
-  not truncate or drifts (``jack_transport``'s own ``master`` adds whole
-  ticks per period and falls behind): the interval starts again from that
-  period, counted as ``bbt_drift``.
+  interval misses the kept one by more than :data:`JUMP_TICKS` ticks and
+  :data:`SLIP_PERIODS` periods is a jump of the master's position (a new
+  run).  By less: once, a period in which the master's BBT and the frame are
+  out of step (around an overrun the engine's frame can move on without the
+  master's callback having seen it), skipped; twice in a row, a master that
+  does not truncate or drifts (``jack_transport``'s own ``master`` adds
+  whole ticks per period and falls behind): the interval starts again from
+  that period, counted as ``bbt_drift``.  A BBT repeated unchanged while the
+  frame moved on (the master missed a cycle) is skipped too.
 
 * **Without a master**: ``ppq = frame / frame_rate * bpm / 60`` with the
   context's tempo (``[sync] bpm``, ``/band/tempo``), meter from the context,
@@ -53,8 +57,10 @@ Position in quarter notes (ppq):
 
 What starts a new run (the scheduler takes back what it queued and re-reads
 the position): the transport starting or stopping, a locate or a loop (the
-transport frame not where the last period predicts; followed in the period
-it happens), a meter change, a master appearing or going, a jump in the
+transport frame more than :data:`SLIP_PERIODS` periods from where the frame
+time predicts; followed in the period it happens: smaller differences are
+the transport slipping against the frame time around a driver overrun, see
+:data:`SLIP_PERIODS`), a meter change, a master appearing or going, a jump in the
 master's BBT.  A tempo change keeps the position continuous when the master's
 BBT agrees (else it is a jump).  Besides those the source publishes only when
 the published snapshot would put this period's position more than
@@ -69,8 +75,8 @@ out late (or dropped after ``late_drop_s``), as with any source.
 
 The process hook only reads and publishes; odd input is counted there in
 plain integers and logged from :meth:`JackTransportSource.poll` on the event
-loop (``jumps``: the transport jumped again within :data:`JUMP_BURST_PERIODS`
-periods of the last jump; ``bbt_invalid``: BBT fields out of range, ignored;
+loop (``jumps``: the transport started, stopped or jumped again within
+:data:`JUMP_BURST_PERIODS` periods of the last time; ``bbt_invalid``: BBT fields out of range, ignored;
 ``bbt_drift``: see above).
 """
 
@@ -97,21 +103,29 @@ log = logging.getLogger(__name__)
 #: narrower tick interval).  A quarter frame keeps the nearest frame right.
 REANCHOR_FRAMES = 0.25
 
-#: A master's BBT further than this many ticks from what the kept interval
-#: allows is a jump of its position (a new run); closer, a master that rounds
-#: or drifts (``bbt_drift``).
+#: A master's BBT further than this many ticks, and than :data:`SLIP_PERIODS`
+#: periods, from what the kept interval allows is a jump of its position (a
+#: new run); closer, a period out of step (skipped) or, twice in a row, a
+#: master that rounds or drifts (``bbt_drift``: the interval starts again).
 JUMP_TICKS = 2.0
+
+#: BBT this close (ticks) to the kept interval agrees with it (float rounding).
+BBT_EPSILON_TICKS = 0.01
 
 #: A transport jump within this many periods of the last one is counted as
 #: odd input (``jumps``): a transport that jumps every period.
 JUMP_BURST_PERIODS = 4
 
 #: Around a driver overrun the JACK frame time and the transport frame fall
-#: out of step by a period or two for a period or two (seen with the dummy
-#: driver: the frame time skips a period the transport makes up in the next).
-#: Periods off by at most this many periods are skipped, up to this many in a
-#: row; a longer or larger difference is a locate.
-GLITCH_PERIODS = 2
+#: out of step (JACK2 1.9.21, dummy driver, ``--no-realtime``: for one period
+#: by up to 4 periods, then back; or for good, by 1 to 4 periods, when the
+#: transport lost cycles the frame time counted).  A difference of at most
+#: this many periods is a *slip*: a period that shows it is skipped, and if the
+#: next shows the same difference the run goes on from the transport's new
+#: place (re-anchored, not a new run).  A larger difference is a locate,
+#: followed in the period it shows.  A real locate by less than this
+#: (21 ms at 64 frames / 48 kHz) is followed a period late, as a slip.
+SLIP_PERIODS = 16
 
 #: Tempo (quarter notes per minute) accepted from a master; outside: ``bbt_invalid``.
 MAX_BPM = 1000.0
@@ -120,9 +134,12 @@ _ROLLING = jack.ROLLING
 _BBT = jack._lib.JackPositionBBT
 _BBT_OFFSET = jack._lib.JackBBTFrameOffset
 
+#: What :meth:`JackTransportSource._read_bbt` returns for BBT fields out of range.
+_INVALID: Any = object()
+
 #: Messages for the odd-input kinds counted in the process thread.
 _ODD_MESSAGES = {
-    "jumps": "transport jumped again within %d periods (%d times since the last report)",
+    "jumps": "transport started, stopped or jumped again within %d periods (%d times since the last report)",
     "bbt_invalid": "timebase master's BBT out of range, ignored (%d periods since the last report)",
     "bbt_drift": "timebase master's BBT disagrees with its frames by up to %d ticks; "
                  "position re-read from it (%d times since the last report)",
@@ -211,8 +228,11 @@ class JackTransportSource(SyncSource):
         self._bar_start_ppq = 0.0
         self._meter_key: tuple | None = None  # master's (beats_per_bar, beat_type)
         self._master_bpm = 0.0
+        self._last_bbt: Any = None  # the last valid BBT read (kept over invalid periods)
+        self._last_followed: tuple | None = None  # the BBT last fed to _follow_bbt
         self._run_offset = 0  # JACK frame time - transport frame in this run (mod 2**32)
-        self._glitches = 0  # consecutive periods in which that offset was off by a little
+        self._bbt_disagreed = False  # the last BBT followed disagreed with the interval kept
+        self._slip = 0  # the small difference from that offset seen in the last period (0: none)
 
     def process(self, frames: int, frame: int, start_ns: float, writable: bool) -> None:
         """One period (JACK's process thread): read the transport, publish if anything changed."""
@@ -227,6 +247,10 @@ class JackTransportSource(SyncSource):
         first = last_jf is None
         self._last_jf = frame
         bbt = self._read_bbt(pos) if pos.valid & _BBT else None
+        if bbt is _INVALID:
+            # Out of range: ignored.  With a master, its last segment goes on; else the frame rules.
+            bbt = self._last_bbt if self._master else None
+        self._last_bbt = bbt
         if first:
             self._begin(rolling, tf, frame, start_ns, bbt)
             self._last_tf, self._last_rolling = tf, rolling
@@ -235,51 +259,64 @@ class JackTransportSource(SyncSource):
         self._last_tf, self._last_rolling = tf, rolling
         if rolling != was_rolling:
             self.events["starts" if rolling else "stops"] += 1
+            self._jumped(frame, frames)
             self._begin(rolling, tf, frame, start_ns, bbt)
             return
         if not rolling:
             if tf != last_tf:
                 self.events["locates"] += 1
+                self._jumped(frame, frames)
                 self._begin(False, tf, frame, start_ns, bbt)
             elif self._master_changed(bbt) or self._meter_changed(bbt):
                 self._begin(False, tf, frame, start_ns, bbt)
             return
         diff = ((frame - tf - self._run_offset + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
         if diff:
-            if abs(diff) <= GLITCH_PERIODS * frames and self._glitches < GLITCH_PERIODS:
-                # JACK frame time and transport frame out of step by a period or two, for a
-                # period or two, around a driver overrun: wait for them to agree again.
-                self._glitches += 1
+            if abs(diff) > SLIP_PERIODS * frames:
+                self.events["locates"] += 1
+                self._jumped(frame, frames)
+                self._begin(True, tf, frame, start_ns, bbt)
+                return
+            if diff != self._slip:
+                # Out of step with the frame time by a little: wait a period (a glitch that reverts).
+                self._slip = diff
                 self.events["glitches"] += 1
                 return
-            self.events["locates"] += 1
-            if frame - self._last_jump_jf <= JUMP_BURST_PERIODS * frames:
-                self._odd["jumps"] += 1
-            self._last_jump_jf = frame
-            self._begin(True, tf, frame, start_ns, bbt)
-            return
-        self._glitches = 0
+            # The same for two periods: the transport slipped (it lost or gained periods against
+            # the frame time around an overrun): the same run, re-anchored.
+            self.events["slips"] += 1
+            self._run_offset = (frame - tf) & 0xFFFFFFFF
+        self._slip = 0
         if self._master_changed(bbt) or self._meter_changed(bbt):
             if bbt is not None and self._meter_changed(bbt) and not self._master_changed(bbt):
                 self.events["meter_changes"] += 1
             self._begin(True, tf, frame, start_ns, bbt)
             return
         if bbt is not None:
-            if not self._follow_bbt(tf, bbt):
-                self.events["locates"] += 1
-                self._begin(True, tf, frame, start_ns, bbt)
-                return
+            if not self._stale(bbt):
+                self._last_followed = bbt
+                if not self._follow_bbt(tf, bbt, frames):
+                    self.events["locates"] += 1
+                    self._jumped(frame, frames)
+                    self._begin(True, tf, frame, start_ns, bbt)
+                    return
         elif abs(self.context.bpm - self._bpm) > 1e-9:
             self.events["tempo_changes"] += 1
             ppq = self._ppq_at(tf)
             self._new_segment(tf, ppq, ppq, self.context.bpm)
         self._maybe_reanchor(tf, frame, start_ns)
 
+    def _jumped(self, frame: int, frames: int) -> None:
+        """A discontinuity (start, stop, locate) at JACK frame ``frame``: odd if the last was only periods ago."""
+        if frame - self._last_jump_jf <= JUMP_BURST_PERIODS * frames:
+            self._odd["jumps"] += 1
+        self._last_jump_jf = frame
+
     # -- the model ----------------------------------------------------------------
     def _read_bbt(self, pos: Any) -> tuple | None:
         """The master's position as ``(ppq, tick_qn, qn_bpm, ts_num, ts_den, bar_start_ppq, bbt_offset)``.
 
-        ``None`` (and counted as ``bbt_invalid``) when a field is out of range.
+        :data:`_INVALID` (and counted as ``bbt_invalid``) when a field is out of range.
         """
         bar, beat, tick = pos.bar, pos.beat, pos.tick
         bpb, beat_type, tpb, bpm = pos.beats_per_bar, pos.beat_type, pos.ticks_per_beat, pos.beats_per_minute
@@ -290,12 +327,25 @@ class JackTransportSource(SyncSource):
                 and math.isfinite(tpb) and tpb >= 1.0 and 0 <= tick < tpb
                 and math.isfinite(bpm) and 0.0 < bpm * 4.0 / ts_den <= MAX_BPM):
             self._odd["bbt_invalid"] += 1
-            return None
+            return _INVALID
         unit = 4.0 / ts_den
         bar_start_ppq = (bar - 1) * ts_num * unit
         ppq = bar_start_ppq + (beat - 1 + tick / tpb) * unit
         offset = pos.bbt_offset if pos.valid & _BBT_OFFSET else 0
         return ppq, unit / tpb, bpm * unit, ts_num, ts_den, bar_start_ppq, offset
+
+    def _stale(self, bbt: tuple) -> bool:
+        """The master wrote no new BBT this period: the same as the last one followed (the frame moved on).
+
+        A master whose callback missed a cycle leaves its last BBT under the
+        new frame (seen with a Python master on a ``--no-realtime`` server);
+        at a very slow tempo a BBT may also repeat.  Either way it says nothing new.
+        """
+        last = self._last_followed
+        if last is not None and last[:3] == bbt[:3] and last[6] == bbt[6]:
+            self.events["bbt_repeated"] += 1
+            return True
+        return False
 
     def _master_changed(self, bbt: tuple | None) -> bool:
         return (bbt is not None) != self._master
@@ -314,7 +364,7 @@ class JackTransportSource(SyncSource):
         self._bpm = bpm
         self._k = bpm / 60.0 / self._rate
 
-    def _follow_bbt(self, tf: int, bbt: tuple) -> bool:
+    def _follow_bbt(self, tf: int, bbt: tuple, frames: int) -> bool:
         """Narrow the position interval with this period's BBT; False when it is a jump (a new run)."""
         ppq, tick_qn, bpm, _num, _den, _bar_start, offset = bbt
         if abs(bpm - self._bpm) > 1e-9:
@@ -326,15 +376,26 @@ class JackTransportSource(SyncSource):
         back = (tf - offset - self._seg_tf) * self._k
         lo_i = ppq - back
         hi_i = lo_i + tick_qn
-        gap = max(lo_i - self._hi, self._lo - hi_i)
-        if gap > JUMP_TICKS * tick_qn:
+        gap = max(lo_i - self._hi, self._lo - hi_i)  # > 0: the intervals are apart by that much (qn)
+        if gap > SLIP_PERIODS * frames * self._k and gap > JUMP_TICKS * tick_qn:
             return False
-        lo, hi = max(self._lo, lo_i), min(self._hi, hi_i)
-        if lo >= hi:
-            if gap > 1e-9:
-                self._odd["bbt_drift"] += 1
-                self._drift_ticks_max = max(self._drift_ticks_max, gap / tick_qn)
+        if gap > BBT_EPSILON_TICKS * tick_qn:
+            if not self._bbt_disagreed:
+                # One period out of step (the master's callback and the frame apart around an
+                # overrun): skip it.
+                self._bbt_disagreed = True
+                self.events["bbt_glitches"] += 1
+                return True
+            # Two in a row: the master's position moved against its frames (it rounds, drifts, or
+            # nudged its map): go on from what it says now.
+            self._odd["bbt_drift"] += 1
+            self._drift_ticks_max = max(self._drift_ticks_max, gap / tick_qn)
             lo, hi = lo_i, hi_i
+        else:
+            lo, hi = max(self._lo, lo_i), min(self._hi, hi_i)
+            if lo >= hi:  # apart by rounding only
+                lo, hi = lo_i, hi_i
+        self._bbt_disagreed = False
         self._lo, self._hi = lo, hi
         return True
 
@@ -373,7 +434,7 @@ class JackTransportSource(SyncSource):
         num, den = self._ts
         run = prev.run + 1 if new_run else prev.run
         self._run_offset = (jf - tf) & 0xFFFFFFFF
-        self._glitches = 0
+        self._slip = 0
         self.publish(TransportSnapshot(
             playing=rolling,
             bpm=self._bpm,
