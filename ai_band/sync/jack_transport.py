@@ -82,7 +82,6 @@ loop (``jumps``: the transport started, stopped or jumped again within
 
 from __future__ import annotations
 
-import logging
 import math
 from collections import Counter
 from typing import Any
@@ -95,8 +94,6 @@ from ai_band.sync.source import Publish, SyncContext, SyncSource
 from ai_band.transport import TransportSnapshot
 
 __all__ = ["JackTransportSource", "REANCHOR_FRAMES", "JUMP_TICKS"]
-
-log = logging.getLogger(__name__)
 
 #: Republish when the published snapshot puts the current period's position
 #: more than this many frames off (time drift of the period estimate, a
@@ -206,10 +203,11 @@ class JackTransportSource(SyncSource):
     # -- ProcessHook ----------------------------------------------------------------
     def attach(self, client: jack.Client) -> None:
         """Take ``client`` (at start and after each JACK restore): a fresh model, a new run at the next period."""
+        self._client = None  # the process thread skips periods until the model is fresh
         self._pos = jack._ffi.new("jack_position_t*")
         self._rate = client.samplerate
-        self._client = client
         self._reset_model()
+        self._client = client
 
     def _reset_model(self) -> None:
         self._last_jf: int | None = None  # JACK frame time of the last period seen
@@ -226,8 +224,6 @@ class JackTransportSource(SyncSource):
         self._ts = (self.context.ts_num, self.context.ts_den)
         self._bpm = self.context.bpm
         self._bar_start_ppq = 0.0
-        self._meter_key: tuple | None = None  # master's (beats_per_bar, beat_type)
-        self._master_bpm = 0.0
         self._last_bbt: Any = None  # the last valid BBT read (kept over invalid periods)
         self._last_followed: tuple | None = None  # the BBT last fed to _follow_bbt
         self._run_offset = 0  # JACK frame time - transport frame in this run (mod 2**32)
@@ -267,8 +263,9 @@ class JackTransportSource(SyncSource):
                 self.events["locates"] += 1
                 self._jumped(frame, frames)
                 self._begin(False, tf, frame, start_ns, bbt)
-            elif self._master_changed(bbt) or self._meter_changed(bbt):
-                self._begin(False, tf, frame, start_ns, bbt)
+            elif (self._master_changed(bbt) or self._meter_changed(bbt)
+                  or abs((bbt[2] if bbt is not None else self.context.bpm) - self._bpm) > 1e-9):
+                self._begin(False, tf, frame, start_ns, bbt)  # what a start would play from
             return
         diff = ((frame - tf - self._run_offset + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
         if diff:
@@ -404,7 +401,6 @@ class JackTransportSource(SyncSource):
         self._master = bbt is not None
         if bbt is not None:
             ppq, tick_qn, bpm, num, den, bar_start, offset = bbt
-            self._meter_key = (num, den)
             self._ts = (num, den)
             self._tick_qn = tick_qn
             self._bar_start_ppq = bar_start
