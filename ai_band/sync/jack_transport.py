@@ -69,6 +69,18 @@ start moves a little (it follows the earliest of its last 16 wake-ups), and the
 tick intervals narrow; the scheduler then moves what it has queued
 (``RETIME_MIN_NS`` in :mod:`ai_band.playback.scheduler`).
 
+What bounds the exactness: the JACK output writes a message due at ``t`` at
+the frame nearest ``t`` from *its current* estimate of the period's start,
+and the source anchors on the estimate of the period it ran in.  When the
+estimate moves in between (every few periods by microseconds; by up to
+milliseconds when the output starts a new timeline after a driver overrun),
+the source re-anchors at the end of that period and the scheduler moves what
+it has queued, but the notes written in that very period land off by the
+move.  On a quiet machine with a realtime server that keeps the p99 within a
+frame; under load (hundreds of overruns a minute) it does not
+(``python -m bench.sync_jack``, bench/README.md).  Writing notes due by JACK
+frame instead of by time would remove it (not done: the output takes times).
+
 A transport started or moved by someone else cannot be anticipated: notes due
 in the first lookahead after a start or a locate are handed over late and go
 out late (or dropped after ``late_drop_s``), as with any source.
