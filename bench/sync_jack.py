@@ -115,6 +115,8 @@ class TimebaseMaster:
         #: Write an invalid meter (beat_type 3) into the BBT.
         self.invalid_bbt = False
         self._loop: tuple[int, int] | None = None
+        #: Locates made by the loop.
+        self.loop_jumps = 0
         self._candidate: list | None = None  # [offset, first jack frame, periods seen]
         self.client.set_process_callback(self._process)
         if timebase:
@@ -200,6 +202,7 @@ class TimebaseMaster:
         loop = self._loop
         if loop is not None and tf <= loop[1] < tf + frames:
             self.client.transport_frame = loop[0]  # realtime-safe (jack_transport_locate)
+            self.loop_jumps += 1
 
     def _timebase(self, state: int, blocksize: int, pos, new_pos: bool) -> None:
         frame = pos.frame
