@@ -146,6 +146,12 @@ _BBT_OFFSET = jack._lib.JackBBTFrameOffset
 #: What :meth:`JackTransportSource._read_bbt` returns for BBT fields out of range.
 _INVALID: Any = object()
 
+#: The transport events :attr:`JackTransportSource.events` counts: starts, stops,
+#: locates (and loop jumps), tempo and meter changes, re-anchors, transport
+#: glitches and slips against the frame time, master BBT out of step or repeated.
+EVENT_KINDS = ("starts", "stops", "locates", "tempo_changes", "meter_changes", "reanchors",
+               "glitches", "slips", "bbt_glitches", "bbt_repeated")
+
 #: Messages for the odd-input kinds counted in the process thread.
 _ODD_MESSAGES = {
     "jumps": "transport started, stopped or jumped again within %d periods (%d times since the last report)",
@@ -177,8 +183,9 @@ class JackTransportSource(SyncSource):
         self._pos: Any = None  # our own jack_position_t (JACK-Client's is shared with other callers)
         self._rate = 48000
         self._attached = False
-        #: Transport events followed (not odd): starts, stops, locates, tempo and meter changes, reanchors.
-        self.events: Counter[str] = Counter()
+        #: Transport events followed (not odd input), counted in the process thread.  Every key
+        #: exists from the start: the process thread never adds one while ``status`` copies them.
+        self.events: Counter[str] = Counter(dict.fromkeys(EVENT_KINDS, 0))
         # Odd input counted in the process thread, reported by poll().
         self._odd = {"jumps": 0, "bbt_invalid": 0, "bbt_drift": 0}
         self._odd_reported = dict(self._odd)
