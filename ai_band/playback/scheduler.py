@@ -135,8 +135,11 @@ class _Slot:
 
 
 #: Groups handed over whose deadline a new snapshot moves by more than this
-#: (ns) are moved in the timed outputs' queues; ~1 frame at 48 kHz.
-RETIME_MIN_NS = 20_000
+#: (ns) are moved in the timed outputs' queues; a quarter frame at 48 kHz, so
+#: that a note stays on its nearest frame when the JACK client's estimate of
+#: its period starts moves (by 3 µs in the median period where it moves, up to
+#: ~60 µs, realtime server) and the ``jack`` source re-anchors (issue 16 item 2).
+RETIME_MIN_NS = 5_000
 
 #: Lateness bounds (ms) counted in :attr:`SchedulerStats.late_over_ms`, ascending.
 LATE_BOUNDS_MS = (0.5, 1.0, 2.0, 5.0)
