@@ -16,7 +16,7 @@ What it does, per run:
     :class:`~ai_band.playback.scheduler.Scheduler` on a JACK
     :class:`~ai_band.playback.ports.PortSet` (``lookahead_s`` 0.08 and
     ``jack_rtprio`` 10, the daemon's defaults) playing a one-bar job with a
-    note on every eighth (pitch 36 + index: each note-on names its grid position);
+    note on every sixteenth (pitch 36 + index: each note-on names its grid position);
   * the peer changes tempo to 140 bpm, then to 100 bpm, at moments unrelated
     to the beat, then stops the session.
 
@@ -28,7 +28,7 @@ one beat after a change, notes expected and recorded, note-ons after the stop.
 Targets (issue 16): p99 <= 1 ms overall and across the tempo changes.
 Exit code 1 if a target is missed in any run.
 
-Usage: python -m bench.sync_link [--runs 3] [--seconds 8] [--json bench/results/sync_link.json]
+Usage: python -m bench.sync_link [--runs 3] [--seconds 20] [--json bench/results/sync_link.json]
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ TARGETS = {"p99_dev_ms": 1.0, "after_change_p99_dev_ms": 1.0}
 
 CLIENT = "ai-band-link"
 QUANTUM = 4.0
-STEP_PPQ = 0.5  # a note on every eighth
+STEP_PPQ = 0.25  # a note on every sixteenth
 TEMPI = (120.0, 140.0, 100.0)
 
 
@@ -78,7 +78,7 @@ class Segment:
 
 
 def eighths_job() -> PlayableJob:
-    """One bar, a note on every eighth, pitch 36 + index on channel 10, each a 16th long."""
+    """One bar, a note every STEP_PPQ, pitch 36 + index on channel 10, each half a step long."""
     offsets, groups = [], []
     steps = int(QUANTUM / STEP_PPQ)
     for i in range(steps):
@@ -240,7 +240,7 @@ def main() -> int:
     """Run the benchmark ``--runs`` times, print the figures, optionally save them as JSON."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=8.0, help="length of each tempo segment")
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of each tempo segment")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--realtime", action="store_true",
                         help="run jackd -R (SCHED_FIFO), as studios run JACK, instead of the test set-up's --no-realtime")

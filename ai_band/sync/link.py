@@ -49,6 +49,17 @@ refused (``not_ready``) until ``settle_s`` after enabling, when the session
 has been discovered and joined.  Peers that leave are counted
 (``peers_left`` in ``/band/status``) and logged at most once a second; the
 band keeps playing on the session timeline it has (Link keeps it running).
+
+What Link does not tell a peer that joins.  A session that is *already
+playing* when the band joins stays "stopped" for the band until some peer
+starts or stops it again (or ``/band/start``): Link passes on a peer's
+start/stop state only when it differs from the one last seen from that peer,
+and it first sees it before the join completes, while the state still
+belongs to another session, so it is dropped, and the join then resets the
+state (Link 3.1, ``Peers.hpp`` ``sawPeerOnGateway``, ``Controller.hpp``
+``joinSession``; seen with aalink 0.2.3 here: still stopped 10 s after
+joining a playing session).  With ``start_stop_sync = false`` the band plays
+on the session timeline at all times instead.
 """
 
 from __future__ import annotations
