@@ -22,12 +22,16 @@ runs on (they differ by an offset, here 0.2 s, and by the NTP slew rate), so
 ``Link.time`` is never used as a snapshot time.  aalink does not expose
 "beat at a given time", only the beat *now*; the source reads the beat
 between two ``time.monotonic()`` calls and takes the midpoint (the
-uncertainty is half the window, a few microseconds; the best of
-:data:`READS` reads is kept).  A reading that differs from the published
+uncertainty is half the window, a few microseconds; the shortest of
+:data:`READS` windows is kept, more are taken while the thread keeps being
+interrupted, and a reading still interrupted for long only counts for a new
+tempo or start/stop).  A reading that differs from the published
 snapshot's prediction by more than ``drift_s`` (0.1 ms: clock rate
 differences, Link's clock-offset refinements) publishes a new anchor in the
-same run; by more than ``jump_s`` (a peer joined and shifted our timeline,
-the quantum changed) it starts a new run.
+same run; a beat further than ``jump_s`` from where any tempo since the
+last reading could have taken it (a peer joined and shifted our timeline,
+the quantum changed) starts a new run.  A tempo change is no jump, however
+late it is read (the loop held up under load).
 
 Change detection.  An asyncio task reads the session every ``interval_s``
 (10 ms); aalink's tempo, start/stop and peer-count callbacks (delivered on
@@ -84,8 +88,13 @@ log = logging.getLogger(__name__)
 MIN_BPM = 20.0
 MAX_BPM = 999.0
 
-#: Beat readings per check; the one taken in the shortest window is kept.
+#: Beat readings per check; the one taken in the shortest window is kept...
 READS = 3
+#: ... and up to this many while none took less than GOOD_WINDOW_S (the thread was interrupted).
+MAX_READS = 12
+GOOD_WINDOW_S = 20e-6
+#: A reading whose best window is over twice this (s; half-width) moves the map only with a new tempo or state.
+MAX_WINDOW_S = 100e-6
 
 _INSTALL_HINT = "the link source needs the aalink binding of Ableton Link: pip install 'ai-band[link]'"
 
@@ -164,6 +173,7 @@ class LinkSource(SyncSource):
         self._num_peers = 0
         self._quantum = 0.0
         self._window_s: float | None = None  # half-width of the last reading's window, s
+        self._last: tuple[float, float, float] | None = None  # last reading: (time_s, beat, tempo)
 
     # -- life cycle ------------------------------------------------------------
     def start(self, publish: Publish) -> None:
@@ -192,6 +202,7 @@ class LinkSource(SyncSource):
         self._link, self._loop = link, loop
         self._num_peers = 0
         self._enabled_at_s = None
+        self._last = None
         # First snapshot: our own timeline, at once (the scheduler has a grid before the join).
         self._check(force_run=True)
         self._enable_handle = loop.call_later(self.join_delay_s, self._enable)
@@ -254,19 +265,23 @@ class LinkSource(SyncSource):
     def _read(self) -> tuple[float, float, float, bool]:
         """One reading of the session: ``(time_s, beat, tempo_bpm, playing)``.
 
-        ``time_s`` is CLOCK_MONOTONIC seconds at which Link was at ``beat``
-        (the midpoint of the shortest of :data:`READS` windows, less half a
-        microsecond: Link's clock truncates to whole microseconds).
+        ``time_s`` is CLOCK_MONOTONIC seconds at which Link was at ``beat``:
+        the midpoint of the shortest of up to :data:`MAX_READS` windows
+        (at least :data:`READS`; more while the thread keeps being
+        interrupted, until one is under :data:`GOOD_WINDOW_S`), less half a
+        microsecond (Link's clock truncates to whole microseconds).
         """
         link = self._link
         best_window = math.inf
         best_time_s = best_beat = 0.0
-        for _ in range(READS):
+        for i in range(MAX_READS):
             t1 = time.monotonic()
             beat = link.beat
             t2 = time.monotonic()
             if t2 - t1 < best_window:
                 best_window, best_time_s, best_beat = t2 - t1, (t1 + t2) / 2.0 - 0.5e-6, beat
+            if i + 1 >= READS and best_window < GOOD_WINDOW_S:
+                break
         self._window_s = best_window / 2.0
         return best_time_s, best_beat, link.tempo, (link.playing if self.start_stop_sync else True)
 
@@ -280,6 +295,7 @@ class LinkSource(SyncSource):
             self._quantum = quantum
             self._link.quantum = quantum
         time_s, beat, tempo, playing = self._read()
+        last, self._last = self._last, (time_s, beat, tempo)
         prev = self.snapshot
         ts = (self.context.ts_num, self.context.ts_den)
         new_run = force_run or meter_changed or playing != prev.playing or ts != (prev.ts_num, prev.ts_den)
@@ -288,10 +304,19 @@ class LinkSource(SyncSource):
             # Link's timeline runs while stopped too: compare against the running map either way.
             predicted = prev.anchor_ppq + (time_s - prev.anchor_time_s) * prev.bpm / 60.0
             error_s = (beat - predicted) * 60.0 / tempo
-            if abs(error_s) > self.jump_s:
+            # A jump is a beat that no tempo change since the last reading explains: the change
+            # came at some moment in between, so the beat lies between the old and the new
+            # tempo's continuation of that reading (a late reading, the loop held up, is no jump).
+            last_time_s, last_beat, last_tempo = last if last is not None else (prev.anchor_time_s,
+                                                                                  prev.anchor_ppq, prev.bpm)
+            low, high = sorted(last_beat + (time_s - last_time_s) * bpm / 60.0 for bpm in (last_tempo, tempo))
+            outside = max(low - beat, beat - high, 0.0) * 60.0 / tempo
+            if outside > self.jump_s:
                 new_run = True
                 self.note("phase_jumps", "the session timeline jumped by %.2f ms (a peer joined or the quantum "
                           "changed); new run", error_s * 1000.0, level=logging.INFO)
+            elif self._window_s > MAX_WINDOW_S and abs(tempo - prev.bpm) <= 1e-9:
+                return  # a reading interrupted too long to move the map by; the next one will do
         tempo_changed = abs(tempo - prev.bpm) > 1e-9
         if not (new_run or tempo_changed or abs(error_s) > self.drift_s):
             return
