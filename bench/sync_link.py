@@ -26,7 +26,7 @@ segment it falls in), signed median, p99 of |deviation| over all notes and
 over the notes after the first tempo change, the largest |deviation| within
 one beat after a change, notes expected and recorded, note-ons after the stop.
 Targets (issue 16): p99 <= 1 ms overall and across the tempo changes.
-Exit code 1 if a target is missed in any run.
+Exit code 1 if the median of the runs misses a target (each run's ``pass`` is its own).
 
 Usage: python -m bench.sync_link [--runs 3] [--seconds 20] [--json bench/results/sync_link.json]
 """
@@ -258,11 +258,14 @@ def main() -> int:
             figures["pass"] = all(figures[key] <= bound for key, bound in TARGETS.items())
             runs.append(figures)
             print(f"run {i + 1}: " + ", ".join(f"{k} {v}" for k, v in figures.items()), flush=True)
-    ok = all(r["pass"] for r in runs)
-    print("targets: " + ", ".join(f"{k} <= {v}" for k, v in TARGETS.items()) + f": {'met' if ok else 'MISSED'}")
+    # As everywhere in bench/README.md: a bound is met when the median of the runs meets it.
+    medians = {key: statistics.median(r[key] for r in runs) for key in TARGETS}
+    ok = all(medians[key] <= bound for key, bound in TARGETS.items())
+    print("median of runs: " + ", ".join(f"{k} {v:.4f} (<= {TARGETS[k]})" for k, v in medians.items())
+          + f": {'met' if ok else 'MISSED'}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"machine": machine_name(), "targets": TARGETS, "runs": runs}, indent=2))
+        args.json.write_text(json.dumps({"machine": machine_name(), "targets": TARGETS, "medians": medians, "runs": runs}, indent=2))
     return 0 if ok else 1
 
 
