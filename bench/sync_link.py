@@ -101,7 +101,7 @@ def one_run(netns: LoopbackNetns, seconds: float, realtime: bool = False, dump: 
     """One run (module doc); returns its figures."""
     with JackServer(realtime=realtime) as jack:
         os.environ["JACK_DEFAULT_SERVER"] = jack.name  # the band's client finds the server by it
-        ports = open_ports(["drums"], api_name="jack", client_name=CLIENT, jack_rtprio=10)
+        ports = open_ports(["drums"], api_name="jack", client_name=CLIENT, jack_rtprio=10, jack_write_log_size=8192)
         scheduler = Scheduler(ports, lookahead_s=0.080)
         try:
             with CycleRecorderProcess(jack.name, CLIENT, count=1) as rec, \
@@ -165,6 +165,9 @@ def one_run(netns: LoopbackNetns, seconds: float, realtime: bool = False, dump: 
                     raise errors[0]
                 events = rec.events()
                 stats = rec.stats()
+                written = (ports.write_log() or {}).get("note_ons", [])
+                band = {"notes_sent": scheduler.stats.notes_on, "late_dropped": scheduler.stats.late_dropped,
+                        "notes_written": len(written)}
         finally:
             scheduler.stop()
             ports.close()
@@ -229,6 +232,7 @@ def one_run(netns: LoopbackNetns, seconds: float, realtime: bool = False, dump: 
         "first_beat_after_change_max_ms": round(max(first_beat), 4) if first_beat else None,
         "note_ons_after_stop": len(after_stop_ms),
         "latest_note_on_after_stop_ms": round(max(after_stop_ms), 3) if after_stop_ms else None,
+        **{f"band_{k}": v for k, v in band.items()},
         "recorder_xruns": stats.get("xruns"),
         "recorder_missed_periods": stats.get("missed_periods"),
         "source_counters": source_status.get("counters"),
