@@ -239,8 +239,9 @@ class LinkSource(SyncSource):
             await asyncio.sleep(self.interval_s)
             try:
                 self._check()
-            except Exception:  # noqa: BLE001 - a reading must never end following
-                log.exception("link: reading the session failed")
+            except Exception as exc:  # noqa: BLE001 - a reading must never end following
+                self.note("read_errors", "reading the session failed: %s: %s", type(exc).__name__, exc,
+                          level=logging.ERROR)
 
     # -- callbacks (on the event loop, through aalink's call_soon_threadsafe) -----
     def _on_link_event(self, _value: object) -> None:
