@@ -168,7 +168,9 @@ class SyncError(BandError):
         message: what is wrong.
         code: the error code: ``sync_unavailable`` (the source cannot run
             here: no JACK, no Link binding), ``wrong_source`` (the active
-            source does not take that command).
+            source does not take that command), ``not_ready`` (the source is
+            still joining, e.g. a Link peer in its first second), ``bad_value``
+            (an unknown source, a tempo out of range).
     """
 
     code = "sync_unavailable"

@@ -299,6 +299,7 @@ class BandDaemon:
         options = {
             "internal": {"autostart": cfg.sync.autostart},
             "midi-clock": {"timeout_s": cfg.sync.clock_timeout_ms / 1000.0},
+            "link": {"start_stop_sync": cfg.sync.link_start_stop_sync, "join_delay_s": cfg.sync.link_join_delay_s},
         }
         return SyncManager(context, self.scheduler.set_transport, osc_source, options,
                            clock_out=cfg.sync.clock_out)

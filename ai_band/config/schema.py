@@ -181,6 +181,8 @@ class SyncSection:
     autostart: bool
     clock_out: bool
     clock_timeout_ms: float
+    link_start_stop_sync: bool
+    link_join_delay_s: float
 
 
 @_section("generation")
@@ -390,6 +392,7 @@ CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("sync", "ts_num"): _ranged(1, 64),
     ("sync", "ts_den"): _choice(TS_DENOMINATORS),
     ("sync", "clock_timeout_ms"): _ranged(50, 5000),
+    ("sync", "link_join_delay_s"): _ranged(0, 5),
     ("transport", "window_s"): _ranged(0.5, 60),
     ("transport", "relocate_threshold_ms"): _ranged(5, 1000),
     ("transport", "timeout_ms"): _ranged(100, 60000),

@@ -177,3 +177,12 @@ def test_command_line_drives_the_own_clock(band):
     assert json.loads(shown.stdout)["bpm"] == 97.0
     bad = subprocess.run([*base, "source", "gps"], env=env, capture_output=True, text=True, timeout=20)
     assert bad.returncode == 2 and bad.stderr.startswith("ai-band: error:")
+
+
+def test_switching_to_the_jack_transport_at_run_time(osc):
+    assert ack(osc, "/band/sync", "jack") == ["jack"]
+    sync = status(osc)["sync"]
+    assert sync["source"] == "jack"
+    assert sync["playing"] is False  # the module's JACK server's transport is stopped
+    assert error_code(osc, "/band/tempo", 120.0) == "wrong_source"
+    assert ack(osc, "/band/sync", "internal") == ["internal"]
