@@ -26,6 +26,8 @@ name                            type     from ``status()``
 ``output_server_gone``          gauge    1 once the JACK server dropped the client
 ``recent_jobs{state}``          gauge    ``jobs`` (the last 20 jobs, as ``/band/status`` lists them)
 ``jobs_active``                 gauge    ``jobs_active()`` when given: jobs queued, generating or rendering
+``http_event_streams``          gauge    ``/api/events`` streams open (:class:`EventStreamCollector`)
+``http_event_streams_events_total{event}``  counter  opened, refused, dropped_slow, events, sent
 ==============================  =======  =================================================
 """
 
@@ -33,7 +35,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
@@ -142,8 +144,40 @@ class StatusCollector(Collector):
                                     value=float(self._jobs_active()))
 
 
-def make_registry(status: Callable[[], dict], jobs_active: Callable[[], int] | None = None) -> CollectorRegistry:
-    """A registry of its own holding only :class:`StatusCollector` (no process or platform collectors)."""
+class EventStreamCollector(Collector):
+    """The ``/api/events`` streams: open now, and the hub's counters.
+
+    Args:
+        counters: :attr:`ai_band.http.events.EventHub.counters` (read at each scrape).
+        open_streams: returns the streams open now.
+    """
+
+    def __init__(self, counters: Mapping[str, int], open_streams: Callable[[], int]) -> None:
+        self._counters = counters
+        self._open_streams = open_streams
+
+    def collect(self) -> Iterator[Metric]:
+        """``http_event_streams`` (gauge) and ``http_event_streams_events_total{event}``."""
+        yield GaugeMetricFamily(PREFIX + "http_event_streams", "Open /api/events streams (WebSocket and SSE)",
+                                value=float(self._open_streams()))
+        events = CounterMetricFamily(PREFIX + "http_event_streams_events",
+                                     "/api/events: streams opened, refused (over [http] max_websockets), "
+                                     "dropped_slow (queue overflowed), job events seen, messages sent",
+                                     labels=["event"])
+        for name in ("opened", "refused", "dropped_slow", "events", "sent"):
+            events.add_metric([name], float(self._counters.get(name, 0)))
+        yield events
+
+
+def make_registry(status: Callable[[], dict], jobs_active: Callable[[], int] | None = None,
+                  stream_counters: Mapping[str, int] | None = None,
+                  open_streams: Callable[[], int] | None = None) -> CollectorRegistry:
+    """A registry of its own holding :class:`StatusCollector` (no process or platform collectors).
+
+    With ``stream_counters`` and ``open_streams``, :class:`EventStreamCollector` too.
+    """
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StatusCollector(status, jobs_active))
+    if stream_counters is not None and open_streams is not None:
+        registry.register(EventStreamCollector(stream_counters, open_streams))
     return registry
