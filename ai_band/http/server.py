@@ -213,7 +213,7 @@ class HttpServer:
 
         self.events = EventHub(self.max_streams, self.file_url, self.job_url)
         self._registry = make_registry(self.sources.status, self.sources.jobs_active, self.events.counters,
-                                       lambda: self.events.open_streams)
+                                       lambda: self.events.open_streams, self.sources.list_jobs)
 
         @web.middleware
         async def json_errors(request: web.Request, handler: Callable) -> web.StreamResponse:
