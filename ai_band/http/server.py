@@ -36,7 +36,9 @@ import importlib
 import json
 import logging
 import socket
+import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -143,6 +145,11 @@ MAX_EVENT_STREAMS = 64
 #: Seconds between looks at an idle SSE client's socket: a client gone holds its stream this long at most.
 SSE_POLL_S = 1.0
 
+#: Seconds the ``GET /api/jobs/{id}`` answer of a finished job is served from memory.
+VIEW_TTL_S = 1.0
+#: Finished jobs' answers kept (by job id, scheme and Host); the oldest is dropped beyond this.
+VIEW_CACHE_SIZE = 1024
+
 #: Seconds a closing WebSocket waits for the peer's close frame before the connection is cut.
 WS_CLOSE_TIMEOUT_S = 1.0
 
@@ -193,6 +200,7 @@ class HttpServer:
         self._tree = oscquery.build_tree(sources.specs, sources.parts)
         self._registry: Any = None
         self._files: Any = None
+        self._views: dict[tuple[str, str, str], tuple[Any, tuple[str, int], float, bytes]] = {}
 
     # -- lifecycle -------------------------------------------------------------
     async def start(self) -> int:
@@ -216,14 +224,11 @@ class HttpServer:
                                        lambda: self.events.open_streams, self.sources.list_jobs)
 
         @web.middleware
-        async def json_errors(request: web.Request, handler: Callable) -> web.StreamResponse:
-            return await self._json_errors(request, handler)
+        async def guard(request: web.Request, handler: Callable) -> web.StreamResponse:
+            # one middleware, not two: each costs a layer of calls on every request
+            return await self._json_errors(request, partial(self._access, handler=handler))
 
-        @web.middleware
-        async def access_rules(request: web.Request, handler: Callable) -> web.StreamResponse:
-            return await self._access(request, handler)
-
-        app = web.Application(middlewares=[json_errors, access_rules], client_max_size=MAX_BODY_BYTES)
+        app = web.Application(middlewares=[guard], client_max_size=MAX_BODY_BYTES)
         app.router.add_get("/health", self._health)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/api/status", self._api_status)
@@ -414,7 +419,22 @@ class HttpServer:
             job = self.sources.get_job(job_id)  # type: ignore[misc]
         except JobError as exc:
             raise HttpError(str(exc), 404, "unknown_job") from None
-        return _json_response(self._web, await self._job_view(request, job))
+        if job.state not in FINAL_JOB_STATES:
+            return _json_response(self._web, await self._job_view(request, job))
+        # A finished job no longer changes: its answer is kept VIEW_TTL_S (polled thousands of times a second,
+        # the request's to_dict and the JSON encoding would be most of the cost).
+        key = (job.job_id, request.scheme, request.host)
+        now_s = time.monotonic()
+        cached = self._views.get(key)
+        if (cached is not None and cached[0] is job and cached[1] == (job.state, len(job.files))
+                and now_s - cached[2] < VIEW_TTL_S):
+            body = cached[3]
+        else:
+            body = json.dumps(await self._job_view(request, job), separators=(",", ":")).encode()
+            if len(self._views) >= VIEW_CACHE_SIZE:
+                self._views.pop(next(iter(self._views)))
+            self._views[key] = (job, (job.state, len(job.files)), now_s, body)
+        return self._web.Response(body=body, content_type="application/json")
 
     def _job_routes(self, member: str) -> Callable:
         """The :class:`Sources` member a job route needs; 404 ``not_found`` when the daemon has none."""
