@@ -171,8 +171,10 @@ async def _load(base: str, job_id: str, wav_url: str, wav_size: int, pollers: in
 
 
 def _load_process(args: tuple) -> dict:
-    """One load process (``multiprocessing`` target)."""
-    return asyncio.run(_load(*args))
+    """One load process (``multiprocessing`` target); adds the CPU seconds it used (``client_cpu_s``)."""
+    t0 = time.process_time()
+    result = asyncio.run(_load(*args))
+    return {**result, "client_cpu_s": time.process_time() - t0}
 
 
 def _split(total: int, parts: int) -> list[int]:
@@ -271,6 +273,7 @@ def one_run(jack: JackServer, seconds: float, pollers: int, downloaders: int, pr
                 "download_errors": total["download_errors"],
                 "wav_bytes": mix["size"],
                 "daemon_cpu_share": cpu_used / (seconds + 3.0),
+                "clients_cpu_share": total["client_cpu_s"] / (seconds + 3.0),
                 "daemon_cpu_ms_per_request": cpu_used * 1000.0 / max(1, total["polls"] + total["downloads"]),
                 "rss_mib_before": rss_before, "rss_mib_peak": max(peak), "rss_mib_after": rss_after,
                 "playing_job": playing.get("current_job"),
@@ -314,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{run['rss_mib_after']:.0f} MiB; late groups {run['late_groups_over_ms']} of "
                   f"{run['groups_sent']}, dropped {run['late_dropped_notes']}, xruns {run['xruns']}, "
                   f"max late {run['max_late_ms_since_start']} ms; daemon CPU {run['daemon_cpu_share']:.2f} cores, "
-                  f"{run['daemon_cpu_ms_per_request']:.2f} ms/request; load {run['loadavg_after']:.1f}", flush=True)
+                  f"{run['daemon_cpu_ms_per_request']:.2f} ms/request; clients {run['clients_cpu_share']:.2f} cores; load {run['loadavg_after']:.1f}", flush=True)
     result = {"machine": machine_name(), "runs": runs,
               "median_status_requests_per_s": statistics.median(r["status_requests_per_s"] for r in runs),
               "median_status_p99_ms": statistics.median(r["status_p99_ms"] for r in runs)}
