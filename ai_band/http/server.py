@@ -45,6 +45,7 @@ from typing import Any, Callable, Mapping, Sequence
 from ai_band.errors import BandError, HttpError, JobError, JobStateError, MidiUnavailableError, RequestError
 from ai_band.http import access, oscquery
 from ai_band.osc.protocol import Arg
+from ai_band.request import load_json
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,14 @@ Probe = Callable[[], tuple[bool, str]]
 
 #: Largest request body accepted (no route takes a body yet), bytes.
 MAX_BODY_BYTES = 64 * 1024
+
+#: Seconds a request body may take to arrive (``POST /api/generate``); then 408 ``timeout``.
+BODY_TIMEOUT_S = 5.0
+
+#: Seconds a connection may stay without a whole request: from its opening
+#: (a client trickling its headers, "slowloris", is cut then) and between
+#: requests on a keep-alive connection.  aiohttp's own default is an hour.
+IDLE_TIMEOUT_S = 15.0
 
 #: Seconds :meth:`HttpServer.stop` waits for requests in flight (downloads) before closing them.
 SHUTDOWN_TIMEOUT_S = 1.0
@@ -136,7 +145,7 @@ def error_body(code: str, message: str, field: str | None = None) -> dict:
 
 #: HTTP status -> error code for refusals aiohttp raises itself (routing, body size).
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-              405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type",
+              405: "method_not_allowed", 408: "timeout", 413: "too_large", 415: "unsupported_media_type",
               416: "range_not_satisfiable", 503: "busy"}
 
 #: Default ``[http] max_websockets``: event streams (WebSocket and SSE) open at once.
@@ -177,6 +186,7 @@ class HttpServer:
         allow: allowed client networks (``[osc] allow``); empty = all.
         token: bearer token (``[osc] token``); empty = none.
         max_streams: ``[http] max_websockets``: event streams open at once.
+        idle_timeout_s: :data:`IDLE_TIMEOUT_S`.
 
     Attributes:
         port: the bound port once :meth:`start` returned, else None.
@@ -186,8 +196,9 @@ class HttpServer:
 
     def __init__(self, host: str, port: int, sources: Sources,
                  allow: Sequence[access.IpNetwork] = (), token: str = "",
-                 max_streams: int = MAX_EVENT_STREAMS) -> None:
+                 max_streams: int = MAX_EVENT_STREAMS, idle_timeout_s: float = IDLE_TIMEOUT_S) -> None:
         self.host = host
+        self.idle_timeout_s = idle_timeout_s
         self.max_streams = max_streams
         self.events: Any = None
         self._unwatch: Callable[[], None] | None = None
@@ -241,7 +252,8 @@ class HttpServer:
         app.router.add_get("/api/events", self._api_events)
         app.router.add_get("/files/{job_id}/{name}", self._file)  # HEAD too (aiohttp's default)
         app.router.add_get("/{path:.*}", self._oscquery)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+                               keepalive_timeout=self.idle_timeout_s)
         await runner.setup()
         self._runner = runner  # from here on stop() cleans up, also after a cancelled start
         try:
@@ -396,11 +408,18 @@ class HttpServer:
         if request.content_type != "application/json":
             raise HttpError(f"the body must be application/json, not {request.content_type!r}", 415,
                             "unsupported_media_type")
-        text = await request.text()
+        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+            raise HttpError(f"the body may be {MAX_BODY_BYTES} bytes at most, not {request.content_length}", 413,
+                            "too_large")  # before reading it: a client announcing gigabytes is not waited for
         try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise RequestError("json", f"not valid JSON: {exc.msg} at char {exc.pos}", "bad_value") from None
+            body = await asyncio.wait_for(request.read(), BODY_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            raise HttpError(f"the body did not arrive within {BODY_TIMEOUT_S:g} s", 408, "timeout") from None
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RequestError("json", f"not UTF-8 (byte {exc.start})", "bad_value") from None
+        raw = load_json("json", text)  # /band/generate's parser: also huge integers and deep nesting
         if not isinstance(raw, dict):
             raise RequestError("json", "must be a JSON object", "bad_value")
         try:
