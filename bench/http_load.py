@@ -14,6 +14,8 @@ What it does, per run:
     ``--downloaders`` clients
     downloading the job's ``mix.wav`` in a loop (each download checked for its
     length), for ``--seconds``;
+  * with ``--websockets N``, N WebSocket handshakes to ``/api/events`` as the
+    load starts (200 at a time), those accepted held open, never read, to the end;
   * the daemon's VmRSS is read before, every 0.5 s during (peak) and after.
 
 Figures: job-status requests/s, their latency p50/p99/max (send to last body
@@ -26,13 +28,14 @@ these are the daemon's late counters instead.  Goal: >= 2,000 job-status
 requests/s, p99 < 50 ms.  Exit code 1 if a goal is missed.
 
 Usage: python -m bench.http_load [--seconds 60] [--runs 3] [--pollers 200] [--downloaders 20]
-       [--procs 2] [--poll-interval-ms 100] [--json bench/results/http_load.json]
+       [--procs 2] [--poll-interval-ms 100] [--websockets 0] [--json bench/results/http_load.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import multiprocessing
 import os
@@ -125,8 +128,50 @@ class RawHttp:
         self.reader = self.writer = None
 
 
+async def _flood(host: str, port: int, count: int, start_at: float, end: float) -> dict:
+    """Open ``count`` WebSockets to ``/api/events`` (200 handshakes at a time) and hold those accepted until ``end``.
+
+    Raw handshakes on asyncio streams; an accepted socket is never read (a
+    stalled client: the daemon must drop it if its queue overflows).
+    """
+    opened: list[asyncio.StreamWriter] = []
+    counts = {"ws_refused": 0, "ws_failed": 0}
+    gate = asyncio.Semaphore(200)
+
+    async def one() -> None:
+        async with gate:
+            try:
+                reader, writer = await asyncio.open_connection(host, port)
+            except OSError:
+                counts["ws_failed"] += 1
+                return
+            key = base64.b64encode(os.urandom(16)).decode()
+            writer.write(f"GET /api/events HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+                         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                         .encode())
+            try:
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+                status = int(head.split()[1])
+            except (OSError, ValueError, IndexError, asyncio.IncompleteReadError, asyncio.TimeoutError):
+                counts["ws_failed"] += 1
+                writer.close()
+                return
+            if status == 101:
+                opened.append(writer)
+            else:
+                counts["ws_refused"] += 1
+                writer.close()
+
+    await asyncio.sleep(max(0.0, start_at - time.time()))
+    await asyncio.gather(*(one() for _ in range(count)))
+    await asyncio.sleep(max(0.0, end - time.time()))
+    for writer in opened:
+        writer.close()
+    return {**counts, "ws_opened": len(opened)}
+
+
 async def _load(base: str, job_id: str, wav_url: str, wav_size: int, pollers: int, downloaders: int,
-                start_at: float, seconds: float, interval_s: float) -> dict:
+                start_at: float, seconds: float, interval_s: float, websockets: int = 0) -> dict:
     latencies = array("d")
     counts = {"polls": 0, "poll_errors": 0, "downloads": 0, "download_errors": 0, "download_bytes": 0}
     host, port = base.removeprefix("http://").rsplit(":", 1)
@@ -166,8 +211,11 @@ async def _load(base: str, job_id: str, wav_url: str, wav_size: int, pollers: in
             counts["downloads" if ok else "download_errors"] += 1
         client.close()
 
-    await asyncio.gather(*(poller() for _ in range(pollers)), *(downloader() for _ in range(downloaders)))
-    return {**counts, "latencies": latencies.tobytes()}
+    flood = [_flood(host, int(port), websockets, start_at, end)] if websockets else []
+    results = await asyncio.gather(*(poller() for _ in range(pollers)), *(downloader() for _ in range(downloaders)),
+                                   *flood)
+    ws = results[-1] if flood else {"ws_opened": 0, "ws_refused": 0, "ws_failed": 0}
+    return {**counts, **ws, "latencies": latencies.tobytes()}
 
 
 def _load_process(args: tuple) -> dict:
@@ -197,6 +245,16 @@ def late_figures(status: dict) -> dict:
             "xruns": output.get("xruns", 0), "late_messages": output.get("late_messages", 0)}
 
 
+def stream_counters(base: str) -> dict[str, float]:
+    """``ai_band_http_event_streams_events_total`` by event, from ``/metrics``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"{base}/metrics", timeout=30) as response:
+        text = response.read().decode()
+    return {sample.labels["event"]: sample.value for family in text_string_to_metric_families(text)
+            for sample in family.samples if sample.name == "ai_band_http_event_streams_events_total"}
+
+
 def cpu_s(pid: int) -> float:
     """User + system CPU seconds a process has used (``/proc/<pid>/stat``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -204,7 +262,7 @@ def cpu_s(pid: int) -> float:
 
 
 def one_run(jack: JackServer, seconds: float, pollers: int, downloaders: int, procs: int,
-            interval_s: float) -> dict:
+            interval_s: float, websockets: int = 0) -> dict:
     """Start a daemon, play, load it, measure, stop it."""
     env = {**jack.env(), "AI_BAND_HTTP_PORT": "0"}
     with tempfile.TemporaryDirectory() as out:
@@ -243,8 +301,9 @@ def one_run(jack: JackServer, seconds: float, pollers: int, downloaders: int, pr
 
                 sampler = threading.Thread(target=sample, daemon=True)
                 start_at = time.time() + 3.0  # the load processes start and connect first
-                work = [(base, job["id"], mix["url"], mix["size"], p, d, start_at, seconds, interval_s)
-                        for p, d in zip(_split(pollers, procs), _split(downloaders, procs))]
+                work = [(base, job["id"], mix["url"], mix["size"], p, d, start_at, seconds, interval_s,
+                         websockets if i == procs - 1 else 0)
+                        for i, (p, d) in enumerate(zip(_split(pollers, procs), _split(downloaders, procs)))]
                 sampler.start()
                 cpu_before = cpu_s(pid)
                 with multiprocessing.get_context("spawn").Pool(procs) as pool:
@@ -254,6 +313,7 @@ def one_run(jack: JackServer, seconds: float, pollers: int, downloaders: int, pr
                 sampler.join()
                 playing = http_json(f"{base}/api/status")["playback"]
                 after = late_figures(http_json(f"{base}/api/status"))
+                streams = stream_counters(base)
                 time.sleep(1.0)
                 rss_after = rss_mib(pid)
                 host.stop()
@@ -272,6 +332,8 @@ def one_run(jack: JackServer, seconds: float, pollers: int, downloaders: int, pr
                 "download_mib_per_s": total["download_bytes"] / seconds / (1 << 20),
                 "download_errors": total["download_errors"],
                 "wav_bytes": mix["size"],
+                "websockets": websockets, "ws_opened": total["ws_opened"], "ws_refused": total["ws_refused"],
+                "ws_failed": total["ws_failed"], "ws_refused_by_daemon": streams.get("refused"),
                 "daemon_cpu_share": cpu_used / (seconds + 3.0),
                 "clients_cpu_share": total["client_cpu_s"] / (seconds + 3.0),
                 "daemon_cpu_ms_per_request": cpu_used * 1000.0 / max(1, total["polls"] + total["downloads"]),
@@ -301,13 +363,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--procs", type=int, default=2, help="load processes")
     parser.add_argument("--poll-interval-ms", type=float, default=100.0,
                         help="each poller's period (absolute deadlines); 0: back to back (saturation)")
+    parser.add_argument("--websockets", type=int, default=0,
+                        help="also open this many WebSockets to /api/events (never read) during the load")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     runs = []
     with JackServer() as jack:
         for i in range(args.runs):
             run = one_run(jack, args.seconds, args.pollers, args.downloaders, args.procs,
-                          args.poll_interval_ms / 1000.0)
+                          args.poll_interval_ms / 1000.0, args.websockets)
             runs.append(run)
             print(f"run {i + 1}: {run['status_requests_per_s']:.0f} req/s, p50 {run['status_p50_ms']:.1f} ms, "
                   f"p99 {run['status_p99_ms']:.1f} ms, max {run['status_max_ms']:.0f} ms, "
@@ -317,7 +381,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"{run['rss_mib_after']:.0f} MiB; late groups {run['late_groups_over_ms']} of "
                   f"{run['groups_sent']}, dropped {run['late_dropped_notes']}, xruns {run['xruns']}, "
                   f"max late {run['max_late_ms_since_start']} ms; daemon CPU {run['daemon_cpu_share']:.2f} cores, "
-                  f"{run['daemon_cpu_ms_per_request']:.2f} ms/request; clients {run['clients_cpu_share']:.2f} cores; load {run['loadavg_after']:.1f}", flush=True)
+                  f"{run['daemon_cpu_ms_per_request']:.2f} ms/request; "
+                  + (f"WebSockets {run['ws_opened']} open, {run['ws_refused']} refused "
+                     f"({run['ws_refused_by_daemon']} by the daemon's count), {run['ws_failed']} failed; "
+                     if args.websockets else "")
+                  + f"clients {run['clients_cpu_share']:.2f} cores; load {run['loadavg_after']:.1f}", flush=True)
     result = {"machine": machine_name(), "runs": runs,
               "median_status_requests_per_s": statistics.median(r["status_requests_per_s"] for r in runs),
               "median_status_p99_ms": statistics.median(r["status_p99_ms"] for r in runs)}
