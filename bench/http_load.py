@@ -15,20 +15,23 @@ What it does, per run:
     downloading the job's ``mix.wav`` in a loop (each download checked for its
     length), for ``--seconds``;
   * with ``--websockets N``, N WebSocket handshakes to ``/api/events`` as the
-    load starts (200 at a time), those accepted held open, never read, to the end;
+    load starts (200 at a time), those accepted held open, never read (nor
+    answering pings), to the end; the daemon's count of open streams is read
+    from ``/metrics`` once a second (its maximum reported);
   * the daemon's VmRSS is read before, every 0.5 s during (peak) and after.
 
 Figures: job-status requests/s, their latency p50/p99/max (send to last body
 byte, in the client), the daemon's CPU (cores, ms per request), downloads/s and MiB/s, errors, RSS before/peak/after,
 and the band's timing under the load from the scheduler's own counters in
 ``/api/status`` (note groups later than 0.5/1/2/5 ms, the latest one, notes
-dropped late, JACK xruns), before minus after.  The tempo-lock benchmark's
-frame-accurate recording (bench/tempo_lock.py) is not run beside this load:
-these are the daemon's late counters instead.  Goal: >= 2,000 job-status
+dropped late, JACK xruns), before minus after.  ``--tempo-lock`` runs the
+tempo-lock benchmark (bench/tempo_lock.py: its own JACK server, daemon,
+simulated host and frame-accurate recorder) once instead, with the same load
+against its daemon, and prints its figures and checks.  Goal: >= 2,000 job-status
 requests/s, p99 < 50 ms.  Exit code 1 if a goal is missed.
 
 Usage: python -m bench.http_load [--seconds 60] [--runs 3] [--pollers 200] [--downloaders 20]
-       [--procs 2] [--poll-interval-ms 100] [--websockets 0] [--json bench/results/http_load.json]
+       [--procs 2] [--poll-interval-ms 100] [--websockets 0] [--tempo-lock] [--json bench/results/http_load.json]
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import json
 import multiprocessing
 import os
 import random
+import socket
 import statistics
 import tempfile
 import threading
@@ -255,15 +259,112 @@ def stream_counters(base: str) -> dict[str, float]:
             for sample in family.samples if sample.name == "ai_band_http_event_streams_events_total"}
 
 
+def open_streams(base: str) -> float:
+    """``ai_band_http_event_streams`` (streams open now), from ``/metrics``."""
+    with urllib.request.urlopen(f"{base}/metrics", timeout=30) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith("ai_band_http_event_streams "):
+                return float(line.split()[1])
+    raise OSError("no ai_band_http_event_streams in /metrics")
+
+
 def cpu_s(pid: int) -> float:
     """User + system CPU seconds a process has used (``/proc/<pid>/stat``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def render_job(base: str) -> dict:
+    """Generate a 4-bar job with a WAV mix over HTTP and wait for it; returns its ``GET /api/jobs/{id}`` view."""
+    job = http_json(f"{base}/api/generate", "POST", {
+        "id": "load", "chords": "| C | Am | F | G |", "style": "rock", "bpm": 120, "bars": 4,
+        "render": "mid,wav", "seed": 11})
+    deadline = time.monotonic() + 120
+    while job["state"] not in ("done", "failed", "cancelled"):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"job not done: {job}")
+        time.sleep(0.1)
+        job = http_json(f"{base}/api/jobs/{job['id']}")
+    if job["state"] != "done":
+        raise RuntimeError(f"job {job['state']}: {job['error']}")
+    return job
+
+
+def load_daemon(base: str, pid: int, job: dict, seconds: float, pollers: int, downloaders: int, procs: int,
+                interval_s: float, websockets: int = 0) -> dict:
+    """Load the daemon at ``base`` (process ``pid``) for ``seconds``; return the figures."""
+    mix = next(f for f in job["files"] if f["part"] == "mix")
+    before = late_figures(http_json(f"{base}/api/status"))
+    rss_before = rss_mib(pid)
+    peak = [rss_before]
+    sampling = threading.Event()
+    streams_open = [0.0]
+
+    def sample() -> None:
+        n = 0
+        while not sampling.wait(0.5):
+            peak.append(rss_mib(pid))
+            n += 1
+            if websockets and n % 2 == 0:  # once a second: the streams open, by the daemon's gauge
+                try:
+                    streams_open.append(open_streams(base))
+                except OSError:
+                    pass
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    start_at = time.time() + 3.0  # the load processes start and connect first
+    work = [(base, job["id"], mix["url"], mix["size"], p, d, start_at, seconds, interval_s,
+             websockets if i == procs - 1 else 0)
+            for i, (p, d) in enumerate(zip(_split(pollers, procs), _split(downloaders, procs)))]
+    sampler.start()
+    cpu_before = cpu_s(pid)
+    with multiprocessing.get_context("spawn").Pool(procs) as pool:
+        results = pool.map(_load_process, work)
+    cpu_used = cpu_s(pid) - cpu_before
+    sampling.set()
+    sampler.join()
+    status = http_json(f"{base}/api/status")
+    after = late_figures(status)
+    streams = stream_counters(base)
+    time.sleep(1.0)
+    rss_after = rss_mib(pid)
+    latencies = sorted(x for r in results for x in array("d", r["latencies"]))
+    total = {k: sum(r[k] for r in results) for k in results[0] if k != "latencies"}
+    return {
+        "seconds": seconds, "pollers": pollers, "downloaders": downloaders, "procs": procs,
+        "poll_interval_ms": interval_s * 1000.0,
+        "offered_requests_per_s": pollers / interval_s if interval_s else None,
+        "status_requests_per_s": total["polls"] / seconds,
+        "status_p50_ms": percentile(latencies, 0.50) * 1000.0,
+        "status_p99_ms": percentile(latencies, 0.99) * 1000.0,
+        "status_max_ms": latencies[-1] * 1000.0 if latencies else float("nan"),
+        "poll_errors": total["poll_errors"],
+        "downloads_per_s": total["downloads"] / seconds,
+        "download_mib_per_s": total["download_bytes"] / seconds / (1 << 20),
+        "download_errors": total["download_errors"],
+        "wav_bytes": mix["size"],
+        "websockets": websockets, "ws_opened": total["ws_opened"], "ws_refused": total["ws_refused"],
+        "ws_failed": total["ws_failed"], "ws_refused_by_daemon": streams.get("refused"),
+        "ws_open_max": max(streams_open),
+        "daemon_cpu_share": cpu_used / (seconds + 3.0),
+        "clients_cpu_share": total["client_cpu_s"] / (seconds + 3.0),
+        "daemon_cpu_ms_per_request": cpu_used * 1000.0 / max(1, total["polls"] + total["downloads"]),
+        "rss_mib_before": rss_before, "rss_mib_peak": max(peak), "rss_mib_after": rss_after,
+        "playing_job": status["playback"].get("current_job"),
+        "late_groups_over_ms": {b: after["late_over_ms"].get(b, 0) - before["late_over_ms"].get(b, 0)
+                                for b in after["late_over_ms"]},
+        "groups_sent": after["groups_sent"] - before["groups_sent"],
+        "max_late_ms_since_start": after["max_late_ms"],
+        "late_dropped_notes": after["late_dropped"] - before["late_dropped"],
+        "xruns": after["xruns"] - before["xruns"],
+        "output_late_messages": after["late_messages"] - before["late_messages"],
+        "loadavg_after": os.getloadavg()[0],
+    }
+
+
 def one_run(jack: JackServer, seconds: float, pollers: int, downloaders: int, procs: int,
             interval_s: float, websockets: int = 0) -> dict:
-    """Start a daemon, play, load it, measure, stop it."""
+    """Start a daemon, play a rendered job, load it, measure, stop it."""
     env = {**jack.env(), "AI_BAND_HTTP_PORT": "0"}
     with tempfile.TemporaryDirectory() as out:
         daemon = DaemonProcess(Path(out), env=env).start()
@@ -272,86 +373,107 @@ def one_run(jack: JackServer, seconds: float, pollers: int, downloaders: int, pr
             if match is None:
                 raise RuntimeError("no HTTP line:\n" + daemon.log_text())
             base = f"http://{match.group(1)}:{match.group(2)}"
-            job = http_json(f"{base}/api/generate", "POST", {
-                "id": "load", "chords": "| C | Am | F | G |", "style": "rock", "bpm": 120, "bars": 4,
-                "render": "mid,wav", "seed": 11})
-            deadline = time.monotonic() + 120
-            while job["state"] not in ("done", "failed", "cancelled"):
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"job not done: {job}")
-                time.sleep(0.1)
-                job = http_json(f"{base}/api/jobs/{job['id']}")
-            if job["state"] != "done":
-                raise RuntimeError(f"job {job['state']}: {job['error']}")
-            mix = next(f for f in job["files"] if f["part"] == "mix")
+            job = render_job(base)
             with HostSimulator(("127.0.0.1", daemon.port), rate_hz=25.0, jitter_ms=10.0, seed=5) as host:
                 host.play()
                 time.sleep(2.0)  # the clock model fills its window
                 http_json(f"{base}/api/jobs/{job['id']}/play", "POST")
                 time.sleep(2.0)  # armed at the next bar line, playing
-                pid = daemon.proc.pid  # type: ignore[union-attr]
-                before = late_figures(http_json(f"{base}/api/status"))
-                rss_before = rss_mib(pid)
-                peak = [rss_before]
-                sampling = threading.Event()
-
-                def sample() -> None:
-                    while not sampling.wait(0.5):
-                        peak.append(rss_mib(pid))
-
-                sampler = threading.Thread(target=sample, daemon=True)
-                start_at = time.time() + 3.0  # the load processes start and connect first
-                work = [(base, job["id"], mix["url"], mix["size"], p, d, start_at, seconds, interval_s,
-                         websockets if i == procs - 1 else 0)
-                        for i, (p, d) in enumerate(zip(_split(pollers, procs), _split(downloaders, procs)))]
-                sampler.start()
-                cpu_before = cpu_s(pid)
-                with multiprocessing.get_context("spawn").Pool(procs) as pool:
-                    results = pool.map(_load_process, work)
-                cpu_used = cpu_s(pid) - cpu_before
-                sampling.set()
-                sampler.join()
-                playing = http_json(f"{base}/api/status")["playback"]
-                after = late_figures(http_json(f"{base}/api/status"))
-                streams = stream_counters(base)
-                time.sleep(1.0)
-                rss_after = rss_mib(pid)
+                figures = load_daemon(base, daemon.proc.pid, job, seconds, pollers, downloaders,  # type: ignore[union-attr]
+                                      procs, interval_s, websockets)
                 host.stop()
-            latencies = sorted(x for r in results for x in array("d", r["latencies"]))
-            total = {k: sum(r[k] for r in results) for k in results[0] if k != "latencies"}
-            return {
-                "seconds": seconds, "pollers": pollers, "downloaders": downloaders, "procs": procs,
-                "poll_interval_ms": interval_s * 1000.0,
-                "offered_requests_per_s": pollers / interval_s if interval_s else None,
-                "status_requests_per_s": total["polls"] / seconds,
-                "status_p50_ms": percentile(latencies, 0.50) * 1000.0,
-                "status_p99_ms": percentile(latencies, 0.99) * 1000.0,
-                "status_max_ms": latencies[-1] * 1000.0 if latencies else float("nan"),
-                "poll_errors": total["poll_errors"],
-                "downloads_per_s": total["downloads"] / seconds,
-                "download_mib_per_s": total["download_bytes"] / seconds / (1 << 20),
-                "download_errors": total["download_errors"],
-                "wav_bytes": mix["size"],
-                "websockets": websockets, "ws_opened": total["ws_opened"], "ws_refused": total["ws_refused"],
-                "ws_failed": total["ws_failed"], "ws_refused_by_daemon": streams.get("refused"),
-                "daemon_cpu_share": cpu_used / (seconds + 3.0),
-                "clients_cpu_share": total["client_cpu_s"] / (seconds + 3.0),
-                "daemon_cpu_ms_per_request": cpu_used * 1000.0 / max(1, total["polls"] + total["downloads"]),
-                "rss_mib_before": rss_before, "rss_mib_peak": max(peak), "rss_mib_after": rss_after,
-                "playing_job": playing.get("current_job"),
-                "late_groups_over_ms": {b: after["late_over_ms"].get(b, 0) - before["late_over_ms"].get(b, 0)
-                                        for b in after["late_over_ms"]},
-                "groups_sent": after["groups_sent"] - before["groups_sent"],
-                "max_late_ms_since_start": after["max_late_ms"],
-                "late_dropped_notes": after["late_dropped"] - before["late_dropped"],
-                "xruns": after["xruns"] - before["xruns"],
-                "output_late_messages": after["late_messages"] - before["late_messages"],
-                "loadavg_after": os.getloadavg()[0],
-            }
+            return figures
         finally:
             code, _ = daemon.terminate()
             if code != 0:
                 print(f"daemon exit code {code}:\n" + "\n".join(daemon.lines[-30:]))
+
+
+def free_tcp_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def daemon_pid_with(variable: str) -> int:
+    """The pid of the ``ai_band run`` process whose environment holds ``variable`` (``NAME=value``)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if b"ai_band" in (entry / "cmdline").read_bytes() and \
+                    variable.encode() in (entry / "environ").read_bytes().split(b"\0"):
+                return int(entry.name)
+        except OSError:
+            continue
+    raise RuntimeError(f"no ai_band process with {variable}")
+
+
+def tempo_lock_run(seconds: float, pollers: int, downloaders: int, procs: int, interval_s: float) -> dict:
+    """The tempo-lock benchmark (bench/tempo_lock.py, frame-accurate recording) with the load beside it.
+
+    ``bench.tempo_lock.run`` starts its own JACK server and daemon; the daemon
+    takes its HTTP port from ``AI_BAND_HTTP_PORT``, set in this process'
+    environment (which its child inherits) to a free port, so the load can find
+    it. The load starts once a WAV job is rendered (the first seconds of the
+    tempo-lock run) and lasts ``seconds - 10``; the tempo-lock run plays for ``seconds``.
+    """
+    from bench import tempo_lock
+
+    port = free_tcp_port()
+    variable = f"AI_BAND_HTTP_PORT={port}"
+    os.environ["AI_BAND_HTTP_PORT"] = str(port)
+    base = f"http://127.0.0.1:{port}"
+    out: dict = {}
+
+    def lock() -> None:
+        try:
+            out["tempo_lock"] = tempo_lock.run(seconds, 10.0, 25.0, "rock")
+        except Exception as exc:  # noqa: BLE001 - reported with the figures
+            out["tempo_lock_error"] = f"{type(exc).__name__}: {exc}"
+
+    thread = threading.Thread(target=lock, name="tempo-lock")
+    thread.start()
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            http_json(f"{base}/health")
+            break
+        except OSError:
+            if time.monotonic() > deadline or not thread.is_alive():
+                thread.join()
+                raise RuntimeError(f"the tempo-lock daemon's HTTP never answered: {out}")
+            time.sleep(0.2)
+    job = render_job(base)
+    out["load"] = load_daemon(base, daemon_pid_with(variable), job, max(10.0, seconds - 10.0), pollers,
+                              downloaders, procs, interval_s)
+    thread.join()
+    del os.environ["AI_BAND_HTTP_PORT"]
+    return out
+
+
+def main_tempo_lock(args: argparse.Namespace) -> int:
+    """``--tempo-lock``: one tempo-lock run with the load; prints both sets of figures."""
+    out = tempo_lock_run(args.seconds, args.pollers, args.downloaders, args.procs, args.poll_interval_ms / 1000.0)
+    load = out["load"]
+    print(f"load: {load['status_requests_per_s']:.0f} req/s, p50 {load['status_p50_ms']:.1f} ms, "
+          f"p99 {load['status_p99_ms']:.1f} ms, {load['poll_errors']} errors; {load['downloads_per_s']:.1f} "
+          f"downloads/s; RSS {load['rss_mib_before']:.0f} -> peak {load['rss_mib_peak']:.0f} MiB; "
+          f"late groups {load['late_groups_over_ms']}, xruns {load['xruns']}; load {load['loadavg_after']:.1f}")
+    figures = out.get("tempo_lock")
+    if figures is None:
+        print("tempo lock failed to run:", out.get("tempo_lock_error"))
+        return 1
+    for key, value in figures.items():
+        if key != "checks":
+            print(f"tempo_lock {key}: {value}")
+    for key, ok in figures["checks"].items():
+        print(f"tempo_lock check {key}: {'ok' if ok else 'FAILED'}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"machine": machine_name(), **out}, indent=2, default=str) + "\n")
+    return 0 if figures["pass"] else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -365,8 +487,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="each poller's period (absolute deadlines); 0: back to back (saturation)")
     parser.add_argument("--websockets", type=int, default=0,
                         help="also open this many WebSockets to /api/events (never read) during the load")
+    parser.add_argument("--tempo-lock", action="store_true",
+                        help="instead: run bench/tempo_lock.py (--seconds of play) with the load beside it, once")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
+    if args.tempo_lock:
+        return main_tempo_lock(args)
     runs = []
     with JackServer() as jack:
         for i in range(args.runs):
@@ -382,7 +508,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{run['groups_sent']}, dropped {run['late_dropped_notes']}, xruns {run['xruns']}, "
                   f"max late {run['max_late_ms_since_start']} ms; daemon CPU {run['daemon_cpu_share']:.2f} cores, "
                   f"{run['daemon_cpu_ms_per_request']:.2f} ms/request; "
-                  + (f"WebSockets {run['ws_opened']} open, {run['ws_refused']} refused "
+                  + (f"WebSockets {run['ws_opened']} accepted (at most {run['ws_open_max']:.0f} open at once), "
+                     f"{run['ws_refused']} refused "
                      f"({run['ws_refused_by_daemon']} by the daemon's count), {run['ws_failed']} failed; "
                      if args.websockets else "")
                   + f"clients {run['clients_cpu_share']:.2f} cores; load {run['loadavg_after']:.1f}", flush=True)
