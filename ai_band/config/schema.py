@@ -132,6 +132,7 @@ class HttpSection:
     enabled: bool
     host: str
     port: int
+    max_websockets: int
 
     def bind_host(self, osc_host: str) -> str:
         """The address to bind: ``host``, or the ``[osc] host`` when empty."""
@@ -377,6 +378,7 @@ CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("zeroconf", "interfaces"): _hosts,
     ("http", "host"): _host_or_empty,
     ("http", "port"): _ranged(0, 65535),
+    ("http", "max_websockets"): _ranged(1, 10000),
     ("midi", "api"): _choice(shipped.MIDI_APIS),
     ("midi", "client_name"): _nonempty,
     ("midi", "parts"): _parts,

@@ -108,9 +108,25 @@ def build_http(daemon: "BandDaemon") -> HttpServer:
         cancel=lambda job_id: jobs_manager().cancel(job_id),
         delete=delete,
         play=api.play_job,
+        watch_jobs=lambda watcher: _watch(api.job_watchers, watcher),
     )
     allow, token = access.rules_from_config(cfg)
-    return HttpServer(cfg.http.bind_host(cfg.osc.host), cfg.http.port, sources, allow, token)
+    server = HttpServer(cfg.http.bind_host(cfg.osc.host), cfg.http.port, sources, allow, token,
+                        max_streams=cfg.http.max_websockets)
+    # /band/file and /band/job carry the URLs ("" until the server listens and after it stops).
+    api.file_url, api.job_url = server.file_url, server.job_url
+    return server
+
+
+def _watch(watchers: list, watcher: Any) -> Any:
+    """Add ``watcher`` to ``watchers``; return the call that removes it (idempotent)."""
+    watchers.append(watcher)
+
+    def unwatch() -> None:
+        if watcher in watchers:
+            watchers.remove(watcher)
+
+    return unwatch
 
 
 async def serve_http(server: HttpServer, advertiser: "Advertiser | None") -> None:

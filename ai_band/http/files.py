@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -40,6 +41,15 @@ HASH_CHUNK_BYTES = 1 << 20
 
 #: Hashes kept (path, size, mtime_ns) -> sha256 hex; the oldest is dropped beyond this.
 HASH_CACHE_SIZE = 4096
+
+#: Seconds a finished job's file list (sizes, hashes) is served from memory before the files are looked at again.
+DESCRIBE_TTL_S = 1.0
+
+#: Finished jobs whose file lists are kept; the oldest is dropped beyond this.
+DESCRIBE_CACHE_SIZE = 1024
+
+#: The final job states (:data:`ai_band.jobs.manager.FINAL_STATES`): their files no longer change.
+FINAL_STATES = frozenset({"done", "failed", "cancelled", "interrupted"})
 
 
 def sha256_file(path: Path) -> str:
@@ -101,6 +111,8 @@ class FileServer:
         self.get_job = get_job
         self.output_dir = Path(output_dir).expanduser()
         self._hashes: dict[tuple[str, int, int], str] = {}
+        self._resolved_root: Path | None = None
+        self._described: dict[str, tuple[Any, float, list[tuple[str, str, int | None, str | None]]]] = {}
 
     def locate(self, job_id: str, name: str) -> Path:
         """The real path of the job's file called ``name``.
@@ -114,8 +126,9 @@ class FileServer:
             job = self.get_job(job_id)
         except JobError as exc:
             raise HttpError(str(exc), 404, "unknown_job") from None
+        root = self._root()
         folder = (self.output_dir / job_id).resolve()
-        if not folder.is_relative_to(self.output_dir.resolve()) or folder == self.output_dir.resolve():
+        if not folder.is_relative_to(root) or folder == root:
             raise HttpError(f"job id {job_id[:80]!r} leads outside the output folder", 403, "forbidden")
         for _part, path in job.files:
             if Path(path).name == name:
@@ -137,11 +150,38 @@ class FileServer:
             self._hashes[key] = digest
         return digest, st
 
-    async def describe(self, job_id: str, base_url: str) -> list[dict[str, Any]]:
-        """The job's files as ``[{part, name, url, size, sha256}]`` (hashes in a thread, cached).
+    def _root(self) -> Path:
+        """The output folder's real path (resolved once; the daemon never moves it)."""
+        if self._resolved_root is None:
+            self._resolved_root = self.output_dir.resolve()
+        return self._resolved_root
 
-        A listed file that is gone from disk or lies outside the job's folder
-        has ``size`` and ``sha256`` null and no ``url``.
+    def _locate_stat(self, job_id: str, name: str) -> tuple[Path, os.stat_result]:
+        """:meth:`locate` and the file's stat (blocking: run in a thread)."""
+        real = self.locate(job_id, name)
+        return real, real.stat()
+
+    def _stat_files(self, job_id: str, files: list[tuple[str, str]]) -> list[tuple[str, str, Path | None, Any]]:
+        """``(part, name, real path or None, stat or None)`` of each file (blocking: run in a thread)."""
+        out = []
+        for part, path in files:
+            name = Path(path).name
+            try:
+                real = self.locate(job_id, name)
+                out.append((part, name, real, real.stat()))
+            except (HttpError, OSError):
+                out.append((part, name, None, None))
+        return out
+
+    async def describe(self, job_id: str, base_url: str) -> list[dict[str, Any]]:
+        """The job's files as ``[{part, name, url, size, sha256}]``.
+
+        The files are looked up and stat'ed in one thread, hashed in a thread
+        the first time (then cached by path, size and mtime); a finished
+        job's answer is kept :data:`DESCRIBE_TTL_S` (a job polled thousands of
+        times a second costs no thread hop per poll).  A listed file that is
+        gone from disk or lies outside the job's folder has ``size`` and
+        ``sha256`` null and no ``url``.
 
         Raises:
             HttpError: 404 ``unknown_job``.
@@ -150,25 +190,39 @@ class FileServer:
             job = self.get_job(job_id)
         except JobError as exc:
             raise HttpError(str(exc), 404, "unknown_job") from None
-        out = []
-        for part, path in list(job.files):
-            name = Path(path).name
-            entry: dict[str, Any] = {"part": part, "name": name, "url": None, "size": None, "sha256": None}
-            try:
-                real = self.locate(job_id, name)
-                digest, st = await self.sha256(real)
-            except (HttpError, OSError):
-                out.append(entry)
-                continue
-            entry.update(url=f"{base_url}/files/{job_id}/{name}", size=st.st_size, sha256=digest)
-            out.append(entry)
-        return out
+        files = list(job.files)
+        key = (job.state, tuple(files))
+        now_s = time.monotonic()
+        cached = self._described.get(job_id)
+        if cached is not None and cached[0] == key and now_s - cached[1] < DESCRIBE_TTL_S:
+            described = cached[2]
+        else:
+            described = []
+            for part, name, real, st in await asyncio.to_thread(self._stat_files, job_id, files):
+                digest = None
+                if real is not None:
+                    digest = self._hashes.get((str(real), st.st_size, st.st_mtime_ns))
+                    if digest is None:
+                        try:
+                            digest, st = await self.sha256(real)
+                        except OSError:
+                            real = st = None
+                described.append((part, name, st.st_size if st is not None else None, digest))
+            if job.state in FINAL_STATES:
+                if len(self._described) >= DESCRIBE_CACHE_SIZE:
+                    self._described.pop(next(iter(self._described)))
+                self._described[job_id] = (key, now_s, described)
+        return [{"part": part, "name": name,
+                 "url": f"{base_url}/files/{job_id}/{name}" if digest is not None else None,
+                 "size": size, "sha256": digest} for part, name, size, digest in described]
 
     async def respond(self, request: web.Request, job_id: str, name: str) -> web.StreamResponse:
         """The response for ``GET``/``HEAD /files/{job_id}/{name}``."""
-        path = self.locate(job_id, name)
-        try:
-            digest, _st = await self.sha256(path)
+        try:  # the lookup (symlinks resolved) and the stat in one thread: no file system call on the loop
+            path, st = await asyncio.to_thread(self._locate_stat, job_id, name)
+            digest = self._hashes.get((str(path), st.st_size, st.st_mtime_ns))
+            if digest is None:
+                digest, _st = await self.sha256(path)
         except FileNotFoundError:
             raise HttpError(f"{name!r} of job {job_id} is gone from disk", 404, "not_found") from None
         etag = f'"{digest}"'

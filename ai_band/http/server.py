@@ -14,6 +14,8 @@ Routes (docs/http-api.md):
 * ``GET /`` and ``GET /band/...``: the OSCQuery tree (:mod:`ai_band.http.oscquery`),
   ``?HOST_INFO`` and ``?ATTRIBUTE`` queries.
 * ``GET /files/{job_id}/{name}``: a job's file (:mod:`ai_band.http.files`).
+* ``GET /api/events``: the job events as JSON over a WebSocket, or SSE with
+  ``Accept: text/event-stream`` (:mod:`ai_band.http.events`); ``?job=`` for one job.
 
 Every refusal is JSON ``{"error": {"code", "message"}}`` (404, 405 and 400
 included, through :func:`_json_errors`); only a request the HTTP parser
@@ -33,13 +35,17 @@ import asyncio
 import importlib
 import json
 import logging
+import socket
+import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from ai_band.errors import BandError, HttpError, JobError, JobStateError, MidiUnavailableError, RequestError
 from ai_band.http import access, oscquery
 from ai_band.osc.protocol import Arg
+from ai_band.request import load_json
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +54,14 @@ Probe = Callable[[], tuple[bool, str]]
 
 #: Largest request body accepted (no route takes a body yet), bytes.
 MAX_BODY_BYTES = 64 * 1024
+
+#: Seconds a request body may take to arrive (``POST /api/generate``); then 408 ``timeout``.
+BODY_TIMEOUT_S = 5.0
+
+#: Seconds a connection may stay without a whole request: from its opening
+#: (a client trickling its headers, "slowloris", is cut then) and between
+#: requests on a keep-alive connection.  aiohttp's own default is an hour.
+IDLE_TIMEOUT_S = 15.0
 
 #: Seconds :meth:`HttpServer.stop` waits for requests in flight (downloads) before closing them.
 SHUTDOWN_TIMEOUT_S = 1.0
@@ -80,6 +94,9 @@ class Sources:
             JobError, JobStateError, MidiUnavailableError.
         output_dir: the jobs' parent folder (``[daemon] output_dir``); files
             outside ``output_dir/<job_id>/`` are refused.
+        watch_jobs: subscribes ``watcher(job, new_files)`` to the job events
+            (:attr:`BandApi.job_watchers`) and returns the call that
+            unsubscribes it; None disables ``GET /api/events``.
     """
 
     name: str
@@ -97,6 +114,7 @@ class Sources:
     cancel: Callable[[str], Any] | None = None
     delete: Callable[[str], Any] | None = None
     play: Callable[[str], Any] | None = None
+    watch_jobs: Callable[[Callable[[Any, list], None]], Callable[[], None]] | None = None
 
 
 def route_kind(path: str) -> str:
@@ -127,8 +145,22 @@ def error_body(code: str, message: str, field: str | None = None) -> dict:
 
 #: HTTP status -> error code for refusals aiohttp raises itself (routing, body size).
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-              405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type",
-              416: "range_not_satisfiable"}
+              405: "method_not_allowed", 408: "timeout", 413: "too_large", 415: "unsupported_media_type",
+              416: "range_not_satisfiable", 503: "busy"}
+
+#: Default ``[http] max_websockets``: event streams (WebSocket and SSE) open at once.
+MAX_EVENT_STREAMS = 64
+
+#: Seconds between looks at an idle SSE client's socket: a client gone holds its stream this long at most.
+SSE_POLL_S = 1.0
+
+#: Seconds the ``GET /api/jobs/{id}`` answer of a finished job is served from memory.
+VIEW_TTL_S = 1.0
+#: Finished jobs' answers kept (by job id, scheme and Host); the oldest is dropped beyond this.
+VIEW_CACHE_SIZE = 1024
+
+#: Seconds a closing WebSocket waits for the peer's close frame before the connection is cut.
+WS_CLOSE_TIMEOUT_S = 1.0
 
 #: ``/band/error`` codes answered with another status than 400 by ``POST /api/generate``.
 REQUEST_STATUS = {"busy": 503}
@@ -153,14 +185,23 @@ class HttpServer:
         sources: the daemon's read-only views.
         allow: allowed client networks (``[osc] allow``); empty = all.
         token: bearer token (``[osc] token``); empty = none.
+        max_streams: ``[http] max_websockets``: event streams open at once.
+        idle_timeout_s: :data:`IDLE_TIMEOUT_S`.
 
     Attributes:
         port: the bound port once :meth:`start` returned, else None.
+        events: the :class:`~ai_band.http.events.EventHub` of ``/api/events``
+            once started (None when ``sources.watch_jobs`` is None).
     """
 
     def __init__(self, host: str, port: int, sources: Sources,
-                 allow: Sequence[access.IpNetwork] = (), token: str = "") -> None:
+                 allow: Sequence[access.IpNetwork] = (), token: str = "",
+                 max_streams: int = MAX_EVENT_STREAMS, idle_timeout_s: float = IDLE_TIMEOUT_S) -> None:
         self.host = host
+        self.idle_timeout_s = idle_timeout_s
+        self.max_streams = max_streams
+        self.events: Any = None
+        self._unwatch: Callable[[], None] | None = None
         self.requested_port = port
         self.sources = sources
         self.allow = tuple(allow)
@@ -170,6 +211,7 @@ class HttpServer:
         self._tree = oscquery.build_tree(sources.specs, sources.parts)
         self._registry: Any = None
         self._files: Any = None
+        self._views: dict[tuple[str, str, str], tuple[Any, tuple[str, int], float, bytes]] = {}
 
     # -- lifecycle -------------------------------------------------------------
     async def start(self) -> int:
@@ -184,19 +226,20 @@ class HttpServer:
         from ai_band.http.files import FileServer
         from ai_band.http.metrics import make_registry
 
-        self._registry = make_registry(self.sources.status, self.sources.jobs_active)
         if self.sources.get_job is not None and self.sources.output_dir is not None:
             self._files = FileServer(self.sources.get_job, self.sources.output_dir)
+        from ai_band.http.events import EventHub
+
+        self.events = EventHub(self.max_streams, self.file_url, self.job_url)
+        self._registry = make_registry(self.sources.status, self.sources.jobs_active, self.events.counters,
+                                       lambda: self.events.open_streams, self.sources.list_jobs)
 
         @web.middleware
-        async def json_errors(request: web.Request, handler: Callable) -> web.StreamResponse:
-            return await self._json_errors(request, handler)
+        async def guard(request: web.Request, handler: Callable) -> web.StreamResponse:
+            # one middleware, not two: each costs a layer of calls on every request
+            return await self._json_errors(request, partial(self._access, handler=handler))
 
-        @web.middleware
-        async def access_rules(request: web.Request, handler: Callable) -> web.StreamResponse:
-            return await self._access(request, handler)
-
-        app = web.Application(middlewares=[json_errors, access_rules], client_max_size=MAX_BODY_BYTES)
+        app = web.Application(middlewares=[guard], client_max_size=MAX_BODY_BYTES)
         app.router.add_get("/health", self._health)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/api/status", self._api_status)
@@ -206,9 +249,11 @@ class HttpServer:
         app.router.add_delete("/api/jobs/{job_id}", self._api_job_delete)
         app.router.add_post("/api/jobs/{job_id}/play", self._api_job_play)
         app.router.add_post("/api/generate", self._api_generate)
+        app.router.add_get("/api/events", self._api_events)
         app.router.add_get("/files/{job_id}/{name}", self._file)  # HEAD too (aiohttp's default)
         app.router.add_get("/{path:.*}", self._oscquery)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+                               keepalive_timeout=self.idle_timeout_s)
         await runner.setup()
         self._runner = runner  # from here on stop() cleans up, also after a cancelled start
         try:
@@ -219,10 +264,21 @@ class HttpServer:
             raise HttpError(f"cannot listen on TCP {self.host}:{self.requested_port}: "
                             f"{exc.strerror or exc}") from exc
         self.port = runner.addresses[0][1]
+        if self.sources.watch_jobs is not None and self._files is not None:
+            self._unwatch = self.sources.watch_jobs(self.events.on_job)
         return self.port
 
     async def stop(self) -> None:
-        """Stop listening, give requests in flight :data:`SHUTDOWN_TIMEOUT_S`, close; idempotent, never raises."""
+        """End the event streams, stop listening, give requests in flight :data:`SHUTDOWN_TIMEOUT_S`, close.
+
+        Idempotent, never raises.
+        """
+        unwatch, self._unwatch = self._unwatch, None
+        if unwatch is not None:
+            unwatch()
+        self.port = None
+        if self.events is not None:
+            self.events.close_all()
         runner, self._runner = self._runner, None
         if runner is None:
             return
@@ -230,6 +286,32 @@ class HttpServer:
             await runner.cleanup()
         except Exception as exc:  # noqa: BLE001 - the daemon must finish stopping
             log.warning("HTTP: stopping the server: %s", exc)
+
+    # -- URLs ------------------------------------------------------------------
+    def base_url(self) -> str:
+        """``http://<host>:<port>`` of the listening server, or "" when it does not listen.
+
+        The host is the bound address; a wildcard (``0.0.0.0``, ``::``) is
+        replaced by this machine's host name, an IPv6 address is bracketed.
+        """
+        if self.port is None:
+            return ""
+        host = self.host
+        if host in ("", "0.0.0.0", "::"):
+            host = socket.gethostname()
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    def file_url(self, job_id: str, path: str) -> str:
+        """The download URL of a job's file (``/files/{job_id}/{name}``), or "" when HTTP does not listen."""
+        base = self.base_url()
+        return f"{base}/files/{job_id}/{Path(path).name}" if base else ""
+
+    def job_url(self, job_id: str) -> str:
+        """The URL of ``GET /api/jobs/{job_id}``, or "" when HTTP does not listen."""
+        base = self.base_url()
+        return f"{base}/api/jobs/{job_id}" if base else ""
 
     # -- middlewares -----------------------------------------------------------
     @property
@@ -326,11 +408,18 @@ class HttpServer:
         if request.content_type != "application/json":
             raise HttpError(f"the body must be application/json, not {request.content_type!r}", 415,
                             "unsupported_media_type")
-        text = await request.text()
+        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+            raise HttpError(f"the body may be {MAX_BODY_BYTES} bytes at most, not {request.content_length}", 413,
+                            "too_large")  # before reading it: a client announcing gigabytes is not waited for
         try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise RequestError("json", f"not valid JSON: {exc.msg} at char {exc.pos}", "bad_value") from None
+            body = await asyncio.wait_for(request.read(), BODY_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            raise HttpError(f"the body did not arrive within {BODY_TIMEOUT_S:g} s", 408, "timeout") from None
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RequestError("json", f"not UTF-8 (byte {exc.start})", "bad_value") from None
+        raw = load_json("json", text)  # /band/generate's parser: also huge integers and deep nesting
         if not isinstance(raw, dict):
             raise RequestError("json", "must be a JSON object", "bad_value")
         try:
@@ -349,7 +438,22 @@ class HttpServer:
             job = self.sources.get_job(job_id)  # type: ignore[misc]
         except JobError as exc:
             raise HttpError(str(exc), 404, "unknown_job") from None
-        return _json_response(self._web, await self._job_view(request, job))
+        if job.state not in FINAL_JOB_STATES:
+            return _json_response(self._web, await self._job_view(request, job))
+        # A finished job no longer changes: its answer is kept VIEW_TTL_S (polled thousands of times a second,
+        # the request's to_dict and the JSON encoding would be most of the cost).
+        key = (job.job_id, request.scheme, request.host)
+        now_s = time.monotonic()
+        cached = self._views.get(key)
+        if (cached is not None and cached[0] is job and cached[1] == (job.state, len(job.files))
+                and now_s - cached[2] < VIEW_TTL_S):
+            body = cached[3]
+        else:
+            body = json.dumps(await self._job_view(request, job), separators=(",", ":")).encode()
+            if len(self._views) >= VIEW_CACHE_SIZE:
+                self._views.pop(next(iter(self._views)))
+            self._views[key] = (job, (job.state, len(job.files)), now_s, body)
+        return self._web.Response(body=body, content_type="application/json")
 
     def _job_routes(self, member: str) -> Callable:
         """The :class:`Sources` member a job route needs; 404 ``not_found`` when the daemon has none."""
@@ -412,9 +516,115 @@ class HttpServer:
             "progress": job.progress,
             "error": {"code": error[0], "message": error[1]} if error else None,
             "elapsed_ms": getattr(job, "elapsed_ms", None),
+            "eta_s": self.events.eta(job),
             "request": job.request.to_dict(),
             "files": files,
         }
+
+    async def _api_events(self, request: Any) -> Any:
+        """The job events: a WebSocket (``Upgrade: websocket``) or SSE (``Accept: text/event-stream``).
+
+        Refused with 503 ``busy`` beyond ``[http] max_websockets`` open
+        streams, 400 ``bad_request`` for a plain GET, 400 ``bad_value`` for a
+        bad ``?job=``; a slow reader is closed (WebSocket code 1008).
+        """
+        web = self._web
+        if self._unwatch is None:
+            raise HttpError("job events are not available (no job store)", 404, "not_found")
+        job_id = request.query.get("job")
+        if job_id is not None and not 0 < len(job_id) <= 128:
+            raise RequestError("job", "job must be a job id of 1..128 characters", "bad_value")
+        from ai_band.http.events import HEARTBEAT_S
+
+        ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=4096)
+        is_ws = ws.can_prepare(request).ok
+        if not is_ws and "text/event-stream" not in request.headers.get("Accept", ""):
+            raise HttpError("GET /api/events is a WebSocket (Upgrade: websocket) or Server-Sent Events "
+                            "(Accept: text/event-stream)", 400, "bad_request")
+        stream = self.events.open(job_id, str(request.remote))
+        if stream is None:
+            raise HttpError(f"{self.max_streams} event streams are open ([http] max_websockets); try later",
+                            503, "busy")
+        try:
+            if is_ws:
+                return await self._ws_stream(request, ws, stream)
+            return await self._sse_stream(request, stream)
+        finally:
+            self.events.close(stream)
+
+    async def _ws_stream(self, request: Any, ws: Any, stream: Any) -> Any:
+        """Send ``stream``'s messages as text frames until the client or the server ends it."""
+        from ai_band.http.events import WS_CLOSE_GOING_AWAY, WS_CLOSE_SLOW
+
+        await ws.prepare(request)
+
+        async def pump() -> None:
+            while True:
+                _kind, text = await stream.queue.get()
+                await ws.send_str(text)
+
+        async def drain_client() -> None:  # answers pings and sees the close; client text is ignored
+            async for _msg in ws:
+                pass
+
+        stream.pump = asyncio.create_task(pump())
+        if stream.ended is not None:  # ended while preparing
+            stream.pump.cancel()
+        reader = asyncio.create_task(drain_client())
+        try:
+            await asyncio.wait({stream.pump, reader}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (stream.pump, reader):
+                task.cancel()
+            await asyncio.gather(stream.pump, reader, return_exceptions=True)
+        if stream.ended == "slow":
+            code, message = WS_CLOSE_SLOW, b"too slow: the event queue overflowed"
+        else:
+            code, message = WS_CLOSE_GOING_AWAY if stream.ended == "stop" else 1000, b""
+        try:
+            await asyncio.wait_for(ws.close(code=code, message=message), WS_CLOSE_TIMEOUT_S)
+        except (asyncio.TimeoutError, ConnectionError):
+            if request.transport is not None:
+                request.transport.abort()  # a reader too slow to take the close frame
+        return ws
+
+    async def _sse_stream(self, request: Any, stream: Any) -> Any:
+        """Send ``stream``'s messages as Server-Sent Events until the client or the server ends it."""
+        from ai_band.http.events import HEARTBEAT_S
+
+        response = self._web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                                     "Cache-Control": "no-cache"})
+        await response.prepare(request)
+
+        loop = asyncio.get_running_loop()
+
+        async def pump() -> None:
+            await response.write(b": ai-band job events\n\n")
+            quiet_since = loop.time()
+            while True:
+                try:
+                    kind, text = await asyncio.wait_for(stream.queue.get(), SSE_POLL_S)
+                except asyncio.TimeoutError:
+                    # aiohttp does not cancel a handler whose client left: look at the socket
+                    if request.transport is None or request.transport.is_closing():
+                        return
+                    if loop.time() - quiet_since >= HEARTBEAT_S:
+                        await response.write(b": keep-alive\n\n")
+                        quiet_since = loop.time()
+                    continue
+                await response.write(f"event: {kind}\ndata: {text}\n\n".encode())
+                quiet_since = loop.time()
+
+        stream.pump = asyncio.create_task(pump())
+        if stream.ended is not None:
+            stream.pump.cancel()
+        try:
+            await asyncio.gather(stream.pump, return_exceptions=True)
+        finally:
+            stream.pump.cancel()
+        if stream.ended == "slow" and request.transport is not None:
+            request.transport.abort()
+        return response
 
     async def _file(self, request: Any) -> Any:
         if self._files is None:

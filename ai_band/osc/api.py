@@ -184,6 +184,13 @@ class BandApi:
         }
         self._previewer = None
         self._preview_executor: concurrent.futures.ThreadPoolExecutor | None = None
+        #: Called on the loop after each job event's OSC replies as ``watcher(job, new_files)``
+        #: (the HTTP event stream, :mod:`ai_band.http.events`); a watcher that raises is logged.
+        self.job_watchers: list[Callable[[Job, list[tuple[str, str]]], None]] = []
+        #: ``(job_id, path) -> URL`` of a job file and ``job_id -> URL`` of the job, for the last
+        #: argument of ``/band/file`` and ``/band/job``; set by the HTTP server, "" without HTTP.
+        self.file_url: Callable[[str, str], str] = lambda job_id, path: ""
+        self.job_url: Callable[[str], str] = lambda job_id: ""
 
     # -- sending ---------------------------------------------------------------
     def attach(self, endpoint: OscEndpoint) -> None:
@@ -463,13 +470,21 @@ class BandApi:
         return True
 
     def on_job_event(self, job: Job, event: str) -> None:
-        """Job listener: ``/band/file`` for each new file, then ``/band/job``; arms ``play=1`` jobs."""
-        for part, path in job.files[job.announced:]:
-            self.reply(job.reply_to, "/band/file", job.job_id, part, path)
+        """Job listener: ``/band/file`` for each new file, then ``/band/job``; then the :attr:`job_watchers`;
+        arms ``play=1`` jobs."""
+        new_files = job.files[job.announced:]
+        for part, path in new_files:
+            self.reply(job.reply_to, "/band/file", job.job_id, part, path, self.file_url(job.job_id, path))
         job.announced = len(job.files)
         if job.state == "failed" and job.error is not None:
             self.error(job.reply_to, job.request.id or job.job_id, job.error[0], job.error[1])
-        self.reply(job.reply_to, "/band/job", job.job_id, job.state, float(job.progress), job.request.id)
+        self.reply(job.reply_to, "/band/job", job.job_id, job.state, float(job.progress), job.request.id,
+                   self.job_url(job.job_id))
+        for watcher in self.job_watchers:
+            try:
+                watcher(job, new_files)
+            except Exception:  # noqa: BLE001 - a watcher must not stop the job or the other watchers
+                log.exception("job watcher failed for %s", job.job_id)
         if job.state == "done" and job.request.play and job.arrangement is not None:
             self._arm(job)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -94,3 +95,27 @@ def test_http_port_log_line_and_clean_stop(http_band: HttpBand) -> None:
     log = http_band.daemon.log_text()
     assert "HTTP listening on http://127.0.0.1:" in log
     assert "Traceback" not in log
+
+
+def test_metrics_jobs_by_state_queue_depth_and_render_speed(http_band: HttpBand) -> None:
+    before = _samples(http_band.get("/metrics").body.decode())
+    assert before[("ai_band_jobs", (("state", "queued"),))] == 0  # every state exported, 0 when none
+    assert not [key for key in before if key[0] == "ai_band_render_speed_realtime"]  # no audio job yet
+    body = {"chords": "C G", "style": "rock", "bars": 2, "parts": "bass", "seed": 9, "render": "wav"}
+    reply = http_band.get("/api/generate", method="POST", data=json.dumps(body).encode(),
+                          headers={"Content-Type": "application/json"})
+    assert reply.status == 202, reply.body
+    job_id = reply.json()["id"]
+    deadline = time.monotonic() + 60
+    while (job := http_band.get(f"/api/jobs/{job_id}").json())["state"] not in ("done", "failed"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert job["state"] == "done", job
+    ratio = next(j for j in http_band.get("/api/status").json()["jobs"] if j["id"] == job_id)["audio"]["realtime_ratio"]
+    after = _samples(http_band.get("/metrics").body.decode())
+    done = ("ai_band_jobs", (("state", "done"),))
+    assert after[done] == before[done] + 1
+    assert after[("ai_band_render_speed_realtime", (("stat", "last"),))] == ratio > 0
+    assert after[("ai_band_render_speed_realtime", (("stat", "min"),))] <= ratio
+    assert ("ai_band_http_event_streams", ()) in after
+    assert ("ai_band_http_event_streams_events_total", (("event", "dropped_slow"),)) in after

@@ -83,7 +83,7 @@ def test_cancel_is_acknowledged_then_the_job_ends_cancelled(osc):
     osc.send("/band/cancel", job_id)
     assert ack(osc, "/band/cancel") == ["/band/cancel", job_id]
     while True:
-        _, (got_id, state, _, request_id) = osc.receive("/band/job", timeout=10)
+        _, (got_id, state, _, request_id, _url) = osc.receive("/band/job", timeout=10)
         if got_id == job_id and state in ("done", "failed", "cancelled"):
             break
     assert state == "cancelled"
