@@ -20,8 +20,8 @@ Time Messages" and "Song Position Pointer"):
   only start on a sixteenth (SPP counts sixteenths, 6 clocks each): when the
   transport starts at ppq ``p``, the first tick is at the first sixteenth at
   or after ``p`` (less :data:`START_GRACE_PPQ`: a start seen a little late
-  keeps its downbeat; and at or after 0: no clock during a count-in before
-  ppq 0), and right before it, at the same frame, go SPP (``0xF2``, 14-bit
+  keeps its downbeat; never before the run's ``run_start_ppq`` nor before 0:
+  no clock during a count-in), and right before it, at the same frame, go SPP (``0xF2``, 14-bit
   position in sixteenths, LSB first) and Start ``0xFA`` (position 0) or
   Continue ``0xFB`` (any other).
 * **Stop** ``0xFC``: when the snapshot stops, at the frame of the stop
@@ -310,11 +310,15 @@ class ClockOut:
         return True
 
     def _cue_at(self, ppq: float, start_allowed: bool) -> None:
-        """Cue the first tick at the first sixteenth at or after ``ppq`` less :data:`START_GRACE_PPQ` (and 0).
+        """Cue the first tick at the first sixteenth at or after ``ppq`` less :data:`START_GRACE_PPQ`.
+
+        Never before the run's start (``run_start_ppq``: a start anchored
+        ahead of now) nor before 0 (a count-in).
 
         SPP and Start (position 0, if ``start_allowed``) or Continue go out right before it.
         """
-        sixteenths = max(0, math.ceil((ppq - START_GRACE_PPQ) * 4.0 - _SIXTEENTH_EPSILON))
+        ppq = max(ppq - START_GRACE_PPQ, self._snap.run_start_ppq if self._snap is not None else 0.0)
+        sixteenths = max(0, math.ceil(ppq * 4.0 - _SIXTEENTH_EPSILON))
         self._next_tick = sixteenths * CLOCKS_PER_SIXTEENTH
         if sixteenths == 0 and start_allowed:
             self._cue = (spp_message(0), START)
