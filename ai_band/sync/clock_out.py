@@ -103,6 +103,9 @@ MAX_LATE_TICKS = CLOCKS_PER_SIXTEENTH
 #: published a period after its start position (an event-loop hop) does not
 #: lose the downbeat.
 START_GRACE_PPQ = 1.0 / CLOCKS_PER_QUARTER
+#: At most this many ticks in one period (a guard: 24 per quarter at 999 bpm
+#: is 2.5 ms apart, two in a period of 2048 frames at 48 kHz).
+MAX_TICKS_PER_PERIOD = 32
 #: Position rounding slack when finding the next sixteenth, in sixteenths.
 _SIXTEENTH_EPSILON = 1e-6
 
@@ -127,6 +130,15 @@ def spp_message(sixteenths: int) -> bytes:
     if not 0 <= sixteenths <= SPP_MAX:
         raise ValueError(f"song position must be 0..{SPP_MAX} sixteenths, got {sixteenths}")
     return bytes((SONG_POSITION, sixteenths & 0x7F, sixteenths >> 7))
+
+
+def _valid(snap: TransportSnapshot) -> bool:
+    """A playing snapshot has a finite tempo > 0 and a finite anchor (else no tick can be placed).
+
+    A stopped one is always taken: a stop is a stop.
+    """
+    return not snap.playing or (0.0 < snap.bpm < math.inf and math.isfinite(snap.anchor_time_s)
+                                and math.isfinite(snap.anchor_ppq))
 
 
 class ClockOut:
@@ -154,6 +166,8 @@ class ClockOut:
         spp_out_of_range: starts beyond SPP's range (Continue without SPP).
         held_periods: periods skipped because the output was not writable.
         write_errors: messages JACK refused (a full buffer; retried next period).
+        bad_snapshots: playing snapshots ignored because their tempo or anchor
+            was not a finite number (tempo > 0): the clock went on as before.
 
     The counters are written by the process thread only and read anywhere.
     """
@@ -182,11 +196,14 @@ class ClockOut:
         self.spp_out_of_range = 0
         self.held_periods = 0
         self.write_errors = 0
+        self.bad_snapshots = 0
+        self._last_offset = 0  # the latest offset written in this period (JACK wants them in order)
         self._reset()
 
     def _reset(self) -> None:
         """Forget what the receivers were told (new port or new readers): the next period starts afresh."""
-        self._snap: TransportSnapshot | None = None
+        self._snap: TransportSnapshot | None = None  # the latest valid snapshot taken
+        self._seen: TransportSnapshot | None = None  # the latest snapshot read (valid or not)
         self._state = _STOPPED
         self._next_tick = 0  # index of the next tick: at position _next_tick / 24 (playing)
         self._base_ns = 0.0  # tick k is due at _base_ns + k * _ns_per_tick (CLOCK_MONOTONIC ns)
@@ -231,10 +248,13 @@ class ClockOut:
         end_ns = start_ns + frames * self._ns_per_frame - half_frame_ns  # due before: this period
         self._last_offset = 0
         snap = self._get_snapshot()
-        if snap is not self._snap:
+        if snap is not self._seen:
+            self._seen = snap
             if not self._follow(snap, start_ns, frames):
+                self._seen = None  # a write failed: taken again next period
                 return
-        if self._state == _STOPPED and not (self.clock_while_stopped and snap.bpm > 0):
+        snap = self._snap
+        if snap is None or (self._state == _STOPPED and not self.clock_while_stopped):
             return
         # Ticks due in this period (and overdue ones).
         k = self._next_tick
@@ -254,7 +274,8 @@ class ClockOut:
                 k = self._next_tick
             due_ns = base_ns + k * ns_per_tick
         frames_per_ns = self._frames_per_ns
-        while due_ns < end_ns:
+        written = 0
+        while due_ns < end_ns and written < MAX_TICKS_PER_PERIOD:
             offset = int((due_ns - start_ns) * frames_per_ns + 0.5) if due_ns > start_ns else 0
             if self._state == _CUED:
                 if not self._write(port, offset, frames, self._cue):
@@ -264,6 +285,7 @@ class ClockOut:
             if not self._write(port, offset, frames, (TIMING_CLOCK,)):
                 break
             self.ticks_sent += 1
+            written += 1
             if due_ns < late_before_ns:
                 self.late_ticks += 1
             k += 1
@@ -272,23 +294,32 @@ class ClockOut:
 
     # -- transport changes ---------------------------------------------------------------
     def _follow(self, snap: TransportSnapshot, start_ns: float, frames: int) -> bool:
-        """Take a new snapshot: start, stop, relocate or retime; False if a write failed."""
+        """Take a new snapshot: start, stop, relocate or retime; False if a write failed (nothing changed)."""
+        if not _valid(snap):
+            self.bad_snapshots += 1  # ignored: the ticks go on as before
+            return True
         old = self._snap
         self._snap = snap
         if not snap.playing:
-            if self._state != _STOPPED:
-                sent = self._state == _PLAYING
-                self._state = _STOPPED
-                self._cue = ()
-                if sent:
-                    offset = int((snap.anchor_time_s * 1e9 - start_ns) * self._frames_per_ns + 0.5)
-                    if not self._write(self._port, offset, frames, (STOP,)):
-                        return False
-            if self.clock_while_stopped and snap.bpm > 0 and (old is None or old.playing or old.bpm != snap.bpm):
+            if self._state == _PLAYING:
+                offset = 0  # at the stop's frame, or the period's first when it is past (or unknown)
+                if math.isfinite(snap.anchor_time_s):
+                    ahead_frames = (snap.anchor_time_s * 1e9 - start_ns) * self._frames_per_ns
+                    offset = int(min(frames, max(0.0, ahead_frames + 0.5)))
+                if not self._write(self._port, offset, frames, (STOP,)):
+                    self._snap = old  # retried next period
+                    return False
+            self._state = _STOPPED
+            self._cue = ()
+            if self.clock_while_stopped and (old is None or old.playing or old.bpm != snap.bpm):
                 # Free-running ticks at the stopped tempo, from the stop (or the tempo change) on.
-                self._ns_per_tick = 60e9 / (snap.bpm * CLOCKS_PER_QUARTER)
-                self._base_ns = max(start_ns, snap.anchor_time_s * 1e9)
+                self._base_ns = start_ns
                 self._next_tick = 0
+                self._ns_per_tick = math.inf  # no tempo, no ticks
+                if 0.0 < snap.bpm < math.inf:
+                    self._ns_per_tick = 60e9 / (snap.bpm * CLOCKS_PER_QUARTER)
+                    if math.isfinite(snap.anchor_time_s):
+                        self._base_ns = max(start_ns, snap.anchor_time_s * 1e9)
             return True
         self._ns_per_tick = 60e9 / (snap.bpm * CLOCKS_PER_QUARTER)
         self._base_ns = snap.anchor_time_s * 1e9 - snap.anchor_ppq * CLOCKS_PER_QUARTER * self._ns_per_tick
@@ -298,7 +329,10 @@ class ClockOut:
         now_s = start_ns / 1e9
         if old is not None and old.playing and abs(snap.ppq_at(now_s) - old.ppq_at(now_s)) <= RELOCATE_TOLERANCE_PPQ:
             return True  # continuous: the ticks go on at the new tempo
-        return self._relocate(snap, start_ns, frames)
+        if not self._relocate(snap, start_ns, frames):
+            self._snap = old  # retried next period
+            return False
+        return True
 
     def _relocate(self, snap: TransportSnapshot, start_ns: float, frames: int) -> bool:
         """Stop (if Start/Continue went out) at once, then cue SPP + Continue at the next sixteenth."""
@@ -377,6 +411,7 @@ class ClockOut:
             "spp_out_of_range": self.spp_out_of_range,
             "held_periods": self.held_periods,
             "write_errors": self.write_errors,
+            "bad_snapshots": self.bad_snapshots,
         }
 
     def close(self) -> None:

@@ -315,3 +315,24 @@ def test_clock_while_stopped_runs_at_the_tempo_until_the_start(jack_server):
         assert playing[0].frame == start.frame
         devs = deviations_frames(playing, [t0 + k * 0.5 / 24 for k in range(len(playing))], client.samplerate)
         assert_on_grid(devs)
+
+
+def test_a_snapshot_without_a_usable_tempo_is_ignored_and_counted(rig):
+    source, clock, client, recorder = rig
+    with DropoutGuard(recorder, count_xruns=True):
+        t0 = time.monotonic() + 0.05
+        first = source.play(t0, 0.0, 120.0)
+        sleep_until(first.time_at(0.5 + 0.5 / 24))
+        for bad in (0.0, -120.0, float("nan"), float("inf")):
+            source.publish(playing=True, bpm=bad, anchor_time_s=time.monotonic(), anchor_ppq=0.5, run=first.run)
+            time.sleep(0.02)
+        _, stop_s = mid_tick(first, 1.0)
+        sleep_until(stop_s)
+        source.publish(playing=False, anchor_time_s=stop_s, anchor_ppq=first.ppq_at(stop_s), run=first.run + 1)
+        time.sleep(0.05)
+        ticks, others = split(recorder.events())
+        assert [e.data for e in others] == [spp_message(0), START, STOP]
+        assert len(ticks) == 25  # the 120 bpm grid went on: ppq 0 .. 1
+        assert_on_grid(deviations_frames(ticks, [first.time_at(k / 24) for k in range(25)], client.samplerate))
+    assert clock.status()["bad_snapshots"] == 4
+    assert client.hook_errors == 0
