@@ -128,35 +128,38 @@ def one_run(seconds: float, after_s: float, recorder_kind: str, realtime: bool =
     def ideal_s(k: int) -> float:
         return (first if k / 24 < change_ppq else second).time_at(k / 24)
 
+    def tick_index(tick) -> int:
+        return round((first if tick.time_s < change_s else second).ppq_at(tick.time_s) * 24)
+
     matched: dict[int, float] = {}  # tick index -> deviation, frames
+    frames_of: dict[int, int] = {}  # tick index -> recorded frame
     duplicates = 0
     for tick in ticks:
-        snap = first if tick.time_s < change_s else second
-        k = round(snap.ppq_at(tick.time_s) * 24)
+        k = tick_index(tick)
         if k in matched:
             duplicates += 1
             continue
         matched[k] = (tick.time_s - ideal_s(k)) * rate
+        frames_of[k] = tick.frame
     median = statistics.median(matched.values()) if matched else float("nan")
     dev = {k: abs(d - median) for k, d in matched.items()}
     after = [d for k, d in dev.items() if k / 24 > change_ppq]
     missing = [k for k in range(expected_count) if k not in matched]
-    # A missing tick the recorder had no period for is the recorder's loss, not the clock's.
+    # A missing tick whose frame lies in a period the recorder missed is the
+    # recorder's loss, not the clock's.  Its frame: from the nearest recorded
+    # tick, at the ideal spacing.
     missed_ranges = stats.get("missed_frame_ranges", [])
-    grid_frames = {k: 0 for k in missing}
+    keys = sorted(frames_of)
     unexplained = []
-    if missing and matched:
-        # The frame of a missing tick, from its nearest recorded neighbour (ideal spacing).
-        recorded = sorted((k, tick) for tick in ticks
-                          for k in [round((first if tick.time_s < change_s else second).ppq_at(tick.time_s) * 24)])
-        keys = [k for k, _ in recorded]
-        for k in missing:
-            i = min(max(bisect.bisect_left(keys, k), 0), len(keys) - 1)
-            k_near, near = recorded[i]
-            frame = near.frame + round((ideal_s(k) - ideal_s(k_near)) * rate)
-            grid_frames[k] = frame
-            if not any(lo <= frame % 2**32 < hi for lo, hi in missed_ranges):
-                unexplained.append(k)
+    for k in missing:
+        if not keys:
+            unexplained.append(k)
+            continue
+        i = bisect.bisect_left(keys, k)
+        near = min(keys[max(0, i - 1):i + 1], key=lambda j: abs(j - k))
+        frame = (frames_of[near] + round((ideal_s(k) - ideal_s(near)) * rate)) & 0xFFFFFFFF
+        if not any(lo <= frame < hi for lo, hi in missed_ranges):
+            unexplained.append(k)
     values = list(dev.values())
     return {
         "ticks_expected": expected_count,
