@@ -692,6 +692,9 @@ class JackMidiClient(JackClientOwner):
             if self._stopping.is_set():
                 client.close()
                 return False
+            # No hook runs with the dead client's ports (its callbacks begin at
+            # activation): they run again once attached to the new client.
+            hooks, self._hooks = self._hooks, ()
             with self.queue_lock:
                 self._ports = ()
                 self._client = client
@@ -705,6 +708,7 @@ class JackMidiClient(JackClientOwner):
                 log.warning("JACK server is back but the MIDI client cannot be set up: %s", exc)
                 self._shutdown_reason = self._shutdown_reason or str(exc)
                 client.close()
+                self._hooks = hooks
                 return False
             with self.queue_lock:
                 for output in self.outputs.values():
@@ -717,11 +721,12 @@ class JackMidiClient(JackClientOwner):
                     output._forget_notes()  # the new server never had their note-ons
                     output.reset_channels()
                 self._ports = tuple((out.port, out.queue, out.name, out) for out in self.outputs.values())
-            for hook in self._hooks:
+            for hook in hooks:
                 try:
                     hook.attach(client)
                 except jack.JackError as exc:
                     log.warning("JACK server is back but process hook %r cannot attach: %s", hook, exc)
+            self._hooks = hooks
             self._since_s = time.monotonic()
             self.restores += 1
             self.accepting = True  # held: queued, written once the listeners resume the ports
