@@ -98,6 +98,7 @@ class SyncManager:
         self.osc.stop()
         if self.clock_out is not None and self.context.jack_client is not None:
             self.context.jack_client.remove_process_hook(self.clock_out)
+            self.clock_out.close()
             self.clock_out = None
 
     def make_source(self, name: str) -> SyncSource:

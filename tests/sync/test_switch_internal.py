@@ -186,3 +186,25 @@ def test_switching_to_the_jack_transport_at_run_time(osc):
     assert sync["playing"] is False  # the module's JACK server's transport is stopped
     assert error_code(osc, "/band/tempo", 120.0) == "wrong_source"
     assert ack(osc, "/band/sync", "internal") == ["internal"]
+
+
+def test_the_own_clock_goes_out_as_midi_clock(osc, jack_server):
+    """``ai-band:clock``: Start (after SPP 0), then 24 ticks per quarter note at the tempo set, then Stop."""
+    with MidiRecorder(servername=jack_server.name) as clock_rec:
+        clock_rec.wait_for_ports("ai-band:clock", count=1, timeout_s=10)
+        clock_rec.connect("ai-band:clock")
+        time.sleep(0.2)
+        with DropoutGuard(clock_rec):
+            ack(osc, "/band/tempo", 125.0)
+            ack(osc, "/band/start", 0.0)
+            time.sleep(1.5)
+            ack(osc, "/band/stop")
+            time.sleep(0.2)
+            kinds = [e.data[0] for e in clock_rec.events() if e.source_port.endswith(":clock")]
+            assert 0xFA in kinds and kinds.index(0xFA) < kinds.index(0xF8)
+            assert kinds[-1] == 0xFC
+            ticks = [e.frame for e in clock_rec.events() if e.data[0] == 0xF8]
+            tick_frames = 48000 * 60 / 125 / 24
+            gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+            assert len(ticks) > 50
+            assert sorted(gaps)[len(gaps) // 2] == pytest.approx(tick_frames, abs=1)
