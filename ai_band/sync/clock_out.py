@@ -182,6 +182,7 @@ class ClockOut:
         self.port_name = port_name
         self.clock_while_stopped = bool(clock_while_stopped)
         self._port: jack.OwnMidiPort | None = None
+        self._port_name: str | None = None
         self._client: jack.Client | None = None
         self._ns_per_frame = 1e9 / 48000
         self._frames_per_ns = 48000 / 1e9
@@ -226,6 +227,7 @@ class ClockOut:
         self._frames_per_ns = rate / 1e9
         self._client = client
         self._port = port
+        self._port_name = port.name  # kept: a dead client's port cannot be asked its name
 
     def process(self, frames: int, frame: int, start_ns: float, writable: bool) -> None:
         """Write this period's clock messages (JACK's process thread; see :class:`ProcessHook`).
@@ -391,8 +393,7 @@ class ClockOut:
     @property
     def port(self) -> str | None:
         """The port's full JACK name (e.g. ``ai-band:clock``), or ``None`` before :meth:`attach`."""
-        port = self._port
-        return None if port is None else port.name
+        return self._port_name
 
     def status(self) -> dict:
         """JSON-ready state for ``/band/status``: the port, what the receivers were told, the counters."""
@@ -420,5 +421,5 @@ class ClockOut:
         if port is not None:
             try:
                 port.unregister()
-            except jack.JackError:
-                pass
+            except (jack.JackError, ValueError, RuntimeError):
+                pass  # the server has gone: JACK-Client no longer lists the port
