@@ -28,6 +28,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import jack
+
+from ai_band.request import KNOWN_PARTS
 import pytest
 from zeroconf import IPVersion, ServiceBrowser, Zeroconf
 
@@ -210,7 +212,7 @@ def test_ready_comes_once_midi_is_open_and_osc_answers_with_status_and_watchdog_
         match = STATUS_PORT_RE.search(ready[1])
         assert match is not None, ready
         assert osc_answers(int(match.group(1))), daemon.log_text()
-        assert len(ports) == 8, ports
+        assert sorted(ports) == sorted([f"ai-band:{part}" for part in KNOWN_PARTS] + ["ai-band:clock"]), ports
         # What came before READY: STATUS for each step, the start timeout extended for the steps that may wait.
         before = [line for t, text in notify.received if t < ready[0] for line in text.splitlines()]
         assert "STATUS=starting: checking the output folder" in before, before

@@ -34,13 +34,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                       "(osc, jack, midi-clock, link, internal), start [PPQ], stop, tempo BPM "
                                       "(own clock or Link), offset PART|all MS (latency offset, -100..100 ms).")
     add_daemon_args(sync)
-    actions = sync.add_subparsers(dest="action", metavar="ACTION")
+    actions = sync.add_subparsers(dest="action", metavar="ACTION",
+                                  help="source, start, stop, tempo or offset (default: print the sync state)")
     source = actions.add_parser("source", help="follow another source (/band/sync)")
-    source.add_argument("name", choices=SOURCES)
+    source.add_argument("name", choices=SOURCES, help="the source: " + ", ".join(SOURCES))
     start = actions.add_parser("start", help="start the own clock or Link's transport (/band/start)")
     start.add_argument("ppq", nargs="?", type=_float_in(0, 1e7, "PPQ"),
                        help="position to start from, quarter notes (default: where it stopped)")
-    actions.add_parser("stop", help="stop the own clock or Link's transport (/band/stop)")
+    actions.add_parser("stop", help="stop the own clock or Link's transport (/band/stop)",
+                       description="Stop the own clock or Link's transport (/band/stop).")
     tempo = actions.add_parser("tempo", help="set the tempo of the own clock or Link session (/band/tempo)")
     tempo.add_argument("bpm", type=_float_in(20, 300, "BPM"))
     offset = actions.add_parser("offset", help="latency offset of one part or all (/band/offset)")

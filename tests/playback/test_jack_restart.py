@@ -26,7 +26,7 @@ from ai_band.testing.recorder_process import RecorderProcess
 
 pytestmark = pytest.mark.jack
 
-PORTS = "^ai-band:"
+PORTS = "^ai-band:(?!clock)"  # the part ports, not the MIDI clock out
 #: ``[midi] reconnect_s`` for these daemons: long enough for a recorder process to be
 #: waiting on the restarted server before the daemon's next attempt finds it.
 RECONNECT_S = 3.0

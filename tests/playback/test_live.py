@@ -162,7 +162,7 @@ def test_band_stop_and_panic(osc, host, recorder):
     osc.send("/band/panic")
     time.sleep(0.3)
     ccs = {(e.source_port, e.channel, e.data[1]) for e in recorder.events() if e.status == 0xB0}
-    for port in {e.source_port for e in recorder.events()}:
+    for port in {e.source_port for e in recorder.events()} - {"ai-band:clock"}:  # the part ports
         for channel in range(16):
             assert (port, channel, 123) in ccs and (port, channel, 120) in ccs
 
