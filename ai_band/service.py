@@ -157,6 +157,7 @@ class BandDaemon:
         self._notifier: Notifier | None = None
         self._systemd: asyncio.Task | None = None
         self._workers_state = "starting"
+        self._stopped = False  # stop() has run: a second call (after a failed start) is silent
 
     async def start(self) -> None:
         """Start every component; on failure, stop what was started and re-raise.
@@ -357,7 +358,10 @@ class BandDaemon:
             await asyncio.sleep(interval_s or STATUS_INTERVAL_S)
 
     async def stop(self) -> None:
-        """Stop components in reverse order; idempotent; never raises."""
+        """Stop components in reverse order; idempotent (a second call does nothing); never raises."""
+        if self._stopped:
+            return
+        self._stopped = True
         if self._notifier is not None:
             self._notifier.stopping("stopping")
         tasks = [t for t in (self._systemd, self._watchdog, *self._background) if t is not None]

@@ -11,6 +11,7 @@ neither may be called once the server has shut the client down).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from types import TracebackType
 from typing import Self
@@ -50,7 +51,8 @@ class JackClientOwner:
         try:
             client = jack.Client(client_name, no_start_server=True, servername=servername)
         except jack.JackError as exc:
-            raise error(f"cannot open JACK client {client_name!r} on server {servername or '(default)'}: "
+            server = servername or os.environ.get("JACK_DEFAULT_SERVER") or "default"
+            raise error(f"cannot open JACK client {client_name!r} on server {server!r}: "
                         f"{exc} (is a JACK server running?)") from exc
         self._client = client
         self._closed = False
