@@ -212,6 +212,7 @@ class HttpServer:
         self._registry: Any = None
         self._files: Any = None
         self._views: dict[tuple[str, str, str], tuple[Any, tuple[str, int], float, bytes]] = {}
+        self._view_refresh: dict[tuple[str, str, str], asyncio.Future] = {}  # refreshes under way, by key
 
     # -- lifecycle -------------------------------------------------------------
     async def start(self) -> int:
@@ -441,19 +442,37 @@ class HttpServer:
         if job.state not in FINAL_JOB_STATES:
             return _json_response(self._web, await self._job_view(request, job))
         # A finished job no longer changes: its answer is kept VIEW_TTL_S (polled thousands of times a second,
-        # the request's to_dict and the JSON encoding would be most of the cost).
+        # the request's to_dict and the JSON encoding would be most of the cost).  One refresh at a time per
+        # answer: while it runs (a thread hop to stat the files), the polls that come in get the answer it
+        # replaces instead of each starting its own (hundreds a second did, with 200 clients polling).
         key = (job.job_id, request.scheme, request.host)
         now_s = time.monotonic()
         cached = self._views.get(key)
-        if (cached is not None and cached[0] is job and cached[1] == (job.state, len(job.files))
-                and now_s - cached[2] < VIEW_TTL_S):
+        same = cached is not None and cached[0] is job and cached[1] == (job.state, len(job.files))
+        if same and now_s - cached[2] < VIEW_TTL_S:
             body = cached[3]
         else:
-            body = json.dumps(await self._job_view(request, job), separators=(",", ":")).encode()
-            if len(self._views) >= VIEW_CACHE_SIZE:
-                self._views.pop(next(iter(self._views)))
-            self._views[key] = (job, (job.state, len(job.files)), now_s, body)
+            refresh = self._view_refresh.get(key)
+            if refresh is None:
+                refresh = asyncio.ensure_future(self._refresh_view(key, request, job))
+                self._view_refresh[key] = refresh
+                refresh.add_done_callback(partial(self._view_refreshed, key))
+            body = cached[3] if same else await asyncio.shield(refresh)
         return self._web.Response(body=body, content_type="application/json")
+
+    async def _refresh_view(self, key: tuple[str, str, str], request: Any, job: Any) -> bytes:
+        """A finished job's ``GET /api/jobs/{id}`` answer, encoded and kept in the view cache."""
+        body = json.dumps(await self._job_view(request, job), separators=(",", ":")).encode()
+        if len(self._views) >= VIEW_CACHE_SIZE and key not in self._views:
+            self._views.pop(next(iter(self._views)))
+        self._views[key] = (job, (job.state, len(job.files)), time.monotonic(), body)
+        return body
+
+    def _view_refreshed(self, key: tuple[str, str, str], task: asyncio.Future) -> None:
+        """Forget a finished refresh; its error, if any, was the awaiting request's (retrieved here, never logged)."""
+        self._view_refresh.pop(key, None)
+        if not task.cancelled():
+            task.exception()
 
     def _job_routes(self, member: str) -> Callable:
         """The :class:`Sources` member a job route needs; 404 ``not_found`` when the daemon has none."""

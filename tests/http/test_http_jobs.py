@@ -137,3 +137,30 @@ def test_delete_cancels_an_unfinished_job(http_band: HttpBand) -> None:
     assert wait_final(http_band, job["id"])["state"] == "cancelled"
     cancelled = http_band.get("/api/jobs?state=cancelled&limit=200").json()
     assert job["id"] in [j["id"] for j in cancelled["jobs"]]
+
+
+def test_concurrent_polls_of_a_finished_job_get_one_answer_across_its_refresh(http_band: HttpBand) -> None:
+    # The kept answer of a finished job is refreshed once a second by one task while the polls that
+    # come in meanwhile get the answer it replaces: 40 polls at once, before and after the expiry,
+    # all 200 with the same body, and the refresh still notices a file gone from disk.
+    from concurrent.futures import ThreadPoolExecutor
+
+    job_id = generate(http_band, 11)["id"]
+    assert wait_final(http_band, job_id)["state"] == "done"
+    first = http_band.get(f"/api/jobs/{job_id}")
+    with ThreadPoolExecutor(40) as pool:
+        for _ in range(2):
+            time.sleep(1.1)  # past the kept answer's second
+            replies = list(pool.map(lambda _i: http_band.get(f"/api/jobs/{job_id}"), range(40)))
+            assert [r.status for r in replies] == [200] * 40
+            assert {r.body for r in replies} == {first.body}
+    files = first.json()["files"]  # type: ignore[index]
+    gone = next(f for f in files if f["name"].endswith(".mid"))
+    (http_band.daemon.output_dir / job_id / gone["name"]).unlink()
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
+        now = {f["name"]: f for f in http_band.get(f"/api/jobs/{job_id}").json()["files"]}  # type: ignore[index]
+        if now[gone["name"]]["size"] is None:
+            break
+        time.sleep(0.2)
+    assert now[gone["name"]]["size"] is None and now[gone["name"]]["url"] is None
