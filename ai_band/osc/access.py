@@ -21,6 +21,7 @@ own (callers pass CLOCK_MONOTONIC seconds), bounded in memory.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import secrets
 from collections import OrderedDict
@@ -61,18 +62,30 @@ class AccessError(ProtocolError):
         self.retry_s = retry_s
 
 
+@functools.lru_cache(maxsize=4096)
+def _client_address(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """``ip`` as a socket reports it, parsed (a ``%zone`` dropped, IPv4-mapped IPv6 as IPv4); ``None`` if bad.
+
+    Cached: every datagram and HTTP request is checked, and parsing is most of the check's cost.
+    """
+    try:
+        addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    return addr
+
+
 def address_in(ip: str, networks: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
     """Whether the address ``ip`` (as a socket reports it; a ``%zone`` is ignored) lies in one of ``networks``.
 
     IPv4-mapped IPv6 addresses (``::ffff:192.0.2.1``) are checked as IPv4;
     an address that does not parse is in none.
     """
-    try:
-        addr = ipaddress.ip_address(ip.split("%", 1)[0])
-    except ValueError:
+    addr = _client_address(ip)
+    if addr is None:
         return False
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
     return any(addr.version == net.version and addr in net for net in networks)
 
 
