@@ -115,15 +115,16 @@ def cmd_generate(args: argparse.Namespace) -> int:
     """``ai-band generate``: one generation into files, offline (same work as a daemon job)."""
     import shutil
 
-    from ai_band.cli.common import load
+    from ai_band.cli.common import config_given, load
     from ai_band.errors import RequestError, UsageError
     from ai_band.generate.pipeline import validate_request
     from ai_band.jobs.work import produce
-    from ai_band.render.audio_job import AUDIO_FORMATS, render_audio
-    from ai_band.request import parse_request
+    from ai_band.request import AUDIO_FORMATS, parse_request
 
     setup_logging(args.log_level)
-    config = load(args)
+    # The config matters for audio ([render]); otherwise only a --config file or AI_BAND_*
+    # variables need checking: with neither, the shipped defaults need no loading.
+    config = load(args) if args.render is not None or config_given(args) else None
     raw = {key: getattr(args, key) for _, key, _ in REQUEST_FLAGS if getattr(args, key) is not None}
     try:
         request = parse_request(raw)
@@ -134,6 +135,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     renderer = None
     if audio_formats:  # the renderer (engine, SoundFont) is checked before any file is written
         from ai_band.render.audio import AudioRenderer
+        from ai_band.render.audio_job import render_audio
 
         # Every CPU; the SoundFont loads while the notes are generated and written.
         renderer = AudioRenderer(config.render.engine, config.render.soundfont, threads=0, background=True)
