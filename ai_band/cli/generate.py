@@ -113,6 +113,20 @@ def _job_dir(args: argparse.Namespace) -> tuple[Path, bool]:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     """``ai-band generate``: one generation into files, offline (same work as a daemon job)."""
+    import gc
+
+    # One job, then the process ends: the cyclic collector's passes over the objects the
+    # imports create (the generator, mido; numpy, scipy for audio) free nothing and cost
+    # ~10 ms of a MIDI job, ~75 ms with audio. Memory is freed by reference counting as ever.
+    gc.disable()
+    try:
+        return _generate(args)
+    finally:
+        gc.enable()
+
+
+def _generate(args: argparse.Namespace) -> int:
+    """:func:`cmd_generate` with the cyclic garbage collector off."""
     import shutil
 
     from ai_band.cli.common import config_given, load
