@@ -114,19 +114,28 @@ def _job_dir(args: argparse.Namespace) -> tuple[Path, bool]:
 def cmd_generate(args: argparse.Namespace) -> int:
     """``ai-band generate``: one generation into files, offline (same work as a daemon job)."""
     import gc
+    import os
 
     # One job, then the process ends: the cyclic collector's passes over the objects the
     # imports create (the generator, mido; numpy, scipy for audio) free nothing and cost
     # ~10 ms of a MIDI job, ~75 ms with audio. Memory is freed by reference counting as ever.
     gc.disable()
+    # Nothing here calls BLAS, but numpy's and scipy's OpenBLAS each start a thread per CPU
+    # when imported, which spin for ~250 ms of CPU in all (on two cores). Unless the user
+    # set it: one thread (OpenBLAS reads this when numpy and scipy load, below).
+    blas_set = "OPENBLAS_NUM_THREADS" not in os.environ
+    if blas_set:
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
     try:
         return _generate(args)
     finally:
         gc.enable()
+        if blas_set:  # the environment as found (main() may be called in-process)
+            os.environ.pop("OPENBLAS_NUM_THREADS", None)
 
 
 def _generate(args: argparse.Namespace) -> int:
-    """:func:`cmd_generate` with the cyclic garbage collector off."""
+    """:func:`cmd_generate` with the cyclic garbage collector off and one OpenBLAS thread."""
     import shutil
 
     from ai_band.cli.common import config_given, load
