@@ -25,6 +25,9 @@ KNOWN_PARTS = PART_NAMES
 #: File formats a job can produce: Standard MIDI Files, WAV and FLAC audio.
 RENDER_FORMATS = ("mid", "wav", "flac")
 
+#: The audio formats among :data:`RENDER_FORMATS` (the others are MIDI).
+AUDIO_FORMATS = tuple(f for f in RENDER_FORMATS if f != "mid")
+
 #: Fields that choose output files only; they never change the notes.
 OUTPUT_FIELDS = ("id", "play", "render", "stems", "sample_rate", "bit_depth")
 

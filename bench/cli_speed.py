@@ -166,9 +166,29 @@ def measure(cases: Sequence[Case], runs: int) -> None:
                     case.reference_ms.append(elapsed)
 
 
+def install_kind() -> str:
+    """How ``ai-band`` is installed for this interpreter: "editable", "non-editable" or "not installed".
+
+    An editable install's import finder (a ``.pth`` file run by ``site``) adds
+    ~15-30 ms to every start; a user's ``pip install`` is non-editable.  Either
+    way ``-m ai_band`` from the repository root runs the checkout's code.
+    """
+    import site
+    from importlib import metadata
+
+    # The installed distribution, not an ai_band.egg-info in the checkout (on sys.path first).
+    found = [d for d in metadata.distributions(path=site.getsitepackages()) if d.metadata["Name"] == "ai-band"]
+    if not found:
+        return "not installed"
+    direct_url = found[0].read_text("direct_url.json")
+    editable = bool(direct_url and json.loads(direct_url).get("dir_info", {}).get("editable"))
+    return "editable" if editable else "non-editable"
+
+
 def print_table(results: dict[str, dict[str, object]], machine: str, runs: int, out=sys.stdout) -> None:
     """The results as a plain-text table."""
     print(f"machine: {machine}; median of {runs} whole-process runs each, interleaved", file=out)
+    print(f"interpreter: {sys.executable} (ai-band install: {install_kind()})", file=out)
     print(f"{'case':9s} {'ai-band ms':>10s} {'reference':>12s} {'ref ms':>8s} {'ratio':>6s}  goal", file=out)
     for name, r in results.items():
         ref_ms = f"{r['reference_median_ms']:.1f}" if r["reference_median_ms"] is not None else "-"
@@ -194,7 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_table(results, machine, args.runs)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"machine": machine, "runs": args.runs, "cases": results}, indent=2) + "\n")
+        args.json.write_text(json.dumps({"machine": machine, "runs": args.runs, "python": sys.executable,
+                                         "install": install_kind(), "cases": results}, indent=2) + "\n")
     return 0 if all(r["met"] is not False for r in results.values()) else 1
 
 

@@ -47,7 +47,7 @@ from ai_band.errors import BandError, RenderError
 from ai_band.model import Arrangement
 from ai_band.render.atomic import exception_chain, write_atomic
 from ai_band.render.metadata import JOB_FILE
-from ai_band.request import RENDER_FORMATS
+from ai_band.request import AUDIO_FORMATS
 from ai_band.system.priority import yield_cpu
 
 if TYPE_CHECKING:
@@ -55,9 +55,6 @@ if TYPE_CHECKING:
     from ai_band.render.audio import AudioRenderer
 
 log = logging.getLogger(__name__)
-
-#: Audio formats among a request's ``render`` formats (the others are MIDI).
-AUDIO_FORMATS = tuple(f for f in RENDER_FORMATS if f != "mid")
 
 #: Bytes of memory per audio frame a render holds at its peak whatever the
 #: number of parts: the raw and the normalised mix (float32 stereo, 8 bytes
