@@ -328,7 +328,6 @@ def analyse(script: ClockScript, rig_notes, rate: int, published, settle_beats: 
         if exact is None:
             continue
         dev_ms = (note.frame - exact) * 1000.0 / rate
-        beat_frames = rate * 60.0 / script.bpm
         cls = "steady"
         if note.frame - run.tick_frames[0] < settle_beats * (run.tick_frames[24] - run.tick_frames[0]):
             cls = "after_start"
@@ -339,7 +338,6 @@ def analyse(script: ClockScript, rig_notes, rate: int, published, settle_beats: 
                     cls = "ramp"
             if what in ("jump", "ramp_end") and 0 <= note.frame - frame < settle_beats * rate * 60.0 / bpm:
                 cls = "after_change"
-        del beat_frames
         devs.append((dev_ms, cls, note))
         if note.data[1] != expected_pitch(grid):
             wrong_pitch.append((run.kind, grid, note.data[1]))
