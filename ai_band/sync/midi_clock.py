@@ -341,6 +341,9 @@ class MidiClockSource(SyncSource):
             return
         if self._state == _CUED:
             self._cue_ppq = ppq  # Continue came first: the position it plays from
+            if self._anticipated:  # published already: again, from there
+                self._run_ppq0 = ppq
+                self._publish_playing(self._run_n0, new_run=True)
             return
         self._stop_ppq = ppq
         self._publish_stopped(t_s, ppq)  # where a Continue plays from: a new run
