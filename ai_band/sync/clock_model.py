@@ -20,11 +20,16 @@ which a ramp hardly touches, but never below that of uniform jitter of
 ``jitter_floor_s``) is *held*, not fitted.  When the next
 tick agrees with the fit again, the held one was an outlier (dropped,
 ``outliers``); when ``change_ticks`` ticks in a row fall off on the same side,
-or two in a row whose distance from the prediction grows by more than the
-interval (a jump: the interval between them is off, not just their times, as
+or two in a row whose distance from the prediction grows by more than
+:data:`JUMP_THRESHOLDS` intervals (a jump: the interval between them is off, not just their times, as
 after a stall), the tempo changed: the window starts again from the last tick
 that agreed and those after it (``restarts``), and the fit of the new tempo
-sharpens with every tick after.  A jump from 120 to 140 bpm is followed from
+sharpens with every tick after.  ``change_ticks`` ticks off by the same amount
+(within the interval, and by more than :data:`STEP_MIN_THRESHOLDS` intervals:
+a ramp's ticks leave the line more gently), not growing, are a step of the timing, not of the
+tempo (a MIDI interface's latency changing, a JACK server's timeline moving
+after an overrun): the window is moved by that step and keeps its tempo
+(``phase_steps``).  A jump from 120 to 140 bpm is followed from
 its second tick; a ramp restarts the window each time the lag grows past the
 interval.
 
@@ -58,6 +63,17 @@ CLOCKS_PER_QUARTER = 24
 #: A tick more than this many standard deviations of a new observation from the
 #: fit's prediction is off the prediction (held; see the module docstring).
 K_SIGMA = 3.0
+
+#: Two held ticks in a row whose distance from the prediction grows by more
+#: than this many prediction intervals are a tempo jump (bounded jitter of the
+#: assumed spread moves two ticks apart by at most 2 * sqrt(3) standard
+#: deviations, 0.4 intervals).
+JUMP_THRESHOLDS = 1.5
+
+#: Held ticks off by the same amount (within the prediction interval) are a
+#: step of the timing, not a tempo change, when that amount is more than this
+#: many intervals: a ramp's first ticks off the line lie within about two.
+STEP_MIN_THRESHOLDS = 2.5
 
 #: Intervals (between ticks) whose median decides whether the clock is too fast.
 FAST_INTERVALS = 3
@@ -94,6 +110,7 @@ class ClockModel:
         outliers: single ticks off the prediction, dropped.
         out_of_range: ticks too fast, or intervals too slow, not fitted.
         gaps: pauses of the clock (the window restarted).
+        phase_steps: times the ticks moved by a constant step (the window moved with them).
         missed_ticks: ticks that never came (two ticks in a row a whole number
             of periods late): counted into :attr:`index` all the same.
     """
@@ -119,6 +136,7 @@ class ClockModel:
         self.out_of_range = 0
         self.gaps = 0
         self.missed_ticks = 0
+        self.phase_steps = 0
         self.reset()
 
     def reset(self) -> None:
@@ -189,13 +207,36 @@ class ClockModel:
             self._held.clear()
         held = self._held
         held.append((n, t_s, residual))
-        if len(held) >= self.change_ticks or (
-                len(held) >= 2 and abs(held[-1][2]) - abs(held[-2][2]) > self._threshold_s(n)):
-            # A change: from the last tick that agreed (the change's pivot) and those after it.
-            self.restarts += 1
-            pivot = [self._window[-1]] if self._window else []
-            self._restart(pivot + [(hn, ht) for hn, ht, _ in held])
+        threshold = self._threshold_s(n)
+        if len(held) >= 2 and abs(held[-1][2]) - abs(held[-2][2]) > JUMP_THRESHOLDS * threshold:
+            self._tempo_changed()  # the interval itself is off: a jump
+        elif len(held) >= self.change_ticks:
+            residuals = [r for _, _, r in held]
+            mean = sum(residuals) / len(residuals)
+            if max(residuals) - min(residuals) <= threshold and abs(mean) > STEP_MIN_THRESHOLDS * threshold:
+                self._phase_step(mean)
+            else:
+                self._tempo_changed()
         return True
+
+    def _tempo_changed(self) -> None:
+        """A tempo change: the window starts again from the last tick that agreed (the pivot) and the held ones."""
+        self.restarts += 1
+        pivot = [self._window[-1]] if self._window else []
+        self._restart(pivot + [(hn, ht) for hn, ht, _ in self._held])
+
+    def _phase_step(self, step_s: float) -> None:
+        """The held ticks are off by the same ``step_s``, not growing: the clock's timing moved, not its tempo.
+
+        The window is moved by ``step_s`` and keeps its ticks (and so its
+        tempo), and the held ticks join it.
+        """
+        self.phase_steps += 1
+        ticks = [(wn, wt + step_s) for wn, wt in self._window] + [(hn, ht) for hn, ht, _ in self._held]
+        self._held.clear()
+        self._window.clear()
+        self._window.extend(ticks)
+        self._refit()
 
     def _lost_ticks(self, residual: float, n: int, t_s: float) -> bool:
         """The held tick and this one are both a whole number ``m`` of periods late: ``m`` ticks were lost.

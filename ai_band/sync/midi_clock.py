@@ -108,7 +108,7 @@ ODD_KINDS = ("clock_without_start", "clock_out_of_range", "clock_timeout", "spp_
 
 #: Transport events followed (not bad input).
 EVENT_KINDS = ("ticks", "starts", "continues", "stops", "spp", "relocations", "reanchors",
-               "tempo_changes", "outliers", "gaps", "missed_ticks")
+               "tempo_changes", "phase_steps", "outliers", "gaps", "missed_ticks")
 
 _MESSAGES = {
     "clock_without_start": "clock without Start or Continue: tempo measured, the band stays stopped "
@@ -382,6 +382,7 @@ class MidiClockSource(SyncSource):
         self.events["outliers"] = model.outliers
         self.events["gaps"] = model.gaps
         self.events["missed_ticks"] = model.missed_ticks
+        self.events["phase_steps"] = model.phase_steps
         if not accepted or (model.bpm is not None and not model.in_range):
             if not self._out_of_range:
                 self._out_of_range = True
