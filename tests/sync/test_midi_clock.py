@@ -222,6 +222,9 @@ def test_band_plays_on_the_senders_grid_and_nothing_after_stop(rig):
         assert spread[int(0.9 * (len(spread) - 1))] <= 1.5, spread[-10:]
         assert spread[-1] <= 6.0, spread[-10:]
         assert [c for c in checks if c[2] != expected_pitch(c[1])] == []
+        # The clock ran before Start: the run was published at Start, the downbeat is on time too.
+        downbeat = [d for d, ppq, _ in checks if ppq == 0.0]
+        assert downbeat and abs(downbeat[0] - median) <= 3.0, (downbeat, median)
         # Stop: no note-on more than 30 ms after it, none hanging.
         after = [(n.frame - run.stop_frame) * 1000.0 / RATE for n in notes if n.frame >= run.stop_frame]
         assert max(after, default=0.0) <= 30.0, after
