@@ -163,7 +163,7 @@ def test_the_rtmidi_virtual_input_follows_start_clock_and_stop(jack_server):
         assert snaps and snaps[-1].bpm == pytest.approx(120.0, rel=0.02)
         assert published[-1].playing is False
         assert source.events["starts"] == 1 and source.events["stops"] == 1
-        assert published[-1].anchor_ppq == pytest.approx(4.0, abs=1 / 24)
+        assert published[-1].anchor_ppq == pytest.approx(4.0, abs=1 / 24), source.status(time.monotonic())
     finally:
         sender.close()
         source.stop()
