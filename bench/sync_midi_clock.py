@@ -5,9 +5,10 @@ Set-up: a private JACK server (dummy driver, 48 kHz, period 64), the band's
 playback as in the daemon (:class:`~ai_band.playback.outputs.jack.JackMidiClient`
 with a ``drums`` port, the :class:`~ai_band.playback.scheduler.Scheduler`, the
 ``midi-clock`` source :class:`~ai_band.sync.midi_clock.MidiClockSource` on
-``ai-band:clock-in``), a clock sender (:class:`ClockSender`, a JACK client of
+``ai-band:clock-in``), a clock sender (:class:`ClockSenderProcess`, a JACK client in a child process
 this process writing a precomputed :class:`ClockScript` at exact frames) and a
-frame-accurate recorder in a process of its own
+frame-accurate recorder in a process of its own; the sender runs in a child
+process too (:class:`ClockSenderProcess`), as a DAW would
 (:class:`~ai_band.testing.recorder_process.RecorderProcess`).
 
 The script (:func:`scenario`): SPP 0 and Start, clock at 120 bpm, a ramp to
@@ -258,10 +259,93 @@ class ClockSender:
         self.client.close()
 
 
+def _serve_sender(conn, servername: str, name: str, connect_to: str | None) -> None:
+    """The child process of :class:`ClockSenderProcess`: a :class:`ClockSender` driven over a pipe."""
+    from ai_band.system.priority import raise_priority
+
+    raise_priority(-10)  # as the recorder: a DAW's MIDI output runs at a high priority (best effort)
+    try:
+        sender = ClockSender(servername, name=name, connect_to=connect_to)
+    except Exception as exc:  # noqa: BLE001 - reported to the parent
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send(("ready", sender.rate))
+    try:
+        while True:
+            cmd, arg = conn.recv()
+            if cmd == "send":
+                sender.send(arg)
+                conn.send(True)
+            elif cmd == "frame_time":
+                conn.send(sender.client.frame_time)
+            elif cmd == "state":
+                conn.send((sender.done, sender.late, sender.written))
+            elif cmd == "close":
+                conn.send(True)
+                return
+    finally:
+        sender.close()
+
+
+class ClockSenderProcess:
+    """A :class:`ClockSender` in a child process, as a DAW is: its JACK callback shares no interpreter lock.
+
+    In the benchmark's own process the sender's callback and the band's run
+    one after the other in each JACK cycle (the sender feeds the band) and
+    both need the interpreter lock: the chain overran the period (over 1,000
+    xruns a minute on a realtime server).  Same arguments as :class:`ClockSender`.
+    """
+
+    def __init__(self, servername: str, name: str = "clock-sender", connect_to: str | None = None) -> None:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve_sender, args=(child, servername, name, connect_to),
+                                 name="clock-sender", daemon=True)
+        self._proc.start()
+        if not self._conn.poll(30):
+            self._proc.kill()
+            raise RuntimeError("clock sender process did not start")
+        reply = self._conn.recv()
+        if reply[0] != "ready":
+            raise RuntimeError(f"clock sender process failed: {reply[1]}")
+        self.rate: int = reply[1]
+
+    def _ask(self, cmd: str, arg=None):
+        self._conn.send((cmd, arg))
+        return self._conn.recv()
+
+    def send(self, events: list[tuple[int, bytes]]) -> None:
+        """Replace what is left to send with ``events`` (sorted by frame)."""
+        self._ask("send", events)
+
+    @property
+    def frame_time(self) -> int:
+        """The server's current frame time (estimated, as ``jack_frame_time``)."""
+        return self._ask("frame_time")
+
+    @property
+    def done(self) -> bool:
+        return self._ask("state")[0]
+
+    @property
+    def late(self) -> int:
+        return self._ask("state")[1]
+
+    def close(self) -> None:
+        try:
+            self._ask("close")
+        except (EOFError, OSError):
+            pass
+        self._proc.join(5)
+
+
 class Rig:
     """The band's playback following MIDI clock on ``<client>:clock-in``, a sender and a recorder, one server."""
 
-    def __init__(self, server: JackServer, client_name: str = "ai-band", **options) -> None:
+    def __init__(self, server: JackServer, client_name: str = "ai-band", sender_process: bool = False,
+                 **options) -> None:
         os.environ["JACK_DEFAULT_SERVER"] = server.name
         self.ports = open_ports(["drums"], api_name="jack", client_name=client_name, jack_write_log_size=200_000)
         self.scheduler = Scheduler(self.ports)
@@ -270,7 +354,8 @@ class Rig:
         self.recorder = RecorderProcess(server.name, f"^{client_name}:drums$")
         self.scheduler.start()
         self.source.start(self._publish)
-        self.sender = ClockSender(server.name, connect_to=f"{client_name}:{self.source.port_name}")
+        sender = ClockSenderProcess if sender_process else ClockSender
+        self.sender = sender(server.name, connect_to=f"{client_name}:{self.source.port_name}")
 
     def _publish(self, snapshot) -> None:
         self.published.append((time.monotonic(), snapshot))
@@ -410,12 +495,12 @@ def beats_to_follow(script: ClockScript, published, rate: int, frame_to_s) -> di
 def run_once(seconds: float, realtime: bool, jitter_ms: float, seed: int) -> dict:
     """One run of the scenario; its figures."""
     with JackServer(realtime=realtime) as server:
-        rig = Rig(server)
+        rig = Rig(server, sender_process=True)
         try:
             rate = rig.sender.rate
             rig.scheduler.play(grid_job())
             time.sleep(0.3)
-            t0_frame = rig.sender.client.frame_time
+            t0_frame = rig.sender.frame_time
             t0_s = time.monotonic()
             script = ClockScript(rate, t0_frame + int(0.3 * rate), jitter_ms / 1000.0, seed)
             scenario(script, seconds)
