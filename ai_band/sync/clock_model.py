@@ -292,16 +292,17 @@ class ClockModel:
             self._xbar = 0.0
             self._sxx = 0.0
             return
-        sx = sy = 0.0
-        for n, t in window:
-            sx += n - n0
-            sy += t - t0
+        sx = sy = sxx = sxy = 0.0
+        for n, t in window:  # one pass; x and y from the first tick keep the sums small
+            x = n - n0
+            y = t - t0
+            sx += x
+            sy += y
+            sxx += x * x
+            sxy += x * y
         xbar, ybar = sx / N, sy / N
-        sxx = sxy = 0.0
-        for n, t in window:
-            dx = n - n0 - xbar
-            sxx += dx * dx
-            sxy += dx * (t - t0 - ybar)
+        sxx -= N * xbar * xbar
+        sxy -= N * xbar * ybar
         period = sxy / sxx
         a = t0 + ybar - period * xbar
         self._period_s, self._a, self._xbar, self._sxx = period, a, xbar, sxx
