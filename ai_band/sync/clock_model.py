@@ -229,10 +229,24 @@ class ClockModel:
         """The held ticks are off by the same ``step_s``, not growing: the clock's timing moved, not its tempo.
 
         The window is moved by ``step_s`` and keeps its ticks (and so its
-        tempo), and the held ticks join it.
+        tempo), and the held ticks join it.  A step of about ``m >= 1`` whole
+        periods is ``m`` lost ticks plus a step of the rest: the held ticks
+        (and :attr:`index`) are renumbered ``m`` on.
         """
+        period = self._period_s
+        m = round(step_s / period) if period else 0
+        if m >= 1:
+            # About a whole number of periods: ticks lost (with the timing moved a little, as
+            # around a JACK overrun that also lost the period they came in): counted, and the
+            # rest of the step moves the window.
+            self.missed_ticks += m
+            self.index += m
+            step_s -= m * period
+        else:
+            m = 0
         self.phase_steps += 1
-        ticks = [(wn, wt + step_s) for wn, wt in self._window] + [(hn, ht) for hn, ht, _ in self._held]
+        ticks = ([(wn, wt + step_s) for wn, wt in self._window]
+                 + [(hn + m, ht) for hn, ht, _ in self._held])
         self._held.clear()
         self._window.clear()
         self._window.extend(ticks)

@@ -115,6 +115,18 @@ def test_model_moves_with_a_step_of_the_timing_and_keeps_its_tempo():
     assert model.time_of(299) == pytest.approx(299 * period + 0.006, abs=0.5e-3)
 
 
+def test_model_counts_a_lost_tick_when_the_timing_moved_with_it():
+    """As around a JACK overrun: the period with a tick is lost and the timeline moves by 3 ms."""
+    model = ClockModel()
+    rng = random.Random(8)
+    period = 60.0 / (24 * 120)
+    for i in range(300):
+        if i != 150:
+            model.add(i * period + rng.uniform(-0.001, 0.001) + (0.003 if i > 150 else 0.0))
+    assert model.missed_ticks == 1 and model.index == 299
+    assert model.bpm == pytest.approx(120.0, rel=1e-3)
+
+
 def test_model_half_tempo_is_a_tempo_change_not_lost_ticks():
     model = ClockModel()
     feed(model, [120.0] * 150 + [60.0] * 48)
