@@ -87,6 +87,7 @@ class Run:
     tick_frames: list[float] = field(default_factory=list)
     stop_frame: int | None = None
     kind: str = "start"
+    start_frame: int = 0  # the frame of its SPP and Start or Continue
     #: (frame, what) of the tempo changes in the run ("ramp", "ramp_end", "jump"), with the new tempo.
     changes: list[tuple[float, str, float]] = field(default_factory=list)
 
@@ -160,7 +161,7 @@ class ClockScript:
         ppq0 = (sixteenths or 0) / 4.0
         self._put(at, spp(sixteenths or 0))
         self._put(at, START if not sixteenths else CONTINUE)
-        self._run = Run(ppq0, kind="start" if not sixteenths else "continue")
+        self._run = Run(ppq0, kind="start" if not sixteenths else "continue", start_frame=int(round(at)))
         self.runs.append(self._run)
 
     def song_position(self, sixteenths: int) -> None:
@@ -444,7 +445,7 @@ def analyse(script: ClockScript, rig_notes, rate: int, published, settle_beats: 
     for i, run in enumerate(script.runs):
         if run.stop_frame is None:
             continue
-        nxt = script.runs[i + 1].tick_frames[0] if i + 1 < len(script.runs) else math.inf
+        nxt = script.runs[i + 1].start_frame if i + 1 < len(script.runs) else math.inf
         late = [n.frame - run.stop_frame for n in rig_notes if run.stop_frame <= n.frame < nxt]
         after_stop.append(round(max(late) * 1000.0 / rate, 3) if late else 0.0)
     # Relocations: the first note-on of each Continue run, its grid position.
@@ -555,7 +556,7 @@ def main(argv: list[str] | None = None) -> int:
     stop_ms = max(max(r["after_stop_ms"], default=0.0) for r in results)
     hanging = sum(r["hanging"] for r in results)
     relocated = all(rel["first_note_ppq"] is not None and rel["wrong_pitch"] == 0
-                    for r in results for rel in r["relocations"])
+                    for r in results for rel in r["relocations"])  # every note after it at its position
     met = median_p99 <= 1.5 and follow <= 1.0 and stop_ms <= 30.0 and hanging == 0 and relocated
     print(f"median of the runs' steady p99: {median_p99:.3f} ms (<= 1.5); most beats to follow {follow} (<= 1); "
           f"latest note-on after a Stop {stop_ms} ms (<= 30); hanging {hanging}; relocations followed {relocated}: "

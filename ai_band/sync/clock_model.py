@@ -157,8 +157,12 @@ class ClockModel:
         self._peak_s: float | None = None
 
     # -- input --------------------------------------------------------------------
-    def add(self, t_s: float) -> bool:
+    def add(self, t_s: float, input_lost: bool = False) -> bool:
         """Take one tick that arrived at CLOCK_MONOTONIC ``t_s`` seconds.
+
+        ``input_lost``: input may have been lost since the last tick (the
+        JACK client skipped a period): a tick a whole number of periods late
+        is counted as the ticks that never came, at once (``missed_ticks``).
 
         Returns:
             True if the tick was accepted and numbered (:attr:`index`); False
@@ -183,9 +187,9 @@ class ClockModel:
                     and _median3(list(self._intervals)) < self._min_period_s / FAST_MARGIN):
                 self.out_of_range += 1
                 return False
-        return self._accept(t_s, fit=False)
+        return self._accept(t_s, fit=False, input_lost=input_lost)
 
-    def _accept(self, t_s: float, fit: bool) -> bool:
+    def _accept(self, t_s: float, fit: bool, input_lost: bool = False) -> bool:
         self.index += 1
         n = self.index
         if fit or self._fit_n < 2:
@@ -193,6 +197,13 @@ class ClockModel:
             self._refit()
             return True
         residual = t_s - self.time_of(n)
+        period = self._period_s
+        if input_lost and period and residual > 0.5 * period:
+            m = round(residual / period)
+            self.missed_ticks += m
+            self.index += m
+            n += m
+            residual -= m * period
         if abs(residual) <= self._threshold_s(n):
             if self._held:
                 self.outliers += len(self._held)

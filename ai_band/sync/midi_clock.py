@@ -33,7 +33,9 @@ the plugin's last ``/band/transport``), so Start and SPP 0 are bar 1.
 :class:`~ai_band.playback.outputs.jack.JackMidiClient` with its own input
 port.  Each event's time is ``start_ns + offset / rate``: the frame the
 sender wrote it at, on the same timeline as the band's ports, so a sender
-writing clock at exact frames is followed to within the model's fit.  The
+writing clock at exact frames is followed to within the model's fit.  When
+the client skipped periods (the server dropped it for a cycle: its input
+events are lost), the next tick late by whole periods counts the ticks lost.  The
 process thread publishes only when needed: a start, stop or relocation (a new
 run, published in the period the message came in), or when the published
 snapshot puts the newest tick more than :data:`REANCHOR_S` off the fit, now
@@ -198,6 +200,8 @@ class MidiClockSource(SyncSource):
         self._last_any_s: float | None = None  # the newest tick, in range or not
         self._out_of_range = False
         self._restarts_seen = 0
+        self._last_frame: int | None = None  # JACK frame of the last period seen
+        self._input_lost = False  # a period was skipped since the last tick
 
     # -- life cycle ---------------------------------------------------------------
     def start(self, publish: Publish) -> None:
@@ -288,6 +292,9 @@ class MidiClockSource(SyncSource):
         if port is None:
             return
         ns_per_frame = self._ns_per_frame
+        last, self._last_frame = self._last_frame, frame
+        if last is not None and frame - last > frames:
+            self._input_lost = True  # periods this client never saw: their events are lost
         for offset, data in port.incoming_midi_events():
             self._on_message(bytes(data), (start_ns + offset * ns_per_frame) / 1e9)
         self._check_timeout(start_ns / 1e9)
@@ -373,7 +380,8 @@ class MidiClockSource(SyncSource):
         last_any = self._last_any_s
         self._last_any_s = t_s
         model = self.model
-        accepted = model.add(t_s)
+        accepted = model.add(t_s, input_lost=self._input_lost)
+        self._input_lost = False
         self.events["ticks"] += 1
         restarts = model.restarts
         if restarts != self._restarts_seen:
