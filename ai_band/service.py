@@ -299,7 +299,7 @@ class BandDaemon:
                                timeout_s=cfg.transport.timeout_ms / 1000.0)
         options = {
             "internal": {"autostart": cfg.sync.autostart},
-            "midi-clock": {"timeout_s": cfg.sync.clock_timeout_ms / 1000.0},
+            "midi-clock": {"timeout_s": cfg.sync.clock_timeout_ms / 1000.0, "midi_api": cfg.midi.api},
             "link": {"start_stop_sync": cfg.sync.link_start_stop_sync, "join_delay_s": cfg.sync.link_join_delay_s},
         }
         return SyncManager(context, self.scheduler.set_transport, osc_source, options,
