@@ -443,8 +443,9 @@ class HttpServer:
             return _json_response(self._web, await self._job_view(request, job))
         # A finished job no longer changes: its answer is kept VIEW_TTL_S (polled thousands of times a second,
         # the request's to_dict and the JSON encoding would be most of the cost).  One refresh at a time per
-        # answer: while it runs (a thread hop to stat the files), the polls that come in get the answer it
-        # replaces instead of each starting its own (hundreds a second did, with 200 clients polling).
+        # answer: the first poll after the expiry runs it (a thread hop to stat the files) and waits; the polls
+        # that come in meanwhile get the answer it replaces instead of each starting their own (hundreds a
+        # second did, with 200 clients polling).
         key = (job.job_id, request.scheme, request.host)
         now_s = time.monotonic()
         cached = self._views.get(key)
@@ -453,11 +454,13 @@ class HttpServer:
             body = cached[3]
         else:
             refresh = self._view_refresh.get(key)
-            if refresh is None:
+            if refresh is None:  # this poll refreshes the answer and waits for it
                 refresh = asyncio.ensure_future(self._refresh_view(key, request, job))
                 self._view_refresh[key] = refresh
                 refresh.add_done_callback(partial(self._view_refreshed, key))
-            body = cached[3] if same else await asyncio.shield(refresh)
+                body = await asyncio.shield(refresh)
+            else:  # another poll is refreshing it: the answer it replaces, if it is this job's
+                body = cached[3] if same else await asyncio.shield(refresh)
         return self._web.Response(body=body, content_type="application/json")
 
     async def _refresh_view(self, key: tuple[str, str, str], request: Any, job: Any) -> bytes:
