@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
@@ -64,12 +65,32 @@ def wait_job(client: OscClient, request_id: str, timeout_s: float = 20.0) -> tup
     return client.wait_job(request_id, timeout_s)
 
 
+def osc_status(client: OscClient) -> dict:
+    """The daemon's ``/band/status`` JSON (what was buffered before is dropped)."""
+    client.drain()
+    return json.loads(client.request("/band/status", reply_address="/band/status", timeout=3)[0])
+
+
+def osc_ack(client: OscClient, address: str, *args: object) -> list:
+    """Send ``address`` and return the arguments of its ``/band/ack`` after the address (fails on ``/band/error``)."""
+    client.drain()
+    client.send(address, *args)
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        addr, reply = client.receive(timeout=3)
+        if addr == "/band/ack" and reply[0] == address:
+            return reply[1:]
+        if addr == "/band/error":
+            pytest.fail(f"{address}: {reply}")
+    pytest.fail(f"no ack for {address}")
+
+
 def generate_args(**fields: object) -> list[object]:
     """Flatten request fields into /band/generate key/value arguments."""
     return [x for kv in fields.items() for x in kv]
 
 
-__all__ = ["wait_job", "generate_args", "Path", "DropoutGuard", "guard_dropouts", "recorder_on"]
+__all__ = ["wait_job", "osc_status", "osc_ack", "generate_args", "Path", "DropoutGuard", "guard_dropouts", "recorder_on"]
 
 
 class DropoutGuard:

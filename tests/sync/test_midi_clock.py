@@ -18,7 +18,6 @@ jackd; the issue's figures come from ``python -m bench.sync_midi_clock``.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import statistics
@@ -29,6 +28,8 @@ import pytest
 from bench.sync_jack import GRID_QN, expected_pitch, grid_job
 from bench.sync_midi_clock import CLOCK, CONTINUE, START, STOP, ClockScript, ClockSender, Rig, spp
 from conftest import DropoutGuard, generate_args, wait_job
+from conftest import osc_ack as ack
+from conftest import osc_status as status
 from ai_band.errors import SyncError
 from ai_band.host import OscClient
 from ai_band.sync.clock_model import ClockModel
@@ -328,26 +329,6 @@ def osc(band):
     with OscClient(("127.0.0.1", band.port)) as client:
         yield client
 
-
-def status(osc: OscClient) -> dict:
-    osc.drain()
-    osc.send("/band/status")
-    _, args = osc.receive("/band/status", timeout=3)
-    return json.loads(args[0])
-
-
-def ack(osc: OscClient, address: str, *args) -> list:
-    """Send ``address`` and return the arguments of its ``/band/ack`` (or fail with the ``/band/error``)."""
-    osc.drain()
-    osc.send(address, *args)
-    deadline = time.monotonic() + 3
-    while time.monotonic() < deadline:
-        addr, reply = osc.receive(timeout=3)
-        if addr == "/band/ack" and reply[0] == address:
-            return reply[1:]
-        if addr == "/band/error":
-            pytest.fail(f"{address}: {reply}")
-    pytest.fail(f"no ack for {address}")
 
 
 @pytest.mark.jack

@@ -16,6 +16,8 @@ import time
 import pytest
 
 from conftest import DropoutGuard, generate_args, wait_job
+from conftest import osc_ack as ack
+from conftest import osc_status as status
 from ai_band.host import OscClient
 from ai_band.testing.daemonproc import DaemonProcess
 from ai_band.testing.recorder import MidiRecorder
@@ -52,26 +54,6 @@ def osc(band):
         client.send("/band/sync", "internal")
         client.send("/band/stop")
 
-
-def status(osc: OscClient) -> dict:
-    osc.drain()
-    osc.send("/band/status")
-    _, args = osc.receive("/band/status", timeout=3)
-    return json.loads(args[0])
-
-
-def ack(osc: OscClient, address: str, *args) -> list:
-    """Send ``address`` and return the arguments of its ``/band/ack`` (or fail with the ``/band/error``)."""
-    osc.drain()
-    osc.send(address, *args)
-    deadline = time.monotonic() + 3
-    while time.monotonic() < deadline:
-        addr, reply = osc.receive(timeout=3)
-        if addr == "/band/ack" and reply[0] == address:
-            return reply[1:]
-        if addr == "/band/error":
-            pytest.fail(f"{address}: {reply}")
-    pytest.fail(f"no ack for {address}")
 
 
 def error_code(osc: OscClient, address: str, *args) -> str:
