@@ -74,12 +74,11 @@ from collections.abc import Callable
 
 import jack
 
+from ai_band.sync.clock_model import CLOCKS_PER_QUARTER
 from ai_band.transport import TransportSnapshot
 
 __all__ = ["ClockOut", "spp_message"]
 
-#: Timing Clock messages per quarter note (MIDI 1.0).
-CLOCKS_PER_QUARTER = 24
 #: Timing Clock messages per sixteenth: Song Position Pointer's unit ("MIDI beat").
 CLOCKS_PER_SIXTEENTH = 6
 #: Largest Song Position Pointer value: 14 bits, in sixteenths.
