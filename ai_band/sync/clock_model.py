@@ -55,10 +55,18 @@ from __future__ import annotations
 import math
 from collections import deque
 
-__all__ = ["CLOCKS_PER_QUARTER", "ClockModel"]
+__all__ = ["CLOCKS_PER_QUARTER", "CONTINUE", "SONG_POSITION", "START", "STOP", "TIMING_CLOCK", "ClockModel"]
 
 #: Timing Clock messages per quarter note (MIDI 1.0).
 CLOCKS_PER_QUARTER = 24
+
+# Status bytes of the clock and position messages (MIDI 1.0: System Real Time and System Common).
+TIMING_CLOCK = 0xF8
+START = 0xFA
+CONTINUE = 0xFB
+STOP = 0xFC
+#: Song Position Pointer, two data bytes (14 bits, LSB first, in sixteenths).
+SONG_POSITION = 0xF2
 
 #: A tick more than this many standard deviations of a new observation from the
 #: fit's prediction is off the prediction (held; see the module docstring).

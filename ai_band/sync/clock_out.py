@@ -74,7 +74,7 @@ from collections.abc import Callable
 
 import jack
 
-from ai_band.sync.clock_model import CLOCKS_PER_QUARTER
+from ai_band.sync.clock_model import CLOCKS_PER_QUARTER, CONTINUE, SONG_POSITION, START, STOP, TIMING_CLOCK
 from ai_band.transport import TransportSnapshot
 
 __all__ = ["ClockOut", "spp_message"]
@@ -84,11 +84,11 @@ CLOCKS_PER_SIXTEENTH = 6
 #: Largest Song Position Pointer value: 14 bits, in sixteenths.
 SPP_MAX = 0x3FFF
 
-TIMING_CLOCK = b"\xf8"
-START = b"\xfa"
-CONTINUE = b"\xfb"
-STOP = b"\xfc"
-SONG_POSITION = 0xF2
+# The one-byte messages as written to the port.
+TICK_MESSAGE = bytes((TIMING_CLOCK,))
+START_MESSAGE = bytes((START,))
+CONTINUE_MESSAGE = bytes((CONTINUE,))
+STOP_MESSAGE = bytes((STOP,))
 
 #: A new snapshot that moves the current position by more than this (quarter
 #: notes; one clock) relocates the clock: Stop, SPP, Continue.
@@ -283,7 +283,7 @@ class ClockOut:
                     break
                 self._state = _PLAYING
                 self._cue = ()
-            if not self._write(port, offset, frames, (TIMING_CLOCK,)):
+            if not self._write(port, offset, frames, (TICK_MESSAGE,)):
                 break
             self.ticks_sent += 1
             written += 1
@@ -307,7 +307,7 @@ class ClockOut:
                 if math.isfinite(snap.anchor_time_s):
                     ahead_frames = (snap.anchor_time_s * 1e9 - start_ns) * self._frames_per_ns
                     offset = int(min(frames, max(0.0, ahead_frames + 0.5)))
-                if not self._write(self._port, offset, frames, (STOP,)):
+                if not self._write(self._port, offset, frames, (STOP_MESSAGE,)):
                     self._snap = old  # retried next period
                     return False
             self._state = _STOPPED
@@ -338,7 +338,7 @@ class ClockOut:
     def _relocate(self, snap: TransportSnapshot, start_ns: float, frames: int) -> bool:
         """Stop (if Start/Continue went out) at once, then cue SPP + Continue at the next sixteenth."""
         if self._state == _PLAYING:
-            if not self._write(self._port, 0, frames, (STOP,)):
+            if not self._write(self._port, 0, frames, (STOP_MESSAGE,)):
                 return False
             self.relocations += 1
         self._cue_at(snap.ppq_at(start_ns / 1e9), start_allowed=False)
@@ -356,12 +356,12 @@ class ClockOut:
         sixteenths = max(0, math.ceil(ppq * 4.0 - _SIXTEENTH_EPSILON))
         self._next_tick = sixteenths * CLOCKS_PER_SIXTEENTH
         if sixteenths == 0 and start_allowed:
-            self._cue = (spp_message(0), START)
+            self._cue = (spp_message(0), START_MESSAGE)
         elif sixteenths <= SPP_MAX:
-            self._cue = (spp_message(sixteenths), CONTINUE)
+            self._cue = (spp_message(sixteenths), CONTINUE_MESSAGE)
         else:
             self.spp_out_of_range += 1
-            self._cue = (CONTINUE,)
+            self._cue = (CONTINUE_MESSAGE,)
         self._state = _CUED
 
     def _write(self, port: jack.OwnMidiPort | None, offset: int, frames: int, messages: tuple[bytes, ...]) -> bool:
@@ -380,11 +380,11 @@ class ClockOut:
             status = data[0]
             if status == SONG_POSITION:
                 self.spp_sent += 1
-            elif data == START:
+            elif status == START:
                 self.starts += 1
-            elif data == CONTINUE:
+            elif status == CONTINUE:
                 self.continues += 1
-            elif data == STOP:
+            elif status == STOP:
                 self.stops += 1
         return True
 

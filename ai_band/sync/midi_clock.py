@@ -83,7 +83,8 @@ from collections import Counter
 from typing import Any
 
 from ai_band.errors import SyncError
-from ai_band.sync.clock_model import CLOCKS_PER_QUARTER, ClockModel
+from ai_band.sync.clock_model import (CLOCKS_PER_QUARTER, CONTINUE, SONG_POSITION, START, STOP, TIMING_CLOCK,
+                                      ClockModel)
 from ai_band.sync.source import Publish, SyncContext, SyncSource
 from ai_band.transport import TransportSnapshot
 
@@ -91,12 +92,7 @@ __all__ = ["MidiClockSource", "REANCHOR_S", "ODD_KINDS"]
 
 log = logging.getLogger(__name__)
 
-TIMING_CLOCK = 0xF8
-START = 0xFA
-CONTINUE = 0xFB
-STOP = 0xFC
 ACTIVE_SENSING = 0xFE
-SONG_POSITION = 0xF2
 SYSEX = 0xF0
 
 #: Republish when the published snapshot puts the newest tick, or the position
