@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import faulthandler
 import json
+import os
 import time
 from collections.abc import Iterator
 
@@ -26,6 +28,39 @@ def jack_server() -> Iterator[JackServer]:
     with JackServer() as server, pytest.MonkeyPatch.context() as patch:
         patch.setenv("JACK_DEFAULT_SERVER", server.name)
         yield server
+
+
+# ---------------------------------------------------------------------------
+# A test stuck in C code (a JACK or PortAudio call that never returns) never
+# runs pytest-timeout's SIGALRM handler: the whole run would hang until CI's
+# own limit, with no hint. faulthandler's watchdog thread needs no Python: past
+# the timeout plus a minute it writes every thread's stack to stderr and exits.
+# ---------------------------------------------------------------------------
+
+#: Seconds past pytest-timeout's per-test timeout before the run is ended.
+HARD_TIMEOUT_GRACE_S = 60
+
+
+_STDERR_FD = pytest.StashKey[int]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep a copy of the real stderr: during a test fd 2 is pytest's capture file, lost at exit."""
+    config.stash[_STDERR_FD] = os.dup(2)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    """Arm the hard watchdog for one test (setup, call and teardown)."""
+    timeout_s = float(item.config.getoption("timeout", None) or item.config.getini("timeout") or 0)
+    if timeout_s > 0:
+        faulthandler.dump_traceback_later(timeout_s + HARD_TIMEOUT_GRACE_S, exit=True,
+                                          file=item.config.stash[_STDERR_FD])
+    try:
+        yield
+    finally:
+        if timeout_s > 0:
+            faulthandler.cancel_dump_traceback_later()
 
 
 # ---------------------------------------------------------------------------
