@@ -8,6 +8,11 @@ Cases (every style from ``style_names()`` at run time):
 * ``song``: every part of ``KNOWN_PARTS`` the style accepts, 128 bars of an
   8-bar sheet with seventh chords and two chords a bar; target median <= 1 s.
 
+Also timed: ``validate_request`` on a song-form request (six sections, a
+16-bar sheet and a section sheet), the check every ``/band/generate`` runs on
+the daemon's event loop before the job goes to a worker; target median
+<= 2 ms, since the loop also keeps time for the band.
+
 Which parts a style accepts is found by asking the generator for one bar of
 each part; a part it rejects is skipped with a note (styles and parts are
 still being added).  Each case is warmed up once, then timed with
@@ -40,12 +45,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 from bench.machine import cpu_model, usable_cpus
 from ai_band.errors import BandError
-from ai_band.generate.pipeline import generate, style_names
+from ai_band.generate.pipeline import generate, style_names, validate_request
 from ai_band.model import Arrangement
-from ai_band.request import KNOWN_PARTS, parse_request
+from ai_band.request import KNOWN_PARTS, GenerationRequest, parse_request
 
 #: Median targets per case, milliseconds.
 TARGETS_MS = {"small": 100.0, "song": 1000.0}
+
+#: Median target of one ``validate_request`` (on the daemon's event loop), milliseconds.
+VALIDATE_TARGET_MS = 2.0
+#: Repetitions of the validation timing.
+VALIDATE_REPS = 500
 
 SMALL_PARTS = ("drums", "bass", "keys", "melody")
 SMALL_SHEET = "| C | Am | F | G |"
@@ -142,6 +152,28 @@ def _timed(request) -> tuple[float, Arrangement]:
     return time.perf_counter() - t0, arrangement
 
 
+def time_validate(reps: int = VALIDATE_REPS) -> dict[str, float]:
+    """Time ``validate_request`` on a song-form jazz request ``reps`` times (after one warm-up).
+
+    Returns:
+        :func:`stats_ms` of the samples (milliseconds).
+    """
+    request = GenerationRequest(
+        chords="| Dm7 G7 | Cmaj7 | Am7 D7 | Gmaj7 |" * 4,
+        style="jazz",
+        key="C",
+        structure=("intro", "verse", "chorus", "verse", "chorus", "outro"),
+        sections=(("chorus", "| F | G | C | Am |" * 2),),
+    )
+    validate_request(request)  # warm-up: the generator's imports and caches
+    samples = []
+    for _ in range(reps):
+        began = time.perf_counter()
+        validate_request(request)
+        samples.append(time.perf_counter() - began)
+    return stats_ms(samples)
+
+
 def run(styles: Sequence[str], reps: dict[str, int], out=sys.stdout) -> dict[str, object]:
     """Time every case; returns the JSON-ready result (see the module docstring)."""
     notes: list[str] = []
@@ -203,6 +235,9 @@ def run(styles: Sequence[str], reps: dict[str, int], out=sys.stdout) -> dict[str
             failures.append(
                 f"{style} {case}: median {entry['median']:.1f} ms > {TARGETS_MS[case]:g} ms"
             )
+    result["validate"] = time_validate()
+    if result["validate"]["median"] > VALIDATE_TARGET_MS:  # type: ignore[index]
+        failures.append(f"validate_request: median above {VALIDATE_TARGET_MS:g} ms")
     for case in ("small", "song"):
         pooled = [v for (s, c), values in samples.items() if c == case for v in values]
         if pooled:
@@ -242,6 +277,9 @@ def _print(result: dict, out) -> None:
             f"{e['median']:>10.1f} {e['p99']:>9.1f} {e['n']:>4}",
             file=out,
         )
+    v = result["validate"]
+    print(f"validate_request (song form, on the event loop): median {v['median']:.3f} ms, "
+          f"p99 {v['p99']:.3f} ms, n {v['n']}; target median <= {VALIDATE_TARGET_MS:g} ms", file=out)
     for note in result["notes"]:
         print(f"note: {note}", file=out)
     for failure in result["failures"]:

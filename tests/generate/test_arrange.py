@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -335,21 +333,12 @@ def test_validate_request_rejects_what_generate_would() -> None:
     ]
 
 
-def test_validate_request_is_cheap() -> None:
-    request = GenerationRequest(
-        chords="| Dm7 G7 | Cmaj7 | Am7 D7 | Gmaj7 |" * 4,
-        style="jazz",
-        key="C",
-        structure=SONG,
-        sections=(("chorus", "| F | G | C | Am |" * 2),),
-    )
-    validate_request(request)
-    best = float("inf")
-    for _ in range(20):
-        began = time.perf_counter()
-        validate_request(request)
-        best = min(best, time.perf_counter() - began)
-    assert best < 0.002
+def test_validate_request_accepts_a_song_form_and_names_a_bad_section_chord() -> None:
+    # Its speed (it runs on the event loop) is measured by bench.gen_speed.
+    fields = dict(chords="| Dm7 G7 | Cmaj7 | Am7 D7 | Gmaj7 |" * 4, style="jazz", key="C", structure=SONG)
+    validate_request(GenerationRequest(**fields, sections=(("chorus", "| F | G | C | Am |" * 2),)))
+    with pytest.raises(ChordError, match="Hx"):
+        validate_request(GenerationRequest(**fields, sections=(("chorus", "| F | Hx7 | C |"),)))
 
 
 @settings(max_examples=40, deadline=None, database=None)
