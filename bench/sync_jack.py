@@ -37,22 +37,19 @@ import argparse
 import bisect
 import json
 import math
-import os
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import jack
 
 from bench.machine import machine_name
 from ai_band.playback.output import NOTE_OFF, NOTE_ON
-from ai_band.playback.ports import open_ports
-from ai_band.playback.scheduler import PlayableJob, Scheduler
+from bench.band_rig import BandRig
+from ai_band.playback.scheduler import PlayableJob
 from ai_band.sync.jack_transport import JackTransportSource
-from ai_band.sync.source import SyncContext
 from ai_band.testing.jackserver import JackServer
-from ai_band.testing.recorder_process import RecorderProcess
 
 #: Ticks per beat of the master (Ardour's and jack_transport's).
 TICKS_PER_BEAT = 1920.0
@@ -291,28 +288,11 @@ def summary(values: list[float]) -> dict:
             "within_1": round(sum(1 for v in ordered if v <= 1) / len(ordered), 4)}
 
 
-class Rig:
+class Rig(BandRig):
     """The band's playback following the JACK transport, a master and a recorder on one private server."""
 
     def __init__(self, server: JackServer, bpm: float = 120.0, client_name: str = "ai-band") -> None:
-        self.server = server
-        os.environ["JACK_DEFAULT_SERVER"] = server.name  # open_ports finds the server by the environment
-        self.ports = open_ports(["drums"], api_name="jack", client_name=client_name, jack_write_log_size=200_000)
-        self.scheduler = Scheduler(self.ports)
-        self.source = JackTransportSource(SyncContext(bpm=bpm, jack_client=self.ports.jack_client))
-        self.recorder = RecorderProcess(server.name, client_name)
-        self.scheduler.start()
-        self.source.start(self.scheduler.set_transport)
-
-    def close(self) -> None:
-        self.source.stop()
-        self.scheduler.stop()
-        self.ports.close()
-        self.recorder.close()
-
-    def note_ons(self) -> list:
-        """The recorded note-ons, in time order."""
-        return [e for e in self.recorder.events() if e.is_note_on]
+        super().__init__(server, JackTransportSource, bpm=bpm, client_name=client_name)
 
 
 def run_once(seconds: float, realtime: bool, settle_ms: float) -> dict:

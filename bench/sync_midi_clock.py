@@ -45,7 +45,6 @@ import argparse
 import bisect
 import json
 import math
-import os
 import random
 import statistics
 import sys
@@ -57,12 +56,9 @@ import jack
 
 from bench.machine import machine_name
 from bench.sync_jack import GRID_QN, expected_pitch, grid_job
-from ai_band.playback.ports import open_ports
-from ai_band.playback.scheduler import Scheduler
+from bench.band_rig import BandRig
 from ai_band.sync.midi_clock import MidiClockSource
-from ai_band.sync.source import SyncContext
 from ai_band.testing.jackserver import JackServer
-from ai_band.testing.recorder_process import RecorderProcess
 
 CLOCK = b"\xf8"
 START = b"\xfa"
@@ -342,35 +338,29 @@ class ClockSenderProcess:
         self._proc.join(5)
 
 
-class Rig:
-    """The band's playback following MIDI clock on ``<client>:clock-in``, a sender and a recorder, one server."""
+class Rig(BandRig):
+    """The band's playback following MIDI clock on ``<client>:clock-in``, a sender and a recorder, one server.
+
+    ``options`` go to :class:`MidiClockSource`; ``sender_process`` puts the
+    clock sender in a child process (as a DAW is) instead of this one.
+    """
 
     def __init__(self, server: JackServer, client_name: str = "ai-band", sender_process: bool = False,
                  **options) -> None:
-        os.environ["JACK_DEFAULT_SERVER"] = server.name
-        self.ports = open_ports(["drums"], api_name="jack", client_name=client_name, jack_write_log_size=200_000)
-        self.scheduler = Scheduler(self.ports)
-        self.source = MidiClockSource(SyncContext(bpm=120.0, jack_client=self.ports.jack_client), **options)
         self.published: list[tuple[float, object]] = []  # (monotonic s, snapshot)
-        self.recorder = RecorderProcess(server.name, f"^{client_name}:drums$")
-        self.scheduler.start()
-        self.source.start(self._publish)
+        super().__init__(server, lambda context: MidiClockSource(context, **options), client_name=client_name)
         sender = ClockSenderProcess if sender_process else ClockSender
         self.sender = sender(server.name, connect_to=f"{client_name}:{self.source.port_name}")
 
-    def _publish(self, snapshot) -> None:
+    def publish(self, snapshot) -> None:
+        """Keep ``snapshot`` with the time it came, then hand it to the scheduler."""
         self.published.append((time.monotonic(), snapshot))
-        self.scheduler.set_transport(snapshot)
+        super().publish(snapshot)
 
     def close(self) -> None:
+        """Stop the sender, then the rest (see :meth:`BandRig.close`)."""
         self.sender.close()
-        self.source.stop()
-        self.scheduler.stop()
-        self.ports.close()
-        self.recorder.close()
-
-    def note_ons(self) -> list:
-        return [e for e in self.recorder.events() if e.is_note_on]
+        super().close()
 
 
 def scenario(script: ClockScript, seconds: float) -> None:

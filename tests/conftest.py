@@ -84,8 +84,7 @@ def band(jack_server: JackServer, tmp_path_factory: pytest.TempPathFactory) -> I
     try:
         yield daemon
     finally:
-        code, _ = daemon.terminate()
-        assert code == 0, daemon.log_text()
+        daemon.terminate_cleanly()
 
 
 @pytest.fixture

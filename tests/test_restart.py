@@ -96,8 +96,7 @@ class Session:
             self.daemon.proc.kill()
             self.daemon.proc.wait(5)
         else:
-            code, _ = self.daemon.terminate(sig)
-            assert code == 0, self.daemon.log_text()
+            self.daemon.terminate_cleanly(sig)
         t0 = time.monotonic()
         while survivors(processes) and time.monotonic() < t0 + EXIT_WAIT_S:
             time.sleep(0.05)
@@ -109,8 +108,7 @@ class Session:
 
     def close(self) -> None:
         self.client.close()
-        code, _ = self.daemon.terminate()
-        assert code == 0, self.daemon.log_text()
+        self.daemon.terminate_cleanly()
 
 
 def stored(out: Path) -> dict[str, tuple[str, str | None, list]]:

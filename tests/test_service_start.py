@@ -175,8 +175,7 @@ def notified_daemon(jack_server, tmp_path: Path, **env_extra: str) -> Iterator[t
     try:
         yield daemon, recorder
         starter.join(30)
-        code, _ = daemon.terminate()
-        assert code == 0, daemon.log_text()
+        daemon.terminate_cleanly()
         assert recorder.wait_for("STOPPING=1", 2.0) is not None, recorder.received
     finally:
         daemon.kill()

@@ -182,7 +182,6 @@ class JackTransportSource(SyncSource):
         self._client: Any = None  # jack.Client, set by attach()
         self._pos: Any = None  # our own jack_position_t (JACK-Client's is shared with other callers)
         self._rate = 48000
-        self._attached = False
         #: Transport events followed (not odd input), counted in the process thread.  Every key
         #: exists from the start: the process thread never adds one while ``status`` copies them.
         self.events: Counter[str] = Counter(dict.fromkeys(EVENT_KINDS, 0))
@@ -203,21 +202,12 @@ class JackTransportSource(SyncSource):
         if client is None or not hasattr(client, "add_process_hook"):
             raise SyncError("the jack source needs the JACK MIDI output ([playback] backend = \"jack\")")
         super().start(publish)
-        try:
-            client.add_process_hook(self)
-        except Exception as exc:  # MidiPortError and JACK errors: cannot run here
-            super().stop()
-            raise SyncError(f"cannot follow the JACK transport: {exc}") from exc
-        self._attached = True
+        self._attach_process_hook("cannot follow the JACK transport")
 
     def stop(self) -> None:
         """Stop following (removes the process hook); idempotent."""
         super().stop()
-        if self._attached:
-            self._attached = False
-            client = self.context.jack_client
-            if client is not None:
-                client.remove_process_hook(self)
+        self._detach_process_hook()
 
     # -- ProcessHook ----------------------------------------------------------------
     def attach(self, client: jack.Client) -> None:
@@ -482,7 +472,7 @@ class JackTransportSource(SyncSource):
     @property
     def jitter_ms(self) -> float | None:
         """0: JACK's transport is exact to the frame (the period estimate's drift is followed, not jitter)."""
-        return 0.0 if self._attached else None
+        return 0.0 if self._hooked else None
 
     def status(self, now_s: float) -> dict:
         """The base status plus ``master`` (a timebase master's BBT is followed) and the ``events`` followed."""

@@ -78,7 +78,6 @@ from typing import Any
 from ai_band.errors import SyncError
 from ai_band.model import TimeSignature
 from ai_band.sync.source import Publish, SyncContext, SyncSource
-from ai_band.transport import TransportSnapshot
 
 __all__ = ["LinkSource", "MIN_BPM", "MAX_BPM"]
 

@@ -172,7 +172,6 @@ class MidiClockSource(SyncSource):
         self._port: Any = None  # jack.OwnMidiPort, set by attach()
         self._port_full_name: str | None = None
         self._ns_per_frame = 1e9 / 48000
-        self._attached = False
         self._rtmidi: Any = None  # rtmidi.MidiIn when not on JACK
         self._lock = threading.Lock()  # python-rtmidi only: its thread vs poll()
         #: Transport events followed, counted where they happen.
@@ -210,12 +209,7 @@ class MidiClockSource(SyncSource):
         client = self.context.jack_client
         super().start(publish)
         if client is not None and hasattr(client, "add_process_hook"):
-            try:
-                client.add_process_hook(self)
-            except Exception as exc:  # MidiPortError and JACK errors: cannot run here
-                super().stop()
-                raise SyncError(f"cannot open the MIDI clock input: {exc}") from exc
-            self._attached = True
+            self._attach_process_hook("cannot open the MIDI clock input")
             return
         try:
             self._open_rtmidi()
@@ -226,11 +220,7 @@ class MidiClockSource(SyncSource):
     def stop(self) -> None:
         """Stop following: the hook removed and the port closed; idempotent."""
         super().stop()
-        if self._attached:
-            self._attached = False
-            client = self.context.jack_client
-            if client is not None:
-                client.remove_process_hook(self)
+        if self._detach_process_hook():
             port, self._port = self._port, None
             if port is not None:
                 try:

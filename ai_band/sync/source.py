@@ -77,6 +77,7 @@ class SyncSource:
         self.counters: Counter[str] = Counter()
         self._publish: Publish | None = None
         self._log_limit = RateLimit()
+        self._hooked = False  # a process hook of the JACK client (see _attach_process_hook)
 
     # -- life cycle ------------------------------------------------------------
     def start(self, publish: Publish) -> None:
@@ -90,6 +91,35 @@ class SyncSource:
     def stop(self) -> None:
         """Stop following and publishing; idempotent."""
         self._publish = None
+
+    # -- JACK process hook (sources that read JACK in its process callback) ----------
+    def _attach_process_hook(self, failure: str) -> None:
+        """Add this source as a process hook of the daemon's JACK client (:attr:`SyncContext.jack_client`).
+
+        Raises:
+            SyncError: the hook cannot attach (a JACK or port error); the
+                source is stopped first and the message starts with ``failure``.
+        """
+        try:
+            self.context.jack_client.add_process_hook(self)
+        except Exception as exc:  # MidiPortError and JACK errors: cannot run here
+            SyncSource.stop(self)
+            raise SyncError(f"{failure}: {exc}") from exc
+        self._hooked = True
+
+    def _detach_process_hook(self) -> bool:
+        """Remove the hook added by :meth:`_attach_process_hook`; idempotent.
+
+        Returns:
+            True when a hook was attached (now removed), False when none was.
+        """
+        if not self._hooked:
+            return False
+        self._hooked = False
+        client = self.context.jack_client
+        if client is not None:
+            client.remove_process_hook(self)
+        return True
 
     def publish(self, snapshot: TransportSnapshot) -> None:
         """Keep ``snapshot`` as :attr:`snapshot` and hand it to the manager (if started)."""

@@ -128,6 +128,19 @@ class DaemonProcess:
             self._reader.join(2.0)
         return self.proc.returncode, time.monotonic() - t0
 
+    def terminate_cleanly(self, sig: int = signal.SIGTERM, timeout_s: float = 10.0) -> float:
+        """Stop as :meth:`terminate` does; the daemon must exit 0.
+
+        Returns:
+            Seconds the stop took.
+
+        Raises:
+            AssertionError: another exit code (or none, after a kill); the message is the daemon's log.
+        """
+        code, took_s = self.terminate(sig, timeout_s)
+        assert code == 0, f"exit code {code}:\n{self.log_text()}"
+        return took_s
+
     def kill(self) -> None:
         """SIGKILL the child if it still runs."""
         if self.proc is not None and self.proc.poll() is None:

@@ -71,5 +71,4 @@ def http_band(jack_server: JackServer, tmp_path_factory: pytest.TempPathFactory)
     try:
         yield band
     finally:
-        code, _ = band.daemon.terminate()
-        assert code == 0, band.daemon.log_text()
+        band.daemon.terminate_cleanly()

@@ -42,8 +42,7 @@ def band(jack_server: JackServer, tmp_path_factory: pytest.TempPathFactory) -> I
     try:
         yield band
     finally:
-        code, _ = band.daemon.terminate()
-        assert code == 0, band.daemon.log_text()
+        band.daemon.terminate_cleanly()
 
 
 def assert_json_refusal(reply: Reply) -> dict:

@@ -30,8 +30,7 @@ def _daemon(jack_server, tmp_path_factory, **env: str) -> Iterator[DaemonProcess
     try:
         yield daemon
     finally:
-        code, _ = daemon.terminate()
-        assert code == 0, daemon.log_text()
+        daemon.terminate_cleanly()
 
 
 @pytest.fixture(scope="module")

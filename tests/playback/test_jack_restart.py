@@ -112,8 +112,7 @@ def test_each_port_writes_the_reset_first_to_its_first_reader(tmp_path):
                 time.sleep(0.1)
                 assert_reset_first(recorder.events(), recorder)
                 assert len(recorder.events()) == len(KNOWN_PARTS) * len(RESET_MESSAGES)  # once, nothing more
-        code, _ = daemon.terminate()
-        assert code == 0, daemon.log_text()
+        daemon.terminate_cleanly()
 
 
 def host_ppq(host: HostSimulator, t_s: float) -> float:

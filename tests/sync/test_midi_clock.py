@@ -298,8 +298,7 @@ def band(jack_server, tmp_path_factory):
     try:
         yield daemon
     finally:
-        code, _ = daemon.terminate()
-        assert code == 0, daemon.log_text()
+        daemon.terminate_cleanly()
 
 
 @pytest.fixture(scope="module")
