@@ -295,8 +295,10 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
             try:
                 write_data = json.loads(write_log.read_text())
                 writes, write_callbacks = write_data["note_ons"], write_data.get("callbacks", [])
+                late_log = write_data.get("late", [])
             except (OSError, ValueError, KeyError):
                 writes, write_callbacks = None, []  # the daemon wrote no log: the time-based rule only
+                late_log = []
 
     note_ons = [e for e in events if e.is_note_on]
     changes = clock.changes
@@ -623,6 +625,9 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
         "daemon_retimed_groups": status["playback"].get("retimed_groups"),
         "daemon_output": status["playback"].get("output"),
         "daemon_late_messages": output_stats.get("late_messages"),
+        "daemon_late_on_arrival": output_stats.get("late_on_arrival"),
+        # (period frame time, status, data 1, lateness us, frames since cycle start, held, skipped, locked)
+        "daemon_late_log": late_log,
         "daemon_held_periods": output_stats.get("held_periods"),
         "daemon_skipped_periods": output_stats.get("skipped_periods"),
         "daemon_jack_thread": output_stats.get("process_thread"),

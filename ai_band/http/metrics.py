@@ -18,7 +18,8 @@ Families (all prefixed ``ai_band_``), each with where it comes from:
   ``playback_late_dropped_notes_total``, ``playback_retimed_groups_total``: ``playback``.
 * ``playback_late_groups_total{bound_ms}``: ``playback.late_over_ms``, note
   groups later than 0.5, 1, 2, 5 ms; ``playback_max_late_ms`` (gauge).
-* ``output_xruns_total``, ``output_late_messages_total``, ``output_skipped_periods_total``,
+* ``output_xruns_total``, ``output_late_messages_total``, ``output_late_on_arrival_total``,
+  ``output_skipped_periods_total``,
   ``output_held_periods_total``, ``output_dropped_messages_total``: ``playback.output``;
   ``output_server_gone`` (gauge): 1 once the JACK server dropped the client.
 * ``recent_jobs{state}`` (gauge): ``jobs``, the last 20 as ``/band/status`` lists them.
@@ -59,6 +60,7 @@ PLAYBACK_COUNTERS = {
 OUTPUT_COUNTERS = {
     "xruns": "output_xruns",
     "late_messages": "output_late_messages",
+    "late_on_arrival": "output_late_on_arrival",
     "skipped_periods": "output_skipped_periods",
     "held_periods": "output_held_periods",
     "dropped_messages": "output_dropped_messages",

@@ -191,6 +191,35 @@ def test_all_notes_off_takes_back_notes_a_timed_output_has_queued(drums_and_reco
             (NOTE_ON | 9, 36, 100), (NOTE_OFF | 9, 36, 0), (CONTROL_CHANGE | 9, CC_ALL_NOTES_OFF, 0)]
 
 
+@pytest.mark.parametrize("backend", ["jack"])  # only a timed output queues messages for later
+def test_late_on_arrival_goes_at_once_and_late_messages_counts_only_the_outputs_own_lateness(drums_and_recorder):
+    drums, recorder = drums_and_recorder
+    with DropoutGuard(recorder, count_xruns=True):
+        before = drums.stats()
+        sent_s = time.monotonic()
+        drums.send((NOTE_ON | 9, 36, 100), sent_s - 0.050)  # handed over 50 ms after it was due
+        due_s = time.monotonic() + 0.5
+        drums.send((NOTE_OFF | 9, 36, 0), due_s)
+        moved_s = time.monotonic()
+        assert drums.retime({due_ns(due_s): due_ns(moved_s - 0.020)}) == 1  # moved into the past
+        assert recorder.wait_for_events(2, timeout_s=2.0)
+        on, off = recorder.events()
+        assert -0.001 < on.time_s - sent_s < 0.010, (on.time_s - sent_s) * 1000  # at once
+        assert -0.001 < off.time_s - moved_s < 0.010, (off.time_s - moved_s) * 1000  # at once, not at due_s
+        middle = drums.stats()
+        assert middle["late_on_arrival"] - before["late_on_arrival"] == 2
+        assert middle["late_messages"] == before["late_messages"]
+        # Queued in time but held past its due time: the output's own lateness.
+        drums.hold()
+        drums.send((NOTE_ON | 9, 38, 100), time.monotonic() + 0.005)
+        time.sleep(0.05)
+        drums.resume()
+        assert recorder.wait_for_events(3, timeout_s=2.0)
+        after = drums.stats()
+        assert after["late_messages"] - middle["late_messages"] == 1
+        assert after["late_on_arrival"] == middle["late_on_arrival"]
+
+
 def test_close_releases_sounding_notes_and_removes_the_port(backend, jack_server):
     client_name = f"ai-band-close-{backend}"
     outputs = open_outputs(backend, client_name, ["drums", "keys"])

@@ -162,7 +162,14 @@ class JackOutput(Output):
         if not client.accepting:
             client.dropped_messages += 1
             return
-        self.queue.append((0 if at_s is None else due_ns(at_s) + self.offset_ns, data))
+        if at_s is None:
+            self.queue.append((0, data))
+            return
+        at_ns = due_ns(at_s) + self.offset_ns
+        if at_ns < time.monotonic_ns():
+            client.late_on_arrival += 1
+            at_ns = 0  # already due: at once (its lateness is the sender's, not this output's)
+        self.queue.append((at_ns, data))
 
     @property
     def link(self) -> Link:
@@ -212,11 +219,18 @@ class JackOutput(Output):
             that finds it taken).
         """
         offset_ns = self.offset_ns  # queued times carry the port's offset; moves are of due times
+        now_ns = time.monotonic_ns()
         with self.client.queue_lock:
             queue = self.queue
             items = [(moves[at_ns - offset_ns] + offset_ns if at_ns - offset_ns in moves else at_ns, data)
                      for at_ns, data in queue]
-            moved = sum(1 for (new_ns, _), (at_ns, _) in zip(items, queue) if new_ns != at_ns)
+            moved = 0
+            for i, ((new_ns, data), (at_ns, _)) in enumerate(zip(items, queue)):
+                if new_ns != at_ns:
+                    moved += 1
+                    if new_ns < now_ns:  # moved into the past: at once (see late_on_arrival)
+                        self.client.late_on_arrival += 1
+                        items[i] = (0, data)
             if moved:
                 queue.clear()
                 queue.extend(items)
@@ -338,8 +352,12 @@ class JackMidiClient(JackClientOwner):
         self._in_callback = False  # the process callback is running (closing a port waits for it)
         self._anchors: deque[float] = deque(maxlen=ANCHOR_PERIODS)
         self._start_timing()
-        #: Messages written after their due time (at offset 0 of a later period).
+        #: Messages queued in time that went out more than a period after their due time:
+        #: lateness of this output path (late callbacks, held or skipped periods).
         self.late_messages = 0
+        #: Messages already due when queued or retimed (handed over late, or moved into the past
+        #: by a transport change learnt after it happened): sent at once, not in ``late_messages``.
+        self.late_on_arrival = 0
         #: Messages dropped because the server had gone or the client was closed.
         self.dropped_messages = 0
         #: Periods between two callbacks that this client never saw (frame time
@@ -363,6 +381,11 @@ class JackMidiClient(JackClientOwner):
         #: cycle's start (negative: it ended after), whether the frame time had
         #: moved on when it ended)`` (diagnostics of lost notes).
         self.write_callbacks: deque[tuple[int, int, float, bool]] | None = (
+            deque(maxlen=write_log_size) if write_log_size > 0 else None)
+        #: Each late message (see :meth:`stats`) while the write log is kept: (frame time of the
+        #: period, status byte, data byte 1, lateness us, frames since the cycle start, callbacks
+        #: held so far, periods skipped so far, queue lock taken).
+        self.late_log: deque[tuple[int, int, int, float, int, int, int, bool]] | None = (
             deque(maxlen=write_log_size) if write_log_size > 0 else None)
         if sys.getswitchinterval() > SWITCH_INTERVAL_S:
             sys.setswitchinterval(SWITCH_INTERVAL_S)
@@ -481,6 +504,10 @@ class JackMidiClient(JackClientOwner):
                         offset = last
                         if at_ns and start_ns - at_ns > self._ns_per_frame * frames:
                             self.late_messages += 1
+                            if self.late_log is not None:
+                                self.late_log.append((base, data[0], data[1] if len(data) > 1 else 0,
+                                                      round((start_ns - at_ns) / 1000.0, 1), since_start,
+                                                      self.held_periods, self.skipped_periods, locked))
                     try:
                         port.write_midi_event(offset, data)
                     except jack.JackError:
@@ -538,8 +565,10 @@ class JackMidiClient(JackClientOwner):
     def stats(self) -> dict:
         """JSON-ready output counters.
 
-        ``timed`` (True); ``late_messages`` (written after they were due, at
-        the start of a later period); ``skipped_periods`` (periods whose
+        ``timed`` (True); ``late_messages`` (queued before they were due,
+        written more than a period after it: this output path's lateness);
+        ``late_on_arrival`` (already due when queued or retimed, sent at
+        once: the scheduler's lateness, or a transport change learnt late); ``skipped_periods`` (periods whose
         callback never ran); ``held_periods`` (callbacks that left the
         previous, late callback's output to its readers, their own messages
         going out a period later); ``xruns`` (reported by the JACK server
@@ -550,7 +579,7 @@ class JackMidiClient(JackClientOwner):
         gone, never written) and ``restores`` (times a server came back).
         Counters run on across restores.
         """
-        return {"timed": True, "late_messages": self.late_messages,
+        return {"timed": True, "late_messages": self.late_messages, "late_on_arrival": self.late_on_arrival,
                 "skipped_periods": self.skipped_periods,
                 "held_periods": self.held_periods, "xruns": self.xruns,
                 "process_thread": self.process_thread,
@@ -563,12 +592,14 @@ class JackMidiClient(JackClientOwner):
 
         Returns:
             ``{"note_ons": [(JACK frame, port name, pitch), ...], "callbacks":
-            [(last_frame_time, frames since cycle start, µs lead, late end), ...]}``,
-            oldest first: :attr:`write_log` and :attr:`write_callbacks`.
+            [(last_frame_time, frames since cycle start, µs lead, late end), ...],
+            "late": [(see late_log), ...]}``,
+            oldest first: :attr:`write_log`, :attr:`write_callbacks` and :attr:`late_log`.
         """
         if self.write_log is None or self.write_callbacks is None:
             return None
-        return {"note_ons": list(self.write_log), "callbacks": list(self.write_callbacks)}
+        return {"note_ons": list(self.write_log), "callbacks": list(self.write_callbacks),
+                "late": list(self.late_log or ())}
 
     def close_output(self, output: JackOutput) -> None:
         """Close one port: let its queue go out, stop writing it, unregister it.
