@@ -158,6 +158,7 @@ class BandDaemon:
         self._systemd: asyncio.Task | None = None
         self._workers_state = "starting"
         self._stopped = False  # stop() has run: a second call (after a failed start) is silent
+        self._gc_log: heap.GcLog | None = None  # with [playback] jack_write_log: every collection
 
     async def start(self) -> None:
         """Start every component; on failure, stop what was started and re-raise.
@@ -194,6 +195,8 @@ class BandDaemon:
                                                         f"({cfg.midi.api})")
             self.ports = open_ports(cfg.midi.parts, cfg.midi.api, cfg.midi.client_name, cfg.playback.jack_rtprio,
                                     JACK_WRITE_LOG_SIZE if cfg.playback.jack_write_log else 0, cfg.midi.reconnect_s)
+            if cfg.playback.jack_write_log:
+                self._gc_log = heap.GcLog().install()
             self.scheduler = Scheduler(
                 self.ports,
                 offset_s=cfg.playback.offset_ms / 1000.0,
@@ -420,6 +423,9 @@ class BandDaemon:
 
         try:
             data = self.ports.write_log() or {"note_ons": [], "callbacks": []}
+            if self._gc_log is not None:
+                self._gc_log.uninstall()
+                data["gc"] = self._gc_log.record()
             write_atomic(Path(path).expanduser(), json.dumps(data).encode("utf-8"))
             log.info("JACK write log: %d note-ons in %s", len(data["note_ons"]), path)
         except Exception as exc:  # noqa: BLE001 - diagnostics must not spoil the stop

@@ -296,9 +296,10 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
                 write_data = json.loads(write_log.read_text())
                 writes, write_callbacks = write_data["note_ons"], write_data.get("callbacks", [])
                 late_log = write_data.get("late", [])
+                gc_log = write_data.get("gc", [])
             except (OSError, ValueError, KeyError):
                 writes, write_callbacks = None, []  # the daemon wrote no log: the time-based rule only
-                late_log = []
+                late_log, gc_log = [], []
 
     note_ons = [e for e in events if e.is_note_on]
     changes = clock.changes
@@ -626,8 +627,14 @@ def run(seconds: float, jitter_ms: float, rate_hz: float, style: str, render_loa
         "daemon_output": status["playback"].get("output"),
         "daemon_late_messages": output_stats.get("late_messages"),
         "daemon_late_on_arrival": output_stats.get("late_on_arrival"),
-        # (period frame time, status, data 1, lateness us, frames since cycle start, held, skipped, locked)
+        # (period frame time, status, data 1, lateness us, frames since cycle start, held, skipped, locked, ns)
         "daemon_late_log": late_log,
+        # The daemon's garbage collections: (generation, start ns, us, collected); those over 1 ms
+        # and those in the 50 ms before a late message.
+        "daemon_gc_count": len(gc_log),
+        "daemon_gc_over_1ms": [g for g in gc_log if g[2] > 1000.0],
+        "daemon_gc_before_late": sorted({tuple(g) for g in gc_log for e in late_log
+                                         if len(e) > 8 and 0 <= e[8] - g[1] <= 50_000_000}),
         "daemon_held_periods": output_stats.get("held_periods"),
         "daemon_skipped_periods": output_stats.get("skipped_periods"),
         "daemon_jack_thread": output_stats.get("process_thread"),

@@ -20,8 +20,10 @@ and jobs, arrangements and playable jobs hold none.
 from __future__ import annotations
 
 import gc
+import time
+from collections import deque
 
-__all__ = ["settle"]
+__all__ = ["GcLog", "settle"]
 
 
 def settle() -> None:
@@ -34,3 +36,41 @@ def settle() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+class GcLog:
+    """Every garbage collection's generation, start and duration, for the diagnostics of late notes.
+
+    Kept with ``[playback] jack_write_log`` (the write log's ``"gc"``): a
+    collection holds the GIL, so a JACK process callback that waits for it
+    writes late.
+
+    Args:
+        size: collections kept (oldest dropped first).
+    """
+
+    def __init__(self, size: int = 20_000) -> None:
+        self.entries: deque[tuple[int, int, float, int]] = deque(maxlen=size)
+        self._started_ns = 0
+
+    def _callback(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._started_ns = time.monotonic_ns()
+        else:
+            now_ns = time.monotonic_ns()
+            self.entries.append((info["generation"], self._started_ns,
+                                 round((now_ns - self._started_ns) / 1000.0, 1), info["collected"]))
+
+    def install(self) -> GcLog:
+        """Start recording (``gc.callbacks``); returns self."""
+        gc.callbacks.append(self._callback)
+        return self
+
+    def uninstall(self) -> None:
+        """Stop recording; idempotent."""
+        if self._callback in gc.callbacks:
+            gc.callbacks.remove(self._callback)
+
+    def record(self) -> list[tuple[int, int, float, int]]:
+        """``[(generation, CLOCK_MONOTONIC ns at its start, duration us, objects collected), ...]``, oldest first."""
+        return list(self.entries)

@@ -384,8 +384,8 @@ class JackMidiClient(JackClientOwner):
             deque(maxlen=write_log_size) if write_log_size > 0 else None)
         #: Each late message (see :meth:`stats`) while the write log is kept: (frame time of the
         #: period, status byte, data byte 1, lateness us, frames since the cycle start, callbacks
-        #: held so far, periods skipped so far, queue lock taken).
-        self.late_log: deque[tuple[int, int, int, float, int, int, int, bool]] | None = (
+        #: held so far, periods skipped so far, queue lock taken, CLOCK_MONOTONIC ns in the callback).
+        self.late_log: deque[tuple[int, int, int, float, int, int, int, bool, int]] | None = (
             deque(maxlen=write_log_size) if write_log_size > 0 else None)
         if sys.getswitchinterval() > SWITCH_INTERVAL_S:
             sys.setswitchinterval(SWITCH_INTERVAL_S)
@@ -507,7 +507,7 @@ class JackMidiClient(JackClientOwner):
                             if self.late_log is not None:
                                 self.late_log.append((base, data[0], data[1] if len(data) > 1 else 0,
                                                       round((start_ns - at_ns) / 1000.0, 1), since_start,
-                                                      self.held_periods, self.skipped_periods, locked))
+                                                      self.held_periods, self.skipped_periods, locked, now_ns))
                     try:
                         port.write_midi_event(offset, data)
                     except jack.JackError:
