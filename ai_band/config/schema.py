@@ -133,6 +133,7 @@ class HttpSection:
     host: str
     port: int
     max_websockets: int
+    max_downloads: int
 
     def bind_host(self, osc_host: str) -> str:
         """The address to bind: ``host``, or the ``[osc] host`` when empty."""
@@ -379,6 +380,7 @@ CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("http", "host"): _host_or_empty,
     ("http", "port"): _ranged(0, 65535),
     ("http", "max_websockets"): _ranged(1, 10000),
+    ("http", "max_downloads"): _ranged(1, 1000),
     ("midi", "api"): _choice(shipped.MIDI_APIS),
     ("midi", "client_name"): _nonempty,
     ("midi", "parts"): _parts,

@@ -112,7 +112,7 @@ def build_http(daemon: "BandDaemon") -> HttpServer:
     )
     allow, token = access.rules_from_config(cfg)
     server = HttpServer(cfg.http.bind_host(cfg.osc.host), cfg.http.port, sources, allow, token,
-                        max_streams=cfg.http.max_websockets)
+                        max_streams=cfg.http.max_websockets, max_downloads=cfg.http.max_downloads)
     # /band/file and /band/job carry the URLs ("" until the server listens and after it stops).
     api.file_url, api.job_url = server.file_url, server.job_url
     return server

@@ -77,10 +77,12 @@ class _ShaFileResponse(web.FileResponse):
     the request this response sees.
     """
 
-    def __init__(self, path: Path, sha256: str, drop_range: bool, **kwargs: Any) -> None:
+    def __init__(self, path: Path, sha256: str, drop_range: bool, turns: asyncio.Semaphore,
+                 **kwargs: Any) -> None:
         super().__init__(path, **kwargs)
         self._sha256 = sha256
         self._drop_range = drop_range
+        self._turns = turns
 
     @property
     def etag(self) -> Any:  # type: ignore[override]
@@ -96,7 +98,8 @@ class _ShaFileResponse(web.FileResponse):
         if self._drop_range:
             drop.add(hdrs.RANGE)
         headers = {k: v for k, v in request.headers.items() if k not in drop}
-        return await super().prepare(request.clone(headers=headers))
+        async with self._turns:  # [http] max_downloads bodies at once
+            return await super().prepare(request.clone(headers=headers))
 
 
 class FileServer:
@@ -105,11 +108,19 @@ class FileServer:
     Args:
         get_job: job id -> job with ``files`` [(part, path)]; raises :class:`JobError` when unknown.
         output_dir: the folder holding one folder per job.
+        max_downloads: file bodies sent at once (``[http] max_downloads``); a
+            download beyond them waits its turn (its headers with it). Each
+            body in flight takes event-loop turns; a few at a time keep small
+            requests quick with the same throughput (bench.http_load).
     """
 
-    def __init__(self, get_job: Callable[[str], Any], output_dir: Path) -> None:
+    def __init__(self, get_job: Callable[[str], Any], output_dir: Path, max_downloads: int = 4) -> None:
+        if max_downloads < 1:
+            raise ValueError(f"max_downloads must be >= 1, got {max_downloads}")
         self.get_job = get_job
         self.output_dir = Path(output_dir).expanduser()
+        self.max_downloads = max_downloads
+        self._turns = asyncio.Semaphore(max_downloads)
         self._hashes: dict[tuple[str, int, int], str] = {}
         self._resolved_root: Path | None = None
         self._described: dict[str, tuple[Any, float, list[tuple[str, str, int | None, str | None]]]] = {}
@@ -235,4 +246,4 @@ class FileServer:
         if_range = request.headers.get(hdrs.IF_RANGE)
         drop_range = if_range is not None and if_range.strip() != etag
         content_type = MIME_TYPES.get(path.suffix.lower(), "application/octet-stream")
-        return _ShaFileResponse(path, digest, drop_range, headers={hdrs.CONTENT_TYPE: content_type})
+        return _ShaFileResponse(path, digest, drop_range, self._turns, headers={hdrs.CONTENT_TYPE: content_type})

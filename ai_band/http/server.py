@@ -150,6 +150,8 @@ HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "n
 
 #: Default ``[http] max_websockets``: event streams (WebSocket and SSE) open at once.
 MAX_EVENT_STREAMS = 64
+#: Default ``[http] max_downloads``: file bodies sent at once (the others wait their turn).
+MAX_DOWNLOADS = 4
 
 #: Seconds between looks at an idle SSE client's socket: a client gone holds its stream this long at most.
 SSE_POLL_S = 1.0
@@ -186,6 +188,7 @@ class HttpServer:
         allow: allowed client networks (``[osc] allow``); empty = all.
         token: bearer token (``[osc] token``); empty = none.
         max_streams: ``[http] max_websockets``: event streams open at once.
+        max_downloads: ``[http] max_downloads``: file bodies sent at once.
         idle_timeout_s: :data:`IDLE_TIMEOUT_S`.
 
     Attributes:
@@ -196,8 +199,10 @@ class HttpServer:
 
     def __init__(self, host: str, port: int, sources: Sources,
                  allow: Sequence[access.IpNetwork] = (), token: str = "",
-                 max_streams: int = MAX_EVENT_STREAMS, idle_timeout_s: float = IDLE_TIMEOUT_S) -> None:
+                 max_streams: int = MAX_EVENT_STREAMS, idle_timeout_s: float = IDLE_TIMEOUT_S,
+                 max_downloads: int = MAX_DOWNLOADS) -> None:
         self.host = host
+        self.max_downloads = max_downloads
         self.idle_timeout_s = idle_timeout_s
         self.max_streams = max_streams
         self.events: Any = None
@@ -228,7 +233,7 @@ class HttpServer:
         from ai_band.http.metrics import make_registry
 
         if self.sources.get_job is not None and self.sources.output_dir is not None:
-            self._files = FileServer(self.sources.get_job, self.sources.output_dir)
+            self._files = FileServer(self.sources.get_job, self.sources.output_dir, self.max_downloads)
         from ai_band.http.events import EventHub
 
         self.events = EventHub(self.max_streams, self.file_url, self.job_url)

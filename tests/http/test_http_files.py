@@ -133,3 +133,85 @@ def test_job_status_lists_files_with_urls_sizes_and_sha256(http_band: HttpBand, 
         assert download.headers["etag"] == f'"{entry["sha256"]}"'
     missing = http_band.get("/api/jobs/no-such-job")
     assert missing.status == 404 and missing.json()["error"]["code"] == "unknown_job"
+
+
+class _FilesApp:
+    """A FileServer behind a real aiohttp server on 127.0.0.1 (its own event loop in a thread)."""
+
+    def __init__(self, folder: Path, max_downloads: int) -> None:
+        import asyncio
+        import threading
+
+        from aiohttp import web
+
+        files = [("big", str(folder / "big.wav")), ("small", str(folder / "small.mid"))]
+        job = SimpleNamespace(files=files)
+        self.server = FileServer(lambda job_id: job, folder.parent, max_downloads)
+
+        async def handle(request: web.Request) -> web.StreamResponse:
+            return await self.server.respond(request, request.match_info["job"], request.match_info["name"])
+
+        async def start() -> int:
+            app = web.Application()
+            app.router.add_get("/files/{job}/{name}", handle)
+            self.runner = web.AppRunner(app)
+            await self.runner.setup()
+            site = web.TCPSite(self.runner, "127.0.0.1", 0)
+            await site.start()
+            return site._server.sockets[0].getsockname()[1]
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.port = asyncio.run_coroutine_threadsafe(start(), self.loop).result(10)
+
+    def close(self) -> None:
+        import asyncio
+
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+def _stalled_download(port: int, path: str):
+    """A raw socket that asks for ``path``, reads the status line and then stops reading (a slow client)."""
+    import socket
+
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    first = sock.recv(64)
+    assert first.startswith(b"HTTP/1.1 200"), first
+    return sock
+
+
+@pytest.mark.parametrize("max_downloads", [1, 2])
+def test_downloads_beyond_max_downloads_wait_their_turn(tmp_path: Path, max_downloads: int) -> None:
+    import time
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    folder = tmp_path / "out" / "job-1"
+    folder.mkdir(parents=True)
+    big = os.urandom(1 << 20) * 48  # 48 MiB: more than the socket buffers hold
+    (folder / "big.wav").write_bytes(big)
+    (folder / "small.mid").write_bytes(b"MThd" + b"\0" * 60)
+    app = _FilesApp(folder, max_downloads)
+    try:
+        stalled = _stalled_download(app.port, "/files/job-1/big.wav")  # holds its turn: its body cannot go out
+        with ThreadPoolExecutor(1) as pool:
+            url = f"http://127.0.0.1:{app.port}/files/job-1/small.mid"
+            small = pool.submit(lambda: urllib.request.urlopen(url, timeout=30).read())
+            time.sleep(1.0)
+            assert small.done() is (max_downloads > 1)  # one turn, taken: the small one waits
+            received = 0
+            while received < len(big):  # the slow client reads on: its turn ends, the small one goes
+                chunk = stalled.recv(1 << 20)
+                if not chunk:
+                    break
+                received += len(chunk)
+            assert small.result(timeout=10) == b"MThd" + b"\0" * 60
+        stalled.close()
+    finally:
+        app.close()
