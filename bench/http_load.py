@@ -31,7 +31,7 @@ against its daemon, and prints its figures and checks.  Goal: >= 2,000 job-statu
 requests/s, p99 < 50 ms.  Exit code 1 if a goal is missed.
 
 Usage: python -m bench.http_load [--seconds 60] [--runs 3] [--pollers 200] [--downloaders 20]
-       [--procs 2] [--poll-interval-ms 100] [--websockets 0] [--tempo-lock] [--json bench/results/http_load.json]
+       [--procs 2] [--poll-interval-ms 100] [--websockets 0] [--tempo-lock [--realtime]] [--json bench/results/http_load.json]
 """
 
 from __future__ import annotations
@@ -410,7 +410,8 @@ def daemon_pid_with(variable: str) -> int:
     raise RuntimeError(f"no ai_band process with {variable}")
 
 
-def tempo_lock_run(seconds: float, pollers: int, downloaders: int, procs: int, interval_s: float) -> dict:
+def tempo_lock_run(seconds: float, pollers: int, downloaders: int, procs: int, interval_s: float,
+                   jack_realtime: bool = False) -> dict:
     """The tempo-lock benchmark (bench/tempo_lock.py, frame-accurate recording) with the load beside it.
 
     ``bench.tempo_lock.run`` starts its own JACK server and daemon; the daemon
@@ -418,6 +419,8 @@ def tempo_lock_run(seconds: float, pollers: int, downloaders: int, procs: int, i
     environment (which its child inherits) to a free port, so the load can find
     it. The load starts once a WAV job is rendered (the first seconds of the
     tempo-lock run) and lasts ``seconds - 10``; the tempo-lock run plays for ``seconds``.
+    ``jack_realtime``: its JACK server (and the daemon's process thread) with
+    real-time scheduling, as ``bench.tempo_lock --realtime``.
     """
     from bench import tempo_lock
 
@@ -429,7 +432,7 @@ def tempo_lock_run(seconds: float, pollers: int, downloaders: int, procs: int, i
 
     def lock() -> None:
         try:
-            out["tempo_lock"] = tempo_lock.run(seconds, 10.0, 25.0, "rock")
+            out["tempo_lock"] = tempo_lock.run(seconds, 10.0, 25.0, "rock", jack_realtime=jack_realtime)
         except Exception as exc:  # noqa: BLE001 - reported with the figures
             out["tempo_lock_error"] = f"{type(exc).__name__}: {exc}"
 
@@ -455,7 +458,8 @@ def tempo_lock_run(seconds: float, pollers: int, downloaders: int, procs: int, i
 
 def main_tempo_lock(args: argparse.Namespace) -> int:
     """``--tempo-lock``: one tempo-lock run with the load; prints both sets of figures."""
-    out = tempo_lock_run(args.seconds, args.pollers, args.downloaders, args.procs, args.poll_interval_ms / 1000.0)
+    out = tempo_lock_run(args.seconds, args.pollers, args.downloaders, args.procs, args.poll_interval_ms / 1000.0,
+                         args.realtime)
     load = out["load"]
     print(f"load: {load['status_requests_per_s']:.0f} req/s, p50 {load['status_p50_ms']:.1f} ms, "
           f"p99 {load['status_p99_ms']:.1f} ms, {load['poll_errors']} errors; {load['downloads_per_s']:.1f} "
@@ -487,6 +491,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="each poller's period (absolute deadlines); 0: back to back (saturation)")
     parser.add_argument("--websockets", type=int, default=0,
                         help="also open this many WebSockets to /api/events (never read) during the load")
+    parser.add_argument("--realtime", action="store_true",
+                        help="with --tempo-lock: JACK with real-time scheduling (as bench.tempo_lock --realtime)")
     parser.add_argument("--tempo-lock", action="store_true",
                         help="instead: run bench/tempo_lock.py (--seconds of play) with the load beside it, once")
     parser.add_argument("--json", type=Path)
