@@ -12,12 +12,12 @@ never fatal.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import ipaddress
 import logging
 import socket
 
 from ai_band import __version__
-from ai_band.system.imports import import_in_background
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class Advertiser:
         """
         try:
             # zeroconf takes ~0.1 s to import: in a thread, the loop keeps answering OSC.
-            await import_in_background("zeroconf.asyncio")
+            await asyncio.to_thread(importlib.import_module, "zeroconf.asyncio")
             from zeroconf import IPVersion
             from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import faulthandler
+import importlib
 import logging
 import os
 import signal
@@ -39,7 +40,6 @@ from pathlib import Path
 
 from ai_band import __version__
 from ai_band.system import heap
-from ai_band.system.imports import import_in_background
 from ai_band.system.priority import SWITCH_INTERVAL_S, pin_threads, raise_priority, refuse_numpy_hugepages, split_cpus
 from ai_band.config import Config
 from ai_band.discovery import Advertiser
@@ -286,7 +286,7 @@ class BandDaemon:
     async def _import_generator(self) -> None:
         """Import the generator in a thread, so that the first request does not wait ~0.2 s on the loop."""
         try:
-            await import_in_background(GENERATOR_MODULE)
+            await asyncio.get_running_loop().run_in_executor(None, importlib.import_module, GENERATOR_MODULE)
         except Exception as exc:  # noqa: BLE001 - the first request imports it again and reports
             log.error("cannot import the generator: %s", exc)
             return
