@@ -42,9 +42,9 @@ from ai_band.jobs.store import DB_NAME, JobRow, JobStore, recover, request_from_
 from ai_band.jobs.work import new_job_id, run_job
 from ai_band.model import Arrangement
 from ai_band.render.audio_job import (
-    AUDIO_FORMATS, RenderEstimate, estimate_render, init_render_worker, music_seconds, run_render,
+    RenderEstimate, estimate_render, init_render_worker, music_seconds, run_render,
 )
-from ai_band.request import GenerationRequest
+from ai_band.request import AUDIO_FORMATS, GenerationRequest
 from ai_band.system.priority import demote_process, yield_cpu
 
 log = logging.getLogger(__name__)

@@ -38,7 +38,7 @@ from ai_band.errors import (BandError, JobError, JobStateError, MidiUnavailableE
 from ai_band.request import GenerationRequest, load_json, parse_request
 from ai_band.jobs.manager import Job, JobManager, Listener
 from ai_band.model import TS_DENOMINATORS
-from ai_band.osc.access import AccessError, AllowList, ClientTable, Rates, Registration
+from ai_band.osc.access import AccessError, ClientTable, Rates, Registration
 from ai_band.osc.logs import RateLimitedLog, limit_third_party_logs
 from ai_band.osc.protocol import Arg, check_args, encode_message, to_juce_safe
 from ai_band.osc.server import MAX_DATAGRAM_BYTES, Address, OscEndpoint, PacketRefused

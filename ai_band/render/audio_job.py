@@ -47,7 +47,6 @@ from ai_band.errors import BandError, RenderError
 from ai_band.model import Arrangement
 from ai_band.render.atomic import exception_chain, write_atomic
 from ai_band.render.metadata import JOB_FILE
-from ai_band.request import AUDIO_FORMATS
 from ai_band.system.priority import yield_cpu
 
 if TYPE_CHECKING:
