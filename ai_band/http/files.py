@@ -119,7 +119,6 @@ class FileServer:
             raise ValueError(f"max_downloads must be >= 1, got {max_downloads}")
         self.get_job = get_job
         self.output_dir = Path(output_dir).expanduser()
-        self.max_downloads = max_downloads
         self._turns = asyncio.Semaphore(max_downloads)
         self._hashes: dict[tuple[str, int, int], str] = {}
         self._resolved_root: Path | None = None

@@ -165,11 +165,18 @@ class JackOutput(Output):
         if at_s is None:
             self.queue.append((0, data))
             return
-        at_ns = due_ns(at_s) + self.offset_ns
-        if at_ns < time.monotonic_ns():
-            client.late_on_arrival += 1
-            at_ns = 0  # already due: at once (its lateness is the sender's, not this output's)
-        self.queue.append((at_ns, data))
+        self.queue.append((self._queued_ns(due_ns(at_s) + self.offset_ns, time.monotonic_ns()), data))
+
+    def _queued_ns(self, at_ns: int, now_ns: int) -> int:
+        """The time to queue a message due at ``at_ns`` for: 0 (at once) if it is already due.
+
+        Such a message counts in :attr:`JackMidiClient.late_on_arrival`: its
+        lateness is the sender's (or a transport change's), not this output's.
+        """
+        if at_ns < now_ns:
+            self.client.late_on_arrival += 1
+            return 0
+        return at_ns
 
     @property
     def link(self) -> Link:
@@ -228,9 +235,7 @@ class JackOutput(Output):
             for i, ((new_ns, data), (at_ns, _)) in enumerate(zip(items, queue)):
                 if new_ns != at_ns:
                     moved += 1
-                    if new_ns < now_ns:  # moved into the past: at once (see late_on_arrival)
-                        self.client.late_on_arrival += 1
-                        items[i] = (0, data)
+                    items[i] = (self._queued_ns(new_ns, now_ns), data)  # moved into the past: at once
             if moved:
                 queue.clear()
                 queue.extend(items)
