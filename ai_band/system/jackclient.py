@@ -6,12 +6,22 @@ benchmark recorders (:mod:`ai_band.testing.recorder`,
 it is activated, how xruns and a server shutdown are noted, and how it is
 closed exactly once (JACK API: ``jack_deactivate`` then ``jack_client_close``;
 neither may be called once the server has shut the client down).
+
+JACK2 (1.9.21) ends a client's process thread in ``jack_deactivate`` with
+``pthread_cancel``, and that thread is cancellable anywhere
+(``PTHREAD_CANCEL_ASYNCHRONOUS``). Cancelled while it runs the Python
+callback, it dies holding the GIL and the whole process hangs (seen in CI: a
+recorder's close, its thread "active+gil" and gone). So the callback is gated:
+:meth:`JackClientOwner.close` closes the gate, waits for a callback under way
+to return, and only then deactivates; the thread then spends the cycles left
+in JACK's own code.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Self
@@ -21,6 +31,9 @@ import jack
 __all__ = ["JackClientOwner"]
 
 logger = logging.getLogger(__name__)
+
+#: Seconds :meth:`JackClientOwner.close` waits for a process callback under way to return.
+CALLBACK_WAIT_S = 0.5
 
 
 class JackClientOwner:
@@ -58,6 +71,8 @@ class JackClientOwner:
         self._closed = False
         self._shutdown_reason = None
         self._xruns = 0
+        self._gate_open = True  # the process callback may run (closed by close())
+        self._in_process = False  # the process callback is running
 
     def _activate(self, process: Callable[[int], None]) -> None:
         """Set the process, xrun and shutdown callbacks and activate the client.
@@ -65,7 +80,16 @@ class JackClientOwner:
         Args:
             process: called by JACK's process thread with the period's frame count.
         """
-        self._client.set_process_callback(process)
+        def gated(frames: int) -> None:
+            if not self._gate_open:
+                return
+            self._in_process = True
+            try:
+                process(frames)
+            finally:
+                self._in_process = False
+
+        self._client.set_process_callback(gated)
         self._client.set_xrun_callback(self._on_xrun)
         self._client.set_shutdown_callback(self._on_shutdown)
         self._client.activate()
@@ -97,10 +121,14 @@ class JackClientOwner:
         return self._closed
 
     def close(self) -> None:
-        """Deactivate and close the JACK client. Idempotent."""
+        """Stop the process callback (waiting for one under way), deactivate and close the client. Idempotent."""
         if self._closed:
             return
         self._closed = True
+        self._gate_open = False  # out of Python before jack_deactivate cancels the thread (module docstring)
+        deadline = time.monotonic() + CALLBACK_WAIT_S
+        while self._in_process and time.monotonic() < deadline:
+            time.sleep(0.0005)
         try:
             if self._shutdown_reason is None:
                 self._client.deactivate()
