@@ -25,10 +25,10 @@ Each recorded note-on is placed on the sender's grid: its position by
 interpolation between the ticks around it, the nearest 32nd, that 32nd's exact
 frame; deviation = recorded frame - that frame, in ms.  The median deviation
 (the sender-to-band latency: none by construction, plus the recorder's and the
-band's period estimates) is removed; the bound is p99 <= 1.5 ms over the
-steady notes: those more than one beat after a start, Continue, a jump or the
-end of the ramp, and not in the ramp (reported apart, as are the first beat
-after each change).
+band's period estimates) is removed; the bound is p99 <= 1.5 ms over all
+note-ons (issue 16, item 3), reported by class as well: the steady notes
+(more than one beat after a start, Continue, a jump or the end of the ramp,
+and not in the ramp), the ramp, the first beat after each change.
 
 Also: beats until the published tempo stays within 1 % of the new one after
 the jump and after the ramp (bound: 1 beat), whether each Continue after an
@@ -542,13 +542,15 @@ def main(argv: list[str] | None = None) -> int:
               f"source {r['source_events']} {r['source_counters']} jitter {r['jitter_ms']} ms")
     p99s = sorted(r["steady"].get("p99", math.inf) for r in results)
     median_p99 = p99s[len(p99s) // 2]
+    all_p99s = sorted(r["all"].get("p99", math.inf) for r in results)  # the bound: every note-on
+    median_all_p99 = all_p99s[len(all_p99s) // 2]
     follow = max(max(r["beats_to_follow"].values(), default=0.0) for r in results)
     stop_ms = max(max(r["after_stop_ms"], default=0.0) for r in results)
     hanging = sum(r["hanging"] for r in results)
     relocated = all(rel["first_note_ppq"] is not None and rel["wrong_pitch"] == 0
                     for r in results for rel in r["relocations"])  # every note after it at its position
-    met = median_p99 <= 1.5 and follow <= 1.0 and stop_ms <= 30.0 and hanging == 0 and relocated
-    print(f"median of the runs' steady p99: {median_p99:.3f} ms (<= 1.5); most beats to follow {follow} (<= 1); "
+    met = median_all_p99 <= 1.5 and follow <= 1.0 and stop_ms <= 30.0 and hanging == 0 and relocated
+    print(f"median of the runs' p99: all note-ons {median_all_p99:.3f} ms (<= 1.5), steady {median_p99:.3f} ms; most beats to follow {follow} (<= 1); "
           f"latest note-on after a Stop {stop_ms} ms (<= 30); hanging {hanging}; relocations followed {relocated}: "
           f"{'met' if met else 'NOT met'}")
     if args.json:

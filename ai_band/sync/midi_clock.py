@@ -5,8 +5,8 @@ Messages" and "Song Position Pointer"), on the input port ``ai-band:clock-in``:
 
 * **Timing Clock** ``0xF8``, 24 per quarter note.  The tick times go into a
   :class:`~ai_band.sync.clock_model.ClockModel` (least squares over the last
-  3 quarter notes, a real tempo change followed from its third tick): tempo
-  and the fitted time of every tick.
+  3 quarter notes, a parabola through a tempo ramp, a real tempo change
+  followed from its third tick): tempo and the fitted time of every tick.
 * **Start** ``0xFA``: play from position 0 at the next clock.
 * **Continue** ``0xFB``: play at the next clock from the position the last
   Song Position Pointer set, else from where the clock stopped (the ticks
