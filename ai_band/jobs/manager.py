@@ -31,6 +31,7 @@ from collections import OrderedDict
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -334,7 +335,7 @@ class JobManager:
         loop = asyncio.get_running_loop()
         for job in requeue:
             log.info("job %s queued again after the restart", job.job_id)
-            self._tasks[job.job_id] = loop.create_task(self._run(job))
+            self._start(job)
         self._retention_task = loop.create_task(self._retention_loop(), name="job-retention")
         await asyncio.gather(*(loop.run_in_executor(self._executor, _warm_up) for _ in range(self.workers)))
         log.info("generation: %d worker process(es) ready; files in %s", self.workers, self.output_dir)
@@ -517,9 +518,7 @@ class JobManager:
             log.info("generation: %d worker process(es) ended (%d killed)", len(pids), len(killed))
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        for job in unfinished:
-            if job.state not in FINAL_STATES:  # cancelled before its task ever ran
-                self._interrupt(job)
+        for job in unfinished:  # a task cancelled before it ran was interrupted by _run_ended
             if job.state in ("cancelled", "interrupted"):
                 self._remove_partial_files(job)
         for task in (self._retention_task, self._pending_retention):
@@ -676,8 +675,28 @@ class JobManager:
         self.jobs[job.job_id] = job
         self._persist(job)
         self._notify(job)
-        self._tasks[job.job_id] = asyncio.get_running_loop().create_task(self._run(job))
+        self._start(job)
         return job
+
+    def _start(self, job: Job) -> None:
+        """Run ``job`` in a task of its own (:meth:`_run`)."""
+        task = asyncio.get_running_loop().create_task(self._run(job))
+        task.add_done_callback(partial(self._run_ended, job))
+        self._tasks[job.job_id] = task
+
+    def _run_ended(self, job: Job, task: asyncio.Task) -> None:
+        """A job task cancelled before its first step never entered :meth:`_run`: it ends here.
+
+        (A cancel that comes in the same turn of the loop as the request,
+        before the task ran, throws into a coroutine that has not started.)
+        """
+        self._tasks.pop(job.job_id, None)
+        if task.cancelled() and job.state not in FINAL_STATES:
+            if self._closing:
+                self._interrupt(job)
+            else:
+                log.info("job %s cancelled before it started", job.job_id)
+                self._set(job, "cancelled", job.progress)
 
     def cancel(self, job_id: str) -> Job:
         """Cancel a queued or generating job.
@@ -777,8 +796,6 @@ class JobManager:
         except Exception as exc:  # noqa: BLE001
             log.exception("job %s failed", job.job_id)
             await self._fail(job, ("generation_failed", f"{type(exc).__name__}: {exc}"))
-        finally:
-            self._tasks.pop(job.job_id, None)
 
     def _estimate_resolved(self, job: Job, formats: tuple[str, ...]) -> RenderEstimate | None:
         """The render estimate from the job's resolved request (None when it lacks the length)."""
