@@ -59,21 +59,33 @@ class Session:
         self.client = OscClient(("127.0.0.1", self.daemon.port))
         self.client.send("/band/hello", "restart-test", self.client.port)
         self.client.receive("/band/welcome", timeout=5)
+        self._kept: list[tuple[str, list]] = []  # messages about other requests (wait_state)
 
     def generate(self, request_id: str, fields: dict) -> None:
         self.client.send("/band/generate", *generate_args(id=request_id, **fields))
 
     def wait_state(self, request_id: str, states: tuple[str, ...], timeout_s: float = 120) -> str:
-        """Wait for a ``/band/job`` of ``request_id`` in one of ``states``; return the job id."""
+        """Wait for a ``/band/job`` of ``request_id`` in one of ``states``; return the job id.
+
+        Messages about other requests are kept for their own wait: the daemon may
+        announce a later request's ``queued`` before an earlier one's ``generating``.
+        """
         deadline = time.monotonic() + timeout_s
+        kept, self._kept = self._kept, []
         while time.monotonic() < deadline:
-            address, args = self.client.receive(timeout=deadline - time.monotonic())
+            if kept:
+                address, args = kept.pop(0)
+            else:
+                address, args = self.client.receive(timeout=deadline - time.monotonic())
             if address == "/band/error" and args[0] == request_id:
                 pytest.fail(f"{request_id} refused: {args}")
-            if address == "/band/job" and args[3] == request_id:
-                if args[1] in states:
-                    return args[0]
-                assert args[1] not in ("failed", "cancelled"), (args, self.daemon.log_text())
+            if address != "/band/job" or args[3] != request_id:
+                self._kept.append((address, args))
+                continue
+            if args[1] in states:
+                self._kept.extend(kept)
+                return args[0]
+            assert args[1] not in ("failed", "cancelled"), (args, self.daemon.log_text())
         pytest.fail(f"{request_id} never reached {states}:\n" + self.daemon.log_text())
 
     def status(self) -> dict:

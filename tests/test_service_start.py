@@ -375,3 +375,45 @@ def test_a_stalled_event_loop_stops_the_watchdog_pings(jack_server, tmp_path):
         # A ping the loop sent just before it stopped may arrive after stalled_at; none later.
         assert [t for t in notify.times("WATCHDOG=1", start=stalled_at + 0.1, end=resumed_at)] == [], notify.received
         assert notify.wait_for("WATCHDOG=1", 2.0, after=resumed_at) is not None, notify.received
+
+
+@pytest.mark.parametrize("choice, expected", [("auto", "uvloop"), ("asyncio", "asyncio")])
+def test_the_event_loop_is_uvloop_unless_asyncio_is_configured_and_serves_osc_and_http(
+        jack_server, tmp_path, choice, expected):
+    import json
+    import urllib.request
+
+    env = jack_server.env()
+    env["AI_BAND_DAEMON_EVENT_LOOP"] = choice
+    daemon = DaemonProcess(tmp_path, env=env).start()
+    try:
+        loop = daemon.wait_for_log(r"event loop: (\w+)")
+        assert loop is not None and loop.group(1) == expected, daemon.log_text()
+        with OscClient(("127.0.0.1", daemon.port)) as osc:
+            assert osc.request("/band/ping", 7, "loop", reply_address="/band/pong") == [7, "loop"]
+        http = daemon.wait_for_log(r"HTTP listening on http://127\.0\.0\.1:(\d+)")
+        assert http is not None, daemon.log_text()
+        with urllib.request.urlopen(f"http://127.0.0.1:{http.group(1)}/health", timeout=5) as reply:
+            health = json.loads(reply.read())
+        assert reply.status == 200 and health["checks"]["event_loop"]["ok"] is True
+    finally:
+        daemon.terminate_cleanly()
+
+
+def test_an_event_loop_that_is_not_installed_ends_run_with_one_line(jack_server, tmp_path):
+    # uvloop hidden from the child: a module of that name that fails to import.
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "uvloop.py").write_text("raise ImportError('hidden by the test')\n")
+    env = jack_server.env()
+    env["PYTHONPATH"] = str(fake)
+    env["AI_BAND_DAEMON_EVENT_LOOP"] = "uvloop"
+    result = subprocess.run([sys.executable, "-m", "ai_band", "run", "--osc-port", "0", "--output-dir",
+                             str(tmp_path / "out"), "--zeroconf-interfaces", "none"],
+                            env=env, capture_output=True, text=True, timeout=30,
+                            cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "ai-band: error:" in line]
+    assert lines == ["ai-band: error: [daemon] event_loop = 'uvloop', but uvloop is not installed "
+                     "(pip install uvloop; or 'auto' or 'asyncio')"], result.stderr
+    assert "Traceback" not in result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 from ai_band.cli.common import add_config_arg, setup_logging
 from ai_band.config.shipped import LOG_LEVELS, MIDI_APIS
@@ -73,7 +74,32 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = load(args, _run_overrides(args))
     setup_logging(args.log_level or config.daemon.log_level)
-    logging.getLogger("ai_band").info("ai-band %s starting (config: %s)", __version__,
-                                      args.config or "built-in defaults")
-    asyncio.run(BandDaemon(config).run())
+    loop_factory, loop_name = event_loop(config.daemon.event_loop)
+    logging.getLogger("ai_band").info("ai-band %s starting (config: %s; event loop: %s)", __version__,
+                                      args.config or "built-in defaults", loop_name)
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(BandDaemon(config).run())
     return 0
+
+
+def event_loop(choice: str) -> tuple[Callable[[], object] | None, str]:
+    """The event loop for ``[daemon] event_loop``: ``(loop factory or None for asyncio's, its name)``.
+
+    ``auto`` takes uvloop (libuv's loop, the one uvicorn prefers) when it
+    imports, else asyncio's own; ``uvloop`` insists on it.
+
+    Raises:
+        UsageError: ``uvloop`` was asked for and is not installed.
+    """
+    if choice == "asyncio":
+        return None, "asyncio"
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            from ai_band.errors import UsageError
+
+            raise UsageError("[daemon] event_loop = 'uvloop', but uvloop is not installed "
+                             "(pip install uvloop; or 'auto' or 'asyncio')") from None
+        return None, "asyncio"
+    return uvloop.new_event_loop, f"uvloop {uvloop.__version__}"

@@ -92,6 +92,7 @@ class DaemonSection:
     name: str
     output_dir: str
     log_level: str
+    event_loop: str
     nice: int
     avoid_worker_cpus: bool
 
@@ -360,6 +361,7 @@ CHECKS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("daemon", "name"): _nonempty,
     ("daemon", "output_dir"): _nonempty,
     ("daemon", "log_level"): _choice(shipped.LOG_LEVELS),
+    ("daemon", "event_loop"): _choice(shipped.EVENT_LOOPS),
     ("daemon", "nice"): _ranged(-20, 19),
     ("osc", "host"): _host,
     ("osc", "port"): _ranged(0, 65535),

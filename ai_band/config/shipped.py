@@ -22,6 +22,9 @@ MIDI_APIS = ("auto", "alsa", "jack", "coremidi")
 #: ``[daemon] log_level``: Python logging level names, lower case.
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
+#: ``[daemon] event_loop``: uvloop when it is installed (``auto``), or the one named.
+EVENT_LOOPS = ("auto", "asyncio", "uvloop")
+
 #: ``[render] engine``: FluidSynth with a GM SoundFont, the built-in numpy synthesizer, or auto.
 RENDER_ENGINES = ("auto", "fluidsynth", "numpy")
 
