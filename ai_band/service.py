@@ -233,10 +233,7 @@ class BandDaemon:
             )
             self.jobs = self.api.jobs
             loop = asyncio.get_running_loop()
-            self._background.append(loop.create_task(self._start_workers(), name="generation-workers"))
-            # One turn of the loop runs that task up to its first wait: the
-            # pool exists (jobs can be queued) before OSC listens.
-            await asyncio.sleep(0)
+            self._open_jobs()  # the stored jobs are listed and jobs can be queued before OSC listens
             notify.status(f"starting: opening OSC on udp {cfg.osc.host}:{cfg.osc.port}")
             try:
                 _, endpoint = await loop.create_datagram_endpoint(
@@ -267,17 +264,27 @@ class BandDaemon:
             notify.ready(self._status_text(0.0))
             self._systemd = loop.create_task(self._systemd_watch(), name="systemd-watch")
             log.info("ai-band %s ready: ports %s", __version__, ", ".join(self.ports.names().values()))
+            if self._workers_state == "starting":
+                self._background.append(loop.create_task(self._start_workers(), name="generation-workers"))
             heap.settle()  # start-up objects live as long as the daemon (a full collection: ~20 ms)
             self._background.append(loop.create_task(self._import_generator(), name="generator-import"))
         except BaseException:
             await self.stop()
             raise
 
-    async def _start_workers(self) -> None:
-        """Start and warm up the generation workers; a failure is logged (jobs then fail one by one)."""
+    def _open_jobs(self) -> None:
+        """Open the job store and the worker pool; a failure is logged (jobs then fail one by one)."""
         self._workers_state = "starting"
         try:
-            await self.jobs.start()
+            self.jobs.open()
+        except Exception as exc:  # noqa: BLE001 - the daemon still plays and answers
+            self._workers_state = "failed"
+            log.error("generation workers did not start: %s", exc)
+
+    async def _start_workers(self) -> None:
+        """Start and warm up the generation workers (after READY=1); a failure is logged."""
+        try:
+            await self.jobs.warm_up()
             self._workers_state = "ready"
         except Exception as exc:  # noqa: BLE001 - the daemon still plays and answers
             self._workers_state = "failed"

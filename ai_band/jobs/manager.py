@@ -321,23 +321,36 @@ class JobManager:
         return self.limits.min_free_mb << 20
 
     async def start(self) -> None:
-        """Restore the stored jobs, then start (and warm up) the worker processes.
+        """:meth:`open`, then :meth:`warm_up`."""
+        self.open()
+        await self.warm_up()
 
-        The job store is read before the first ``await``: a caller that runs
-        this as a task and yields once (as :class:`~ai_band.service.BandDaemon`
-        does before its OSC endpoint listens) has every old job listed.
-        Blocks the event loop meanwhile: 62 ms for 200 jobs of 12 files
-        (every file is stat'ed; ``python -m bench.job_store``), before OSC listens.
+    def open(self) -> None:
+        """Restore the stored jobs, create the worker pool (no process yet), queue the jobs to run again.
+
+        Needs the running event loop.  Blocks it meanwhile: 62 ms for 200
+        jobs of 12 files (every file is stat'ed; ``python -m bench.job_store``);
+        the daemon calls it before its OSC endpoint listens, so every old job
+        is listed from the first request.
         """
         self.output_dir.mkdir(parents=True, exist_ok=True)
         requeue = self._restore()
         self._executor = self._generation_pool()
-        loop = asyncio.get_running_loop()
         for job in requeue:
             log.info("job %s queued again after the restart", job.job_id)
             self._start(job)
-        self._retention_task = loop.create_task(self._retention_loop(), name="job-retention")
-        await asyncio.gather(*(loop.run_in_executor(self._executor, _warm_up) for _ in range(self.workers)))
+        self._retention_task = asyncio.get_running_loop().create_task(self._retention_loop(), name="job-retention")
+
+    async def warm_up(self) -> None:
+        """Start the worker processes and wait until each has imported the generator.
+
+        The daemon calls it after READY=1.  The processes are started from a
+        thread (``submit`` forks them through the forkserver: tens of
+        milliseconds), so the event loop answers meanwhile.
+        """
+        executor = self._executor
+        futures = await asyncio.to_thread(lambda: [executor.submit(_warm_up) for _ in range(self.workers)])
+        await asyncio.gather(*(asyncio.wrap_future(future) for future in futures))
         log.info("generation: %d worker process(es) ready; files in %s", self.workers, self.output_dir)
 
     def _generation_pool(self) -> ProcessPoolExecutor:
