@@ -147,8 +147,9 @@ def test_daemon_threads_stay_off_the_worker_cpus(band):
     daemon_cpus, worker_cpus = set(allowed[:-1]), set(allowed[-1:])
     for tid in _thread_nices(band.proc.pid):
         assert _cpus_allowed(band.proc.pid, tid) == daemon_cpus, tid
-    # The generation workers (started and warmed up with the daemon) run on the
-    # worker CPU, chosen explicitly: they do not inherit the daemon's mask.
+    # The generation workers (started after READY=1, warmed up) run on the worker
+    # CPU, chosen explicitly: they do not inherit the daemon's mask.
+    assert band.wait_for_log(r"generation: \d+ worker process\(es\) ready", timeout_s=30), band.log_text()
     workers = [pid for pid in _descendants(band.proc.pid) if _cpus_allowed(pid) == worker_cpus]
     assert workers, {pid: _cpus_allowed(pid) for pid in _descendants(band.proc.pid)}
 
