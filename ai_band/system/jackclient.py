@@ -11,23 +11,16 @@ JACK2 (1.9.21) ends a client's process thread in ``jack_deactivate`` with
 ``pthread_cancel``, and that thread is cancellable anywhere
 (``PTHREAD_CANCEL_ASYNCHRONOUS``). Cancelled while it runs the Python
 callback, it dies holding the GIL and the whole process hangs (seen in CI: a
-recorder's close, its thread "active+gil" and gone); cancelled while it waits
-for the GIL to enter the callback (another thread compiling a module holds it
-for tens of milliseconds), it dies holding the GIL's mutex, with the same end
-(seen in CI: the daemon's stop, its main thread in ``deactivate`` for good).
-So the thread is never cancelled: :meth:`JackClientOwner.close` closes a gate,
-the next callback raises ``jack.CallbackExit`` (the C callback returns
-non-zero), and JACK2's process thread then deactivates the client itself and
-exits (``JackClient::End``: ``fActive = false``, ``ClientDeactivate``,
-``pthread_exit``). Once that thread is gone, ``jack_deactivate`` finds the
-client inactive and cancels nothing, and ``jack_client_close`` follows.
+recorder's close, its thread "active+gil" and gone). So the callback is gated:
+:meth:`JackClientOwner.close` closes the gate, waits for a callback under way
+to return, and only then deactivates; the thread then spends the cycles left
+in JACK's own code.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -39,17 +32,8 @@ __all__ = ["JackClientOwner"]
 
 logger = logging.getLogger(__name__)
 
-#: Seconds :meth:`JackClientOwner.close` waits for the process thread to end by itself.
+#: Seconds :meth:`JackClientOwner.close` waits for a process callback under way to return.
 CALLBACK_WAIT_S = 0.5
-
-#: Where Linux lists this process's threads (elsewhere close() waits :data:`THREAD_END_WAIT_S`).
-_TASKS = "/proc/self/task"
-
-#: Seconds to let the process thread finish ``JackClient::End`` where its end cannot be seen.
-THREAD_END_WAIT_S = 0.05
-
-#: Seconds :meth:`JackClientOwner.close` waits at most for that thread to be gone (Linux), after its last callback.
-THREAD_END_TIMEOUT_S = 2.0
 
 
 class JackClientOwner:
@@ -88,8 +72,7 @@ class JackClientOwner:
         self._shutdown_reason = None
         self._xruns = 0
         self._gate_open = True  # the process callback may run (closed by close())
-        self._active = False  # activated (the process thread runs)
-        self._process_ended: int | None = None  # native id of the process thread once it left for good
+        self._in_process = False  # the process callback is running
 
     def _activate(self, process: Callable[[int], None]) -> None:
         """Set the process, xrun and shutdown callbacks and activate the client.
@@ -98,16 +81,18 @@ class JackClientOwner:
             process: called by JACK's process thread with the period's frame count.
         """
         def gated(frames: int) -> None:
-            if not self._gate_open:  # close(): the thread ends itself (module docstring)
-                self._process_ended = threading.get_native_id()
-                raise jack.CallbackExit
-            process(frames)
+            if not self._gate_open:
+                return
+            self._in_process = True
+            try:
+                process(frames)
+            finally:
+                self._in_process = False
 
         self._client.set_process_callback(gated)
         self._client.set_xrun_callback(self._on_xrun)
         self._client.set_shutdown_callback(self._on_shutdown)
         self._client.activate()
-        self._active = True
 
     def _on_xrun(self, delayed_usecs: float) -> None:
         self._xruns += 1
@@ -140,36 +125,16 @@ class JackClientOwner:
         if self._closed:
             return
         self._closed = True
-        self._gate_open = False  # the process thread ends itself at its next callback (module docstring)
-        if self._active and self._shutdown_reason is None:
-            self._wait_process_thread_end()
+        self._gate_open = False  # out of Python before jack_deactivate cancels the thread (module docstring)
+        deadline = time.monotonic() + CALLBACK_WAIT_S
+        while self._in_process and time.monotonic() < deadline:
+            time.sleep(0.0005)
         try:
             if self._shutdown_reason is None:
                 self._client.deactivate()
             self._client.close()
         except jack.JackError as exc:
             logger.debug("Closing JACK client %s: %s", self._client.name, exc)
-
-    def _wait_process_thread_end(self) -> None:
-        """Wait until the process thread has left its last callback (at most :data:`CALLBACK_WAIT_S`) and exited.
-
-        A server that runs no more cycles (stalled, or gone without a
-        shutdown notice) never calls back: then ``jack_deactivate`` cancels
-        the thread as before, outside Python since the gate is shut.
-        """
-        deadline = time.monotonic() + CALLBACK_WAIT_S
-        while self._process_ended is None and time.monotonic() < deadline:
-            time.sleep(0.0005)
-        tid = self._process_ended
-        if tid is None:
-            return
-        if not os.path.isdir(_TASKS):
-            time.sleep(THREAD_END_WAIT_S)
-            return
-        task = f"{_TASKS}/{tid}"
-        deadline = time.monotonic() + THREAD_END_TIMEOUT_S
-        while os.path.exists(task) and time.monotonic() < deadline:
-            time.sleep(0.0005)
 
     def __enter__(self) -> Self:
         return self
