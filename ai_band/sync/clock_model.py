@@ -308,8 +308,7 @@ class ClockModel:
             errors = self._errors
             errors.append(residual)
             if len(errors) == TREND_TICKS and self._trend(errors):
-                self.restarts += 1
-                self._restart(list(self._window)[-(TREND_TICKS + 1):])
+                self._tempo_changed(list(self._window)[-(TREND_TICKS + 1):])
             else:
                 self._refit()
             return True
@@ -341,11 +340,15 @@ class ClockModel:
         mean = sum(errors) / len(errors)
         return abs(mean) > K_TREND * self._sigma_s / math.sqrt(len(errors))
 
-    def _tempo_changed(self) -> None:
-        """A tempo change: the window starts again from the last tick that agreed (the pivot) and the held ones."""
+    def _tempo_changed(self, ticks: list[tuple[int, float]] | None = None) -> None:
+        """A tempo change (counted in :attr:`restarts`): the window starts again from ``ticks``.
+
+        By default from the last tick that agreed (the pivot) and the held ones.
+        """
         self.restarts += 1
-        pivot = [self._window[-1]] if self._window else []
-        self._restart(pivot + [(hn, ht) for hn, ht, _ in self._held])
+        if ticks is None:
+            ticks = ([self._window[-1]] if self._window else []) + [(hn, ht) for hn, ht, _ in self._held]
+        self._restart(ticks)
 
     def _phase_step(self, step_s: float) -> None:
         """The held ticks are off by the same ``step_s``, not growing: the clock's timing moved, not its tempo.
@@ -475,8 +478,7 @@ class ClockModel:
             if curve is not None and N >= 2 * CURVE_MIN_TICKS:
                 half = _curvature(N // 2, *h, sigma, K_KINK)
                 if half is None or (half[0] > 0) != (curve[0] > 0):  # a ramp ended in the newest half
-                    self.restarts += 1
-                    self._restart(ticks[half_from - 1:])  # refits (once more at most per halving)
+                    self._tempo_changed(ticks[half_from - 1:])  # refits (once more at most per halving)
                     return
             if curve is not None:
                 self._curve, self._m2, self._g, self._szz = curve
