@@ -11,16 +11,33 @@ JACK2 (1.9.21) ends a client's process thread in ``jack_deactivate`` with
 ``pthread_cancel``, and that thread is cancellable anywhere
 (``PTHREAD_CANCEL_ASYNCHRONOUS``). Cancelled while it runs the Python
 callback, it dies holding the GIL and the whole process hangs (seen in CI: a
-recorder's close, its thread "active+gil" and gone). So the callback is gated:
-:meth:`JackClientOwner.close` closes the gate, waits for a callback under way
-to return, and only then deactivates; the thread then spends the cycles left
-in JACK's own code.
+recorder's close, its thread "active+gil" and gone); cancelled while it waits
+for the GIL to enter the callback (another thread compiling a module holds it
+for tens of milliseconds), it dies holding the GIL's mutex, with the same end
+(seen in CI: the daemon's stop, its main thread in ``deactivate`` for good).
+So the thread is never cancelled: :meth:`JackClientOwner.close` closes a gate,
+the next callback raises ``jack.CallbackExit`` (the C callback returns
+non-zero), and JACK2's process thread then deactivates the client itself and
+exits (``JackClient::End``: ``fActive = false``, ``ClientDeactivate``,
+``pthread_exit``). Once that thread is gone, ``jack_deactivate`` finds the
+client inactive and cancels nothing.
+
+``jack_client_close`` then cancels the client's notification thread the same
+way, and that thread runs the Python xrun, shutdown and port callbacks (xruns
+come often while the GIL is held long). So before the close, the inactive
+client's notification callbacks are unset (JACK lets an inactive client set
+callbacks) and :meth:`JackClientOwner.close` waits until that thread is back
+in the system call it was idle in when the client opened (its socket read;
+``/proc/self/task/<tid>/syscall``), which it is once any notification under
+way or waiting for the GIL has returned (seen in a test under load: the GIL
+held by a cancelled thread for good).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -28,12 +45,82 @@ from typing import Self
 
 import jack
 
-__all__ = ["JackClientOwner"]
+__all__ = ["JackClientOwner", "open_client"]
 
 logger = logging.getLogger(__name__)
 
-#: Seconds :meth:`JackClientOwner.close` waits for a process callback under way to return.
+#: Seconds :meth:`JackClientOwner.close` waits for the process thread to end by itself.
 CALLBACK_WAIT_S = 0.5
+
+#: Where Linux lists this process's threads (elsewhere close() waits :data:`THREAD_END_WAIT_S`).
+_TASKS = "/proc/self/task"
+
+#: Seconds to let the process thread finish ``JackClient::End`` where its end cannot be seen.
+THREAD_END_WAIT_S = 0.05
+
+#: Seconds :meth:`JackClientOwner.close` waits at most for that thread to be gone (Linux), after its last callback.
+THREAD_END_TIMEOUT_S = 2.0
+
+#: Seconds close() waits at most for the notification thread to be idle again (Linux; elsewhere it waits
+#: :data:`NOTIFY_QUIET_WAIT_S`).
+NOTIFY_QUIET_TIMEOUT_S = 1.0
+
+#: Seconds close() lets a notification under way return where the thread's state cannot be read.
+NOTIFY_QUIET_WAIT_S = 0.05
+
+#: Notification callbacks close() unsets: ``(setter in libjack, arguments after the client)``.
+_NOTIFY_SETTERS = (
+    ("jack_set_xrun_callback", 2),
+    ("jack_on_info_shutdown", 2),
+    ("jack_set_port_registration_callback", 2),
+    ("jack_set_client_registration_callback", 2),
+    ("jack_set_port_connect_callback", 2),
+    ("jack_set_graph_order_callback", 2),
+)
+
+
+def _thread_ids() -> set[int]:
+    """Native ids of this process's threads (Linux), or an empty set where they cannot be listed."""
+    try:
+        return {int(tid) for tid in os.listdir(_TASKS)}
+    except OSError:
+        return set()
+
+
+def _syscall(tid: int) -> str | None:
+    """The system call thread ``tid`` is blocked in (its number as text), ``"running"``, or None if it is gone."""
+    try:
+        with open(f"{_TASKS}/{tid}/syscall") as f:
+            return f.read().split(" ", 1)[0].strip()
+    except OSError:
+        return None
+
+
+def open_client(client_name: str, servername: str | None, *, use_exact_name: bool = False,
+                ) -> tuple[jack.Client, dict[int, str]]:
+    """Open a ``jack.Client`` (never starting a server) and note how its own threads wait when idle.
+
+    Returns:
+        The client, and ``{native thread id: system call}`` for each thread
+        libjack started for it (its notification thread among them), sampled
+        once none is running (at most ~20 ms); empty where threads cannot be
+        listed. :meth:`JackClientOwner.close` waits for them to be back there.
+
+    Raises:
+        jack.JackError: no server is reachable.
+    """
+    before = _thread_ids()
+    client = jack.Client(client_name, no_start_server=True, servername=servername,
+                         use_exact_name=use_exact_name)
+    python_threads = {thread.native_id for thread in threading.enumerate()}
+    new = _thread_ids() - before - python_threads
+    idle: dict[int, str] = {}
+    for _ in range(40):
+        idle = {tid: call for tid in new if (call := _syscall(tid)) is not None}
+        if "running" not in idle.values():
+            break
+        time.sleep(0.0005)
+    return client, {tid: call for tid, call in idle.items() if call != "running"}
 
 
 class JackClientOwner:
@@ -62,17 +149,23 @@ class JackClientOwner:
             error: no JACK server is reachable.
         """
         try:
-            client = jack.Client(client_name, no_start_server=True, servername=servername)
+            client, idle = open_client(client_name, servername)
         except jack.JackError as exc:
             server = servername or os.environ.get("JACK_DEFAULT_SERVER") or "default"
             raise error(f"cannot open JACK client {client_name!r} on server {server!r}: "
                         f"{exc} (is a JACK server running?)") from exc
+        self._take(client, idle)
+
+    def _take(self, client: jack.Client, idle_syscalls: dict[int, str]) -> None:
+        """Own ``client`` (from :func:`open_client`, with its threads' idle system calls): not closed, no xruns, no shutdown."""
         self._client = client
+        self._idle_syscalls = idle_syscalls
         self._closed = False
         self._shutdown_reason = None
         self._xruns = 0
         self._gate_open = True  # the process callback may run (closed by close())
-        self._in_process = False  # the process callback is running
+        self._active = False  # activated (the process thread runs)
+        self._process_ended: int | None = None  # native id of the process thread once it left for good
 
     def _activate(self, process: Callable[[int], None]) -> None:
         """Set the process, xrun and shutdown callbacks and activate the client.
@@ -81,18 +174,16 @@ class JackClientOwner:
             process: called by JACK's process thread with the period's frame count.
         """
         def gated(frames: int) -> None:
-            if not self._gate_open:
-                return
-            self._in_process = True
-            try:
-                process(frames)
-            finally:
-                self._in_process = False
+            if not self._gate_open:  # close(): the thread ends itself (module docstring)
+                self._process_ended = threading.get_native_id()
+                raise jack.CallbackExit
+            process(frames)
 
         self._client.set_process_callback(gated)
         self._client.set_xrun_callback(self._on_xrun)
         self._client.set_shutdown_callback(self._on_shutdown)
         self._client.activate()
+        self._active = True
 
     def _on_xrun(self, delayed_usecs: float) -> None:
         self._xruns += 1
@@ -125,16 +216,52 @@ class JackClientOwner:
         if self._closed:
             return
         self._closed = True
-        self._gate_open = False  # out of Python before jack_deactivate cancels the thread (module docstring)
-        deadline = time.monotonic() + CALLBACK_WAIT_S
-        while self._in_process and time.monotonic() < deadline:
-            time.sleep(0.0005)
+        self._gate_open = False  # the process thread ends itself at its next callback (module docstring)
+        if self._active and self._shutdown_reason is None:
+            self._wait_process_thread_end()
         try:
             if self._shutdown_reason is None:
                 self._client.deactivate()
+                self._quiet_notifications()
             self._client.close()
         except jack.JackError as exc:
             logger.debug("Closing JACK client %s: %s", self._client.name, exc)
+
+    def _quiet_notifications(self) -> None:
+        """Unset the inactive client's notification callbacks and wait until its threads are idle (module docstring)."""
+        for setter, nargs in _NOTIFY_SETTERS:
+            getattr(jack._lib, setter)(self._client._ptr, *([jack._ffi.NULL] * nargs))
+        if not self._idle_syscalls:
+            time.sleep(NOTIFY_QUIET_WAIT_S)
+            return
+        deadline = time.monotonic() + NOTIFY_QUIET_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if all(_syscall(tid) in (idle, None) for tid, idle in self._idle_syscalls.items()):
+                return
+            time.sleep(0.0005)
+        logger.debug("JACK client %s: notification thread still busy after %.1f s; closing anyway",
+                     self._client.name, NOTIFY_QUIET_TIMEOUT_S)
+
+    def _wait_process_thread_end(self) -> None:
+        """Wait until the process thread has left its last callback (at most :data:`CALLBACK_WAIT_S`) and exited.
+
+        A server that runs no more cycles (stalled, or gone without a
+        shutdown notice) never calls back: then ``jack_deactivate`` cancels
+        the thread as before, outside Python since the gate is shut.
+        """
+        deadline = time.monotonic() + CALLBACK_WAIT_S
+        while self._process_ended is None and time.monotonic() < deadline:
+            time.sleep(0.0005)
+        tid = self._process_ended
+        if tid is None:
+            return
+        if not os.path.isdir(_TASKS):
+            time.sleep(THREAD_END_WAIT_S)
+            return
+        task = f"{_TASKS}/{tid}"
+        deadline = time.monotonic() + THREAD_END_TIMEOUT_S
+        while os.path.exists(task) and time.monotonic() < deadline:
+            time.sleep(0.0005)
 
     def __enter__(self) -> Self:
         return self

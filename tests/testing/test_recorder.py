@@ -343,13 +343,18 @@ def test_a_callback_descheduled_before_it_reads_the_frame_time_does_not_time_its
         rec.clear()
         rec._inputs = ((_PortReadSlowly(0.0), "a:drums"),)
         real = rec._client
-        for _ in range(20):  # a cycle can begin mid-read (a torn read): retry
+        # A cycle can begin mid-read (a torn read), and under load (a CI run)
+        # twenty reads in a row were: retry for up to 2 s, a pause between.
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
             slow = ClientFrameTimeReadLate(real, 0.005)
             rec._client = slow
             rec._process(64)
             if rec.events():
                 break
+            time.sleep(0.002)
         rec._client = real
+        assert rec.events(), f"every read torn ({rec.torn_reads})"
         (event,) = rec.events()
         # The period holding the frame time read at read_at_s began at most a
         # period or so before then (the dummy driver, a real server).

@@ -66,7 +66,7 @@ import jack
 
 from ai_band.errors import MidiPortError
 from ai_band.playback.output import RESET_MESSAGES, Link, LinkListener, Output, QueuedMessage, due_ns
-from ai_band.system.jackclient import JackClientOwner
+from ai_band.system.jackclient import JackClientOwner, open_client
 from ai_band.system.priority import SWITCH_INTERVAL_S, make_realtime, name_thread
 
 log = logging.getLogger(__name__)
@@ -717,8 +717,7 @@ class JackMidiClient(JackClientOwner):
         """
         jack.set_error_function(_libjack_message)
         try:
-            client = jack.Client(self._name, no_start_server=True, servername=self._servername,
-                                 use_exact_name=True)
+            client, idle_syscalls = open_client(self._name, self._servername, use_exact_name=True)
         except jack.JackError as exc:
             log.debug("JACK server not reachable yet: %s", exc)
             return False
@@ -734,6 +733,7 @@ class JackMidiClient(JackClientOwner):
             with self.queue_lock:
                 self._ports = ()
                 self._client = client
+                self._idle_syscalls = idle_syscalls
                 self._start_timing()
                 self._shutdown_reason = None
             try:
