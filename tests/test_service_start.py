@@ -191,8 +191,8 @@ def jack_ports(server_name: str) -> list[str]:
 def osc_answers(port: int, timeout_s: float = 2.0) -> bool:
     """Whether ``/band/ping`` on 127.0.0.1:``port`` draws a ``/band/pong`` within ``timeout_s``."""
     with OscClient(("127.0.0.1", port)) as osc:
-        osc.send("/band/ping", "notify-test")
         try:
+            osc.send("/band/ping", "notify-test")  # registers first: /band/hello, /band/welcome
             osc.receive("/band/pong", timeout=timeout_s)
         except TimeoutError:
             return False
@@ -269,13 +269,40 @@ def thread_id(pid: int, name: str) -> int:
     raise LookupError(f"no thread {name!r} in process {pid}")
 
 
+def _syscall(pid: int, tid: int) -> str:
+    """What thread ``tid`` of ``pid`` waits in: the system call's number and first argument
+    (a futex's address tells the GIL from the thread's own condition), or ``running``."""
+    return " ".join(Path(f"/proc/{pid}/task/{tid}/syscall").read_text().split()[:2])
+
+
 @contextmanager
-def thread_stopped(tid: int) -> Iterator[None]:
-    """Stop one thread (not its process) for the duration of the block."""
-    _ptrace(PTRACE_SEIZE, tid)
-    try:
+def thread_stopped(tid: int, pid: int | None = None) -> Iterator[None]:
+    """Stop one thread (not its process) for the duration of the block.
+
+    With ``pid``, the thread is stopped only while it waits where it waits
+    most (sampled first: its idle sleep), retried until it is: a thread stopped
+    while it runs Python, or waits for the GIL in the middle of its work, may
+    hold the GIL or a lock the event loop needs for the whole stop (seen in
+    CI: no OSC answer within 2 s).
+    """
+    idle = None
+    if pid is not None:
+        samples = []
+        for _ in range(100):
+            samples.append(_syscall(pid, tid))
+            time.sleep(0.0005)
+        idle = max(set(samples) - {"running"}, key=samples.count)
+    for _ in range(200):
+        _ptrace(PTRACE_SEIZE, tid)
         _ptrace(PTRACE_INTERRUPT, tid)
         os.waitpid(tid, WALL)
+        if idle is None or _syscall(pid, tid) == idle:
+            break
+        _ptrace(PTRACE_DETACH, tid)
+        time.sleep(0.001)
+    else:
+        raise AssertionError(f"thread {tid} never stopped in its idle system call {idle}")
+    try:
         yield
     finally:
         _ptrace(PTRACE_DETACH, tid)
@@ -289,7 +316,7 @@ def test_a_stalled_playback_thread_stops_the_watchdog_pings_while_osc_still_answ
         assert notify.wait_for("WATCHDOG=1", 2.0, after=ready[0]) is not None
         tid = thread_id(daemon.proc.pid, "ai-band-play")
         try:
-            with thread_stopped(tid):
+            with thread_stopped(tid, daemon.proc.pid):
                 stalled_at = time.monotonic()
                 # The event loop still turns: OSC answers throughout the stall.
                 assert osc_answers(port), daemon.log_text()
