@@ -205,7 +205,9 @@ def test_the_rtmidi_virtual_input_follows_start_clock_and_stop(jack_server):
         assert snaps and snaps[-1].bpm == pytest.approx(120.0, rel=0.02)
         assert published[-1].playing is False
         assert source.events["starts"] == 1 and source.events["stops"] == 1
-        assert published[-1].anchor_ppq == pytest.approx(4.0, abs=1 / 24), source.status(time.monotonic())
+        # Stopped after 4 beats, within one tick: timed on arrival, a tick the dummy server
+        # without real-time priority loses to an xrun is missed (a CI run: 95 of 96, 3.9583).
+        assert abs(published[-1].anchor_ppq - 4.0) <= 1 / 24 + 1e-9, source.status(time.monotonic())
     finally:
         sender.close()
         source.stop()
