@@ -355,6 +355,28 @@ def daemon_rig(band, jack_server):
 
 
 @pytest.fixture
+def clock_stopped(daemon_rig, osc):
+    """``daemon_rig`` with the sender's queue emptied, a Stop sent and the daemon not playing.
+
+    A test rerun after a JACK dropout starts while the sender may still be
+    writing the first attempt's clock (seen in CI: the daemon already playing).
+    """
+    sender, rec = daemon_rig
+    sender.send([])
+    sender.send_now(STOP)
+    deadline = time.monotonic() + 3.0
+    while status(osc)["sync"]["playing"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return sender, rec
+
+
+def _connections(sender) -> dict[str, list[str]]:
+    """What feeds the daemon's clock input and what the sender's port feeds, by JACK port name."""
+    client = sender.client
+    return {port: [p.name for p in client.get_all_connections(port)] for port in ("ai-band:clock-in", sender.port.name)}
+
+
+@pytest.fixture
 def osc(band):
     with OscClient(("127.0.0.1", band.port)) as client:
         yield client
@@ -362,14 +384,15 @@ def osc(band):
 
 
 @pytest.mark.jack
-def test_daemon_plays_by_the_midi_clock_and_stops_at_stop(osc, daemon_rig):
-    sender, rec = daemon_rig
+def test_daemon_plays_by_the_midi_clock_and_stops_at_stop(osc, clock_stopped):
+    sender, rec = clock_stopped
     osc.send("/band/generate", *generate_args(id="mc-1", chords="| C | F | G | C |", style="rock", parts="drums",
                                               humanize=0, swing=0, seed=2))
     job_id, _ = wait_job(osc, "mc-1")
     assert ack(osc, "/band/play", job_id) == [job_id]
     sync = status(osc)["sync"]
-    assert sync["source"] == "midi-clock" and sync["port"] == "ai-band:clock-in" and sync["playing"] is False
+    assert sync["source"] == "midi-clock" and sync["port"] == "ai-band:clock-in" and sync["playing"] is False, (
+        sync, _connections(sender))
     with DropoutGuard(rec):
         rec.clear()
         script = ClockScript(RATE, sender.client.frame_time + RATE // 5, jitter_s=0.001, seed=3)
@@ -405,8 +428,8 @@ def test_daemon_plays_by_the_midi_clock_and_stops_at_stop(osc, daemon_rig):
 
 
 @pytest.mark.jack
-def test_daemon_counts_each_bad_input_in_status(osc, daemon_rig):
-    sender, rec = daemon_rig
+def test_daemon_counts_each_bad_input_in_status(osc, clock_stopped):
+    sender, rec = clock_stopped
     def clock(count: int, bpm: float = 120.0, first: tuple[bytes, ...] = ()) -> None:
         start = sender.client.frame_time + RATE // 20
         events = [(start, m) for m in first]
@@ -415,6 +438,7 @@ def test_daemon_counts_each_bad_input_in_status(osc, daemon_rig):
         time.sleep(count * 60.0 / (24 * bpm) + 0.1)
 
     before = status(osc)["sync"]["counters"]
+    assert status(osc)["sync"]["playing"] is False, _connections(sender)
     time.sleep(0.4)  # silence: the next clock begins a stretch
     clock(24)  # clock without Start
     sender.send_now(b"\x40\x10")  # running status (a stray data pair)
