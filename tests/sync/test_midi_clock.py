@@ -220,6 +220,16 @@ def rig(jack_server):
     rig = Rig(jack_server, client_name="ai-band-mc", timeout_s=0.3, sender_process=True)
     try:
         rig.scheduler.play(grid_job())
+        # Let the server settle first: right after the python-rtmidi test's client closed, the
+        # recorder lost periods for a while (its next test was rerun for dropouts, alone not).
+        deadline = time.monotonic() + 8.0
+        lost = rig.recorder.missed_periods
+        while time.monotonic() < deadline:
+            time.sleep(1.0)
+            now = rig.recorder.missed_periods
+            if now == lost:
+                break
+            lost = now
         yield rig
     finally:
         rig.close()
