@@ -68,15 +68,28 @@ NOTIFY_QUIET_TIMEOUT_S = 1.0
 #: Seconds close() lets a notification under way return where the thread's state cannot be read.
 NOTIFY_QUIET_WAIT_S = 0.05
 
-#: Notification callbacks close() unsets: ``(setter in libjack, arguments after the client)``.
+#: Notification callbacks close() unsets: libjack setters taking ``(client, callback, arg)``.
 _NOTIFY_SETTERS = (
-    ("jack_set_xrun_callback", 2),
-    ("jack_on_info_shutdown", 2),
-    ("jack_set_port_registration_callback", 2),
-    ("jack_set_client_registration_callback", 2),
-    ("jack_set_port_connect_callback", 2),
-    ("jack_set_graph_order_callback", 2),
+    "jack_set_xrun_callback",
+    "jack_on_info_shutdown",
+    "jack_set_port_registration_callback",
+    "jack_set_client_registration_callback",
+    "jack_set_port_connect_callback",
+    "jack_set_graph_order_callback",
 )
+
+#: Seconds between two looks at a thread's state while close() waits.
+_POLL_S = 0.0005
+
+
+def _poll(done: Callable[[], bool], timeout_s: float) -> bool:
+    """Call ``done`` every :data:`_POLL_S` until it is true (True) or ``timeout_s`` has passed (False)."""
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(_POLL_S)
+    return True
 
 
 def _thread_ids() -> set[int]:
@@ -119,7 +132,7 @@ def open_client(client_name: str, servername: str | None, *, use_exact_name: boo
         idle = {tid: call for tid in new if (call := _syscall(tid)) is not None}
         if "running" not in idle.values():
             break
-        time.sleep(0.0005)
+        time.sleep(_POLL_S)
     return client, {tid: call for tid, call in idle.items() if call != "running"}
 
 
@@ -229,18 +242,15 @@ class JackClientOwner:
 
     def _quiet_notifications(self) -> None:
         """Unset the inactive client's notification callbacks and wait until its threads are idle (module docstring)."""
-        for setter, nargs in _NOTIFY_SETTERS:
-            getattr(jack._lib, setter)(self._client._ptr, *([jack._ffi.NULL] * nargs))
+        for setter in _NOTIFY_SETTERS:
+            getattr(jack._lib, setter)(self._client._ptr, jack._ffi.NULL, jack._ffi.NULL)
         if not self._idle_syscalls:
             time.sleep(NOTIFY_QUIET_WAIT_S)
             return
-        deadline = time.monotonic() + NOTIFY_QUIET_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if all(_syscall(tid) in (idle, None) for tid, idle in self._idle_syscalls.items()):
-                return
-            time.sleep(0.0005)
-        logger.debug("JACK client %s: notification thread still busy after %.1f s; closing anyway",
-                     self._client.name, NOTIFY_QUIET_TIMEOUT_S)
+        if not _poll(lambda: all(_syscall(tid) in (idle, None) for tid, idle in self._idle_syscalls.items()),
+                     NOTIFY_QUIET_TIMEOUT_S):
+                logger.debug("JACK client %s: notification thread still busy after %.1f s; closing anyway",
+                         self._client.name, NOTIFY_QUIET_TIMEOUT_S)
 
     def _wait_process_thread_end(self) -> None:
         """Wait until the process thread has left its last callback (at most :data:`CALLBACK_WAIT_S`) and exited.
@@ -249,19 +259,13 @@ class JackClientOwner:
         shutdown notice) never calls back: then ``jack_deactivate`` cancels
         the thread as before, outside Python since the gate is shut.
         """
-        deadline = time.monotonic() + CALLBACK_WAIT_S
-        while self._process_ended is None and time.monotonic() < deadline:
-            time.sleep(0.0005)
-        tid = self._process_ended
-        if tid is None:
+        if not _poll(lambda: self._process_ended is not None, CALLBACK_WAIT_S):
             return
         if not os.path.isdir(_TASKS):
             time.sleep(THREAD_END_WAIT_S)
             return
-        task = f"{_TASKS}/{tid}"
-        deadline = time.monotonic() + THREAD_END_TIMEOUT_S
-        while os.path.exists(task) and time.monotonic() < deadline:
-            time.sleep(0.0005)
+        task = f"{_TASKS}/{self._process_ended}"
+        _poll(lambda: not os.path.exists(task), THREAD_END_TIMEOUT_S)
 
     def __enter__(self) -> Self:
         return self

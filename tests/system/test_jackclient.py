@@ -90,7 +90,6 @@ def test_close_lets_the_process_thread_end_itself_while_another_thread_holds_the
         assert took_s < 2.0, owners
 
 
-
 class _XrunOwner(JackClientOwner):
     """A client whose xrun callback takes 200 ms (a notification under way at close)."""
 
