@@ -215,8 +215,8 @@ def test_the_rtmidi_virtual_input_follows_start_clock_and_stop(jack_server):
 
 @pytest.fixture(scope="module")
 def rig(jack_server):
-    # The sender in a child process, as a DAW is: in this one its JACK callback and the band's
-    # share the interpreter lock, and the chain overran periods (a CI run: 4 dropout reruns).
+    # The sender in a child process, as a DAW is and as bench.sync_midi_clock runs it: in this
+    # one its JACK callback and the band's share the interpreter lock.
     rig = Rig(jack_server, client_name="ai-band-mc", timeout_s=0.3, sender_process=True)
     try:
         rig.scheduler.play(grid_job())
