@@ -215,9 +215,7 @@ def test_the_rtmidi_virtual_input_follows_start_clock_and_stop(jack_server):
 
 @pytest.fixture(scope="module")
 def rig(jack_server):
-    # The sender in a child process, as a DAW is and as bench.sync_midi_clock runs it: in this
-    # one its JACK callback and the band's share the interpreter lock.
-    rig = Rig(jack_server, client_name="ai-band-mc", timeout_s=0.3, sender_process=True)
+    rig = Rig(jack_server, client_name="ai-band-mc", timeout_s=0.3)
     try:
         rig.scheduler.play(grid_job())
         # Let the server settle first: right after the python-rtmidi test's client closed, the
@@ -252,7 +250,7 @@ def _check(script: ClockScript, notes):
 
 def _script(rig) -> ClockScript:
     rig.recorder.clear()
-    return ClockScript(RATE, rig.sender.frame_time + RATE // 5, jitter_s=0.001, seed=7)
+    return ClockScript(RATE, rig.sender.client.frame_time + RATE // 5, jitter_s=0.001, seed=7)
 
 
 @pytest.mark.jack
